@@ -1,0 +1,59 @@
+// app: buildApp(deps) -> FastifyInstance. Wires the modules together; does no I/O itself
+// (the store is opened by the caller, main.ts or a test).
+
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Store } from './store/port.js';
+import type { FhirContext } from './fhir/context.js';
+import { registerFhirRoutes } from './fhir/http.js';
+
+export interface AppDeps {
+  store: Store;
+  baseUrl: string;
+  bodyLimit?: number;
+  defaultPageSize?: number;
+  maxPageSize?: number;
+  /** pino options, or false to log nothing (tests). */
+  logger?: FastifyServerOptions['logger'];
+  /** The clock, replaceable in tests. */
+  now?: () => string;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9\-_.]{1,64}$/;
+
+// Never log health data: requests are logged by route pattern and status only, and the
+// redaction list covers credentials should a header ever be logged.
+export const LOG_REDACT = ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie'];
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    disableRequestLogging: true,
+    bodyLimit: deps.bodyLimit ?? 20 * 1024 * 1024,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+  });
+  const ctx: FhirContext = {
+    store: deps.store,
+    baseUrl: deps.baseUrl.replace(/\/+$/, ''),
+    defaultPageSize: deps.defaultPageSize ?? 20,
+    maxPageSize: deps.maxPageSize ?? 1000,
+    now: deps.now ?? (() => new Date().toISOString()),
+  };
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  // One line per request: method, route pattern, status, time. No URL (it may carry identifiers
+  // in its query), no body.
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+      'request',
+    );
+  });
+  registerFhirRoutes(app, ctx);
+  return app;
+}

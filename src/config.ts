@@ -1,0 +1,61 @@
+// config: the typed configuration, read once from the environment at start-up.
+// Knows environment variable names and defaults; nothing else reads process.env.
+
+import path from 'node:path';
+
+export type StoreKind = { kind: 'sqlite'; dataDir: string } | { kind: 'mongodb'; uri: string };
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  store: StoreKind;
+  baseUrl: string;
+  /** Largest request body accepted, in bytes (413 above it). */
+  bodyLimit: number;
+  /** SQLite durability: 'normal' survives a process crash (kill -9); 'full' also survives power loss. */
+  sync: 'normal' | 'full';
+  logLevel: string;
+  /** Default and maximum page sizes for history (and later search). */
+  defaultPageSize: number;
+  maxPageSize: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) {
+    throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
+  }
+  return value;
+}
+
+/** Reads the configuration; throws with the variable's name when a value is unusable. */
+export function loadConfig(env: Env = process.env): Config {
+  const port = integer(env, 'PORT', 8080, 0);
+  const host = env.HOST || '127.0.0.1';
+  const dataDir = path.resolve(env.CARNET_DATA_DIR || './data');
+  const storeSetting = env.CARNET_STORE || 'sqlite';
+  let store: StoreKind;
+  if (storeSetting === 'sqlite') store = { kind: 'sqlite', dataDir };
+  else if (/^mongodb(\+srv)?:\/\//.test(storeSetting)) store = { kind: 'mongodb', uri: storeSetting };
+  else throw new Error(`CARNET_STORE must be "sqlite" or a mongodb:// URI, got "${storeSetting}"`);
+  const baseUrl = (env.CARNET_BASE_URL || `http://${host.includes(':') ? `[${host}]` : host}:${port}/fhir`).replace(/\/+$/, '');
+  const sync = env.CARNET_SQLITE_SYNC || 'normal';
+  if (sync !== 'normal' && sync !== 'full') throw new Error(`CARNET_SQLITE_SYNC must be "normal" or "full", got "${sync}"`);
+  return {
+    port,
+    host,
+    dataDir,
+    store,
+    baseUrl,
+    bodyLimit: integer(env, 'CARNET_BODY_LIMIT', 20 * 1024 * 1024, 1024),
+    sync,
+    logLevel: env.LOG_LEVEL || 'info',
+    defaultPageSize: integer(env, 'CARNET_PAGE_SIZE', 20, 1),
+    maxPageSize: integer(env, 'CARNET_MAX_PAGE_SIZE', 1000, 1),
+  };
+}

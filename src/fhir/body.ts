@@ -1,0 +1,28 @@
+// fhir/body: the resource a request carries, whatever its form: FHIR JSON, or raw bytes that
+// become a Binary (R4 Binary: "POST [base]/Binary with the content's own media type").
+
+import { randomUUID } from 'node:crypto';
+import type { Resource } from '@medplum/fhirtypes';
+import type { Body } from './context.js';
+import { Invalid, UnsupportedMediaType } from './outcome.js';
+import { incomingResource } from './resource.js';
+
+export function resourceFromBody(body: Body, type: string): Resource {
+  switch (body.kind) {
+    case 'none':
+      throw new Invalid(`A ${type} resource is required in the request body`);
+    case 'raw':
+      if (type !== 'Binary') {
+        throw new UnsupportedMediaType(`Content-Type "${body.mediaType}" is not FHIR JSON; use application/fhir+json`);
+      }
+      return incomingResource({ resourceType: 'Binary', contentType: body.mediaType, data: body.data.toString('base64') }, type);
+    case 'json':
+      return incomingResource(body.value, type);
+    case 'form':
+      throw new UnsupportedMediaType('A form body carries search parameters, not a resource; use application/fhir+json');
+  }
+}
+
+export function newId(): string {
+  return randomUUID();
+}

@@ -1,0 +1,67 @@
+// fhir/context: the values every interaction receives (the store, the base URL, limits) and
+// the transport-neutral request and response that HTTP routes and Bundle entries share.
+
+import type { Resource } from '@medplum/fhirtypes';
+import type { Store } from '../store/port.js';
+
+export interface FhirContext {
+  store: Store;
+  /** Absolute base of the FHIR API, without trailing slash, e.g. http://127.0.0.1:8080/fhir. */
+  baseUrl: string;
+  defaultPageSize: number;
+  maxPageSize: number;
+  /** The instant of a write: one value per interaction or transaction. */
+  now(): string;
+}
+
+/** Where a request points, once its path is parsed (from a URL or a Bundle entry's request.url). */
+export type Target =
+  | { kind: 'system' }
+  | { kind: 'metadata' }
+  | { kind: 'system-history' }
+  | { kind: 'type'; type: string }
+  | { kind: 'type-search'; type: string }
+  | { kind: 'type-history'; type: string }
+  | { kind: 'type-operation'; type: string; operation: string }
+  | { kind: 'instance'; type: string; id: string }
+  | { kind: 'instance-history'; type: string; id: string }
+  | { kind: 'version'; type: string; id: string; versionId: string }
+  | { kind: 'instance-operation'; type: string; id: string; operation: string };
+
+export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** A request body: parsed JSON, or raw bytes with their media type (Binary content). */
+export type Body =
+  | { kind: 'none' }
+  | { kind: 'json'; value: unknown; mediaType: string }
+  | { kind: 'raw'; data: Buffer; mediaType: string }
+  /** application/x-www-form-urlencoded, as POST [type]/_search sends its parameters. */
+  | { kind: 'form'; params: [string, string][] };
+
+export interface Preferences {
+  /** Prefer: return=... */
+  return?: 'minimal' | 'representation' | 'OperationOutcome';
+  /** Prefer: handling=lenient */
+  lenient: boolean;
+}
+
+export interface FhirRequest {
+  method: Method;
+  target: Target;
+  /** Query parameters in order, repeated names kept. */
+  query: [string, string][];
+  body: Body;
+  ifMatch?: string;
+  ifNoneMatch?: string;
+  ifModifiedSince?: string;
+  ifNoneExist?: string;
+  prefer: Preferences;
+}
+
+export interface FhirResponse {
+  status: number;
+  headers: Record<string, string>;
+  resource?: Resource;
+  /** Raw bytes with their media type, for Binary content served as itself. */
+  raw?: { mediaType: string; data: Buffer };
+}

@@ -1,0 +1,71 @@
+// fhir/history: GET [base]/_history, [type]/_history and [type]/[id]/_history (R4 http 3.1.0.9),
+// newest first, paged with an opaque cursor so pages stay correct while new versions arrive.
+
+import type { BundleEntry } from '@medplum/fhirtypes';
+import type { HistoryScope, Version } from '../store/port.js';
+import type { FhirContext, FhirRequest, FhirResponse, Target } from './context.js';
+import { bundle, fullUrl, link, pageSize, pathOf } from './bundle.js';
+import { Invalid } from './outcome.js';
+import { etag } from './resource.js';
+
+const CURSOR = '_cursor';
+
+function historyEntry(ctx: FhirContext, version: Version): BundleEntry {
+  const entry: BundleEntry = { fullUrl: fullUrl(ctx, version) };
+  if (version.resource) entry.resource = version.resource;
+  // The request that made this version, as history bundles show it (R4 3.1.0.9).
+  const method = version.deleted ? 'DELETE' : version.versionId === 1 ? 'POST' : 'PUT';
+  entry.request = { method, url: method === 'POST' ? version.type : `${version.type}/${version.id}` };
+  entry.response = {
+    status: version.deleted ? '204' : version.versionId === 1 ? '201' : '200',
+    etag: etag(version.versionId),
+    lastModified: version.lastUpdated,
+  };
+  return entry;
+}
+
+function instant(raw: string): string {
+  // _since is an instant; a date-only value is read as its first moment in UTC.
+  if (!/^\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?)?)?$/.test(raw)) {
+    throw new Invalid(`_since must be a FHIR instant, got "${raw}"`, '_since');
+  }
+  const time = Date.parse(raw);
+  if (Number.isNaN(time)) throw new Invalid(`_since must be a FHIR instant, got "${raw}"`, '_since');
+  return new Date(time).toISOString();
+}
+
+export async function history(ctx: FhirContext, req: FhirRequest, target: Target, scope: HistoryScope): Promise<FhirResponse> {
+  let count = ctx.defaultPageSize;
+  let since: string | undefined;
+  let cursor: string | undefined;
+  const applied: [string, string][] = [];
+  for (const [name, value] of req.query) {
+    if (name === '_count') {
+      count = pageSize(ctx, value, 1);
+      applied.push([name, String(count)]);
+    } else if (name === '_since') {
+      since = instant(value);
+      applied.push([name, value]);
+    } else if (name === CURSOR) {
+      cursor = value;
+    } else if (name !== '_format' && name !== '_pretty' && !req.prefer.lenient) {
+      throw new Invalid(`History parameter "${name}" is not supported (supported: _count, _since)`, name);
+    }
+  }
+  let page;
+  try {
+    page = await ctx.store.history(scope, { count, ...(cursor !== undefined ? { cursor } : {}), ...(since !== undefined ? { since } : {}) });
+  } catch (error) {
+    if (error instanceof RangeError) throw new Invalid(`${CURSOR} "${cursor}" is not a cursor this server gave`, CURSOR);
+    throw error;
+  }
+  const path = pathOf(target);
+  const links = [link(ctx, 'self', path, cursor !== undefined ? [...applied, [CURSOR, cursor]] : applied)];
+  if (page.next !== undefined) links.push(link(ctx, 'next', path, [...applied, [CURSOR, page.next]]));
+  const result = bundle(
+    'history',
+    page.versions.map((v) => historyEntry(ctx, v)),
+    { ...(page.total !== undefined ? { total: page.total } : {}), link: links },
+  );
+  return { status: 200, headers: {}, resource: result };
+}

@@ -1,0 +1,117 @@
+// fhir/http: the FHIR REST surface on Fastify. Parses HTTP into FhirRequests (body parsers,
+// headers, Prefer), hands them to dispatch, and writes FhirResponses back (JSON or Binary bytes).
+// Owns the error handler: every error leaves as an OperationOutcome with its status.
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Binary } from '@medplum/fhirtypes';
+import type { Body, FhirContext, FhirRequest, FhirResponse, Method, Preferences, Target } from './context.js';
+import { dispatch, parseTarget } from './dispatch.js';
+import { FhirError, InternalError, NotFound, operationOutcome, PayloadTooLarge, UnsupportedMediaType } from './outcome.js';
+import { conflictError } from './resource.js';
+import { JSON_TYPES, mediaTypeOf, negotiate, parseJson } from './media.js';
+import { JSON_PATCH } from './patch.js';
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+function preferences(request: FastifyRequest): Preferences {
+  const prefer = header(request, 'prefer') ?? '';
+  const parts = prefer.split(/[,;]/).map((p) => p.trim());
+  const ret = parts.find((p) => p.startsWith('return='))?.slice('return='.length).replace(/"/g, '');
+  const prefs: Preferences = { lenient: parts.includes('handling=lenient') };
+  if (ret === 'minimal' || ret === 'representation' || ret === 'OperationOutcome') prefs.return = ret;
+  return prefs;
+}
+
+function queryPairs(request: FastifyRequest): [string, string][] {
+  const q = request.url.indexOf('?');
+  return q < 0 ? [] : ([...new URLSearchParams(request.url.slice(q + 1))] as [string, string][]);
+}
+
+function bodyOf(request: FastifyRequest): Body {
+  const raw = request.body;
+  if (raw === undefined || raw === null) return { kind: 'none' };
+  const { type, charset } = mediaTypeOf(header(request, 'content-type'));
+  if (type === 'application/x-www-form-urlencoded') return { kind: 'form', params: [...new URLSearchParams(String(raw))] as [string, string][] };
+  if (!Buffer.isBuffer(raw)) return { kind: 'none' };
+  if (raw.length === 0) return { kind: 'none' };
+  if (JSON_TYPES.has(type) || type === JSON_PATCH) return { kind: 'json', value: parseJson(raw.toString('utf8'), charset), mediaType: type };
+  return { kind: 'raw', data: raw, mediaType: type || 'application/octet-stream' };
+}
+
+/** The FhirRequest of an HTTP request to a route whose path below /fhir is `path`. */
+function toFhirRequest(request: FastifyRequest, target: Target): FhirRequest {
+  const fhir: FhirRequest = {
+    method: request.method as Method,
+    target,
+    query: queryPairs(request),
+    body: bodyOf(request),
+    prefer: preferences(request),
+  };
+  const conditional = { ifMatch: 'if-match', ifNoneMatch: 'if-none-match', ifModifiedSince: 'if-modified-since', ifNoneExist: 'if-none-exist' } as const;
+  for (const [key, name] of Object.entries(conditional) as [keyof typeof conditional, string][]) {
+    const value = header(request, name);
+    if (value !== undefined) fhir[key] = value;
+  }
+  return fhir;
+}
+
+function send(request: FastifyRequest, reply: FastifyReply, response: FhirResponse): FastifyReply {
+  reply.status(response.status).headers(response.headers);
+  const resource = response.resource;
+  if (!resource || response.status === 204 || response.status === 304) return reply.send();
+  const format = new URLSearchParams(request.url.split('?')[1] ?? '').get('_format') ?? undefined;
+  const binary = resource.resourceType === 'Binary' && response.status < 300;
+  const representation = negotiate(format, header(request, 'accept'), binary);
+  if (representation.kind === 'raw') {
+    const content = resource as Binary;
+    return reply.type(content.contentType ?? 'application/octet-stream').send(Buffer.from(content.data ?? '', 'base64'));
+  }
+  const pretty = new URLSearchParams(request.url.split('?')[1] ?? '').get('_pretty') === 'true';
+  return reply.type(`${representation.mediaType}; charset=utf-8`).send(JSON.stringify(resource, null, pretty ? 2 : undefined));
+}
+
+/** The FHIR error any thrown value becomes; unexpected ones are logged with their stack. */
+function asFhirError(error: unknown, request: FastifyRequest): FhirError {
+  if (error instanceof FhirError) return error;
+  const conflict = conflictError(error);
+  if (conflict) return conflict;
+  const e = error as { code?: string; statusCode?: number; message?: string };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PayloadTooLarge(request.server.initialConfig.bodyLimit ?? 0);
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new UnsupportedMediaType(`Content-Type "${header(request, 'content-type')}" is not supported`);
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return new FhirError(e.statusCode, [{ code: 'invalid', diagnostics: e.message ?? 'Bad request' }]);
+  }
+  request.log.error({ err: error }, 'unexpected error');
+  return new InternalError(String(request.id));
+}
+
+export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefix = '/fhir'): void {
+  // Bodies arrive as bytes; parsing happens in bodyOf so that every failure is an OperationOutcome.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((error, request, reply) => {
+    const fhir = asFhirError(error, request);
+    reply.status(fhir.status).headers(fhir.headers).type('application/fhir+json; charset=utf-8').send(JSON.stringify(operationOutcome(fhir.issues)));
+  });
+  app.setNotFoundHandler((request) => {
+    throw new NotFound(`No route for ${request.method} ${request.url.split('?')[0]}`);
+  });
+
+  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+  const handle = async (request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0].slice(prefix.length);
+    const target = parseTarget(path);
+    if (!target) throw new NotFound(`No FHIR endpoint at ${request.url.split('?')[0]}`);
+    return send(request, reply, await dispatch(ctx, toFhirRequest(request, target)));
+  };
+  // Route shapes are listed so that logs name a pattern, never a URL with identifiers in it.
+  for (const url of [prefix, `${prefix}/:type`, `${prefix}/:type/:id`, `${prefix}/:type/:id/:sub`, `${prefix}/:type/:id/:sub/:vid`]) {
+    app.route({ method: [...methods], url, handler: handle, exposeHeadRoute: false });
+  }
+}
+

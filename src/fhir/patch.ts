@@ -1,0 +1,74 @@
+// fhir/patch: PATCH [base]/[type]/[id] with a JSON Patch document (R4 http 3.1.0.6, RFC 6902),
+// applied with fast-json-patch to the current version, then validated like any update.
+
+import jsonpatch from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
+import { indexEntries } from '../search/extract.js';
+import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
+import { FhirError, Gone, Invalid, NotFound, PreconditionFailed, UnsupportedMediaType, Unprocessable } from './outcome.js';
+import { applyOne, checkId, etag, incomingResource, parseIfMatch, versionResponse, type Prepared } from './resource.js';
+
+export const JSON_PATCH = 'application/json-patch+json';
+
+// fast-json-patch's error names for a document that is not a well-formed patch.
+const MALFORMED = new Set([
+  'SEQUENCE_NOT_AN_ARRAY',
+  'OPERATION_NOT_AN_OBJECT',
+  'OPERATION_OP_INVALID',
+  'OPERATION_PATH_INVALID',
+  'OPERATION_FROM_REQUIRED',
+  'OPERATION_VALUE_REQUIRED',
+  'OPERATION_VALUE_CANNOT_CONTAIN_UNDEFINED',
+]);
+
+function patchDocument(req: FhirRequest): Operation[] {
+  if (req.body.kind !== 'json' || req.body.mediaType !== JSON_PATCH) {
+    throw new UnsupportedMediaType(`PATCH takes a JSON Patch document with Content-Type ${JSON_PATCH}`);
+  }
+  if (!Array.isArray(req.body.value)) throw new Invalid('A JSON Patch document is an array of operations');
+  return req.body.value as Operation[];
+}
+
+export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<Prepared> {
+  checkId(id);
+  const operations = patchDocument(req);
+  const current = await ctx.store.read(type, id);
+  if (current.kind === 'missing') throw new NotFound(`${type}/${id}`);
+  if (current.kind === 'deleted') throw new Gone(`${type}/${id}`, { etag: etag(current.version.versionId) });
+  const { version } = current;
+  if (req.ifMatch !== undefined && parseIfMatch(req.ifMatch) !== version.versionId) {
+    throw new PreconditionFailed(`${type}/${id}: version conflict, If-Match ${req.ifMatch} but current is ${etag(version.versionId)}`);
+  }
+  let patched: unknown;
+  try {
+    patched = jsonpatch.applyPatch(structuredClone(version.resource), operations, true, true, true).newDocument;
+  } catch (error) {
+    const name = error instanceof jsonpatch.JsonPatchError ? error.name : undefined;
+    const index = error instanceof jsonpatch.JsonPatchError ? error.index : undefined;
+    const where = index !== undefined ? `operation ${index}: ` : '';
+    if (name !== undefined && MALFORMED.has(name)) throw new Invalid(`Malformed JSON Patch, ${where}${name}`);
+    // R4 3.1.0.6: a patch that cannot be applied (failed test, missing path) is 422.
+    throw new Unprocessable(`The patch cannot be applied, ${where}${name ?? String(error)}`);
+  }
+  const result = patched as { resourceType?: unknown; id?: unknown };
+  if (result.resourceType !== type || result.id !== id) throw new Unprocessable('A patch may not change resourceType or id');
+  let resource;
+  try {
+    resource = { ...incomingResource(patched, type), id };
+  } catch (error) {
+    // The patched resource is invalid: 422 with the same issues (R4 3.1.0.6).
+    if (error instanceof FhirError) throw new FhirError(422, error.issues);
+    throw error;
+  }
+  return {
+    op: { kind: 'update', resource, index: indexEntries(resource), expectedVersion: version.versionId },
+    respond(result) {
+      if (result.kind !== 'updated' && result.kind !== 'unchanged') throw new Error(`unexpected patch result ${result.kind}`);
+      return versionResponse(ctx, req, 200, result.version, false);
+    },
+  };
+}
+
+export async function patch(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
+  return applyOne(ctx, await preparePatch(ctx, req, type, id));
+}

@@ -1,0 +1,105 @@
+// fhir/resource: what every interaction does with a resource on its way in and out:
+// checking an incoming body, version tags (ETag / If-Match), and the reply for a version.
+
+import type { Resource } from '@medplum/fhirtypes';
+import type { Version, WriteOp, WriteResult } from '../store/port.js';
+import { WriteConflict } from '../store/port.js';
+import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
+import { FhirError, Invalid, PreconditionFailed, Conflict, informational } from './outcome.js';
+import { schemaIssues } from './validate.js';
+
+const ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
+export function checkId(id: string, what = 'id'): string {
+  if (!ID.test(id)) throw new Invalid(`${what} "${id.slice(0, 80)}" is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)`);
+  return id;
+}
+
+export type Stored = Resource & { id: string };
+
+/**
+ * The resource a create or update carries, checked: a JSON object of the URL's type that
+ * passes the R4 schema. meta.versionId and meta.lastUpdated are the server's and are dropped.
+ */
+export function incomingResource(body: unknown, type: string): Resource {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new Invalid('The body must be a FHIR resource: a JSON object with a resourceType');
+  }
+  const resource = body as { resourceType?: unknown; meta?: unknown };
+  if (resource.resourceType !== type) {
+    throw new Invalid(`The body's resourceType "${String(resource.resourceType)}" does not match the URL's type "${type}"`, 'resourceType');
+  }
+  const issues = schemaIssues(resource);
+  if (issues.length > 0) {
+    throw Invalid.of(issues.map((i) => ({ code: 'structure', diagnostics: i.diagnostics, expression: [i.expression] })));
+  }
+  const checked = { ...(resource as Resource) };
+  if (checked.meta) {
+    const { versionId: _v, lastUpdated: _l, ...meta } = checked.meta;
+    checked.meta = meta;
+    if (Object.keys(meta).length === 0) delete checked.meta;
+  }
+  return checked;
+}
+
+export function etag(versionId: number): string {
+  return `W/"${versionId}"`;
+}
+
+/** Parses If-Match (W/"3", "3" or 3) into a version number. */
+export function parseIfMatch(value: string): number {
+  const match = /^(?:W\/)?"?(\d+)"?$/.exec(value.trim());
+  if (!match) throw new Invalid(`If-Match "${value}" is not a version tag like W/"3"`);
+  return Number(match[1]);
+}
+
+export function locationOf(ctx: FhirContext, version: Version): string {
+  return `${ctx.baseUrl}/${version.type}/${version.id}/_history/${version.versionId}`;
+}
+
+/** The HTTP reply for a version: status, ETag, Last-Modified, Location, body per Prefer: return. */
+export function versionResponse(ctx: FhirContext, req: FhirRequest, status: number, version: Version, withLocation: boolean): FhirResponse {
+  const headers: Record<string, string> = {
+    etag: etag(version.versionId),
+    'last-modified': new Date(version.lastUpdated).toUTCString(),
+  };
+  if (withLocation) headers.location = locationOf(ctx, version);
+  const response: FhirResponse = { status, headers };
+  switch (req.prefer.return) {
+    case 'minimal':
+      break;
+    case 'OperationOutcome':
+      response.resource = informational(`${version.type}/${version.id} version ${version.versionId}: ${status === 201 ? 'created' : 'done'}`);
+      break;
+    default:
+      if (version.resource) response.resource = version.resource;
+  }
+  return response;
+}
+
+/** A write ready to be applied: the op for the store, and how to answer once it is applied. */
+export interface Prepared {
+  /** Absent when there is nothing to write (a conditional delete that matched nothing). */
+  op: WriteOp | undefined;
+  respond(result: WriteResult): FhirResponse;
+}
+
+/** Applies one prepared write on its own (outside a transaction Bundle). */
+export async function applyOne(ctx: FhirContext, prepared: Prepared): Promise<FhirResponse> {
+  if (!prepared.op) return prepared.respond({ kind: 'absent' });
+  const [result] = await ctx.store.transact([prepared.op], ctx.now());
+  return prepared.respond(result);
+}
+
+/** The FHIR error a store conflict becomes: R4 http 3.1.0.5 (412 on a stale version). */
+export function conflictError(error: unknown): FhirError | undefined {
+  if (!(error instanceof WriteConflict)) return undefined;
+  switch (error.reason) {
+    case 'version-mismatch':
+      return new PreconditionFailed(`${error.target}: version conflict, ${error.message}`);
+    case 'multiple-matches':
+      return new PreconditionFailed(`${error.target}: ${error.message}`, 'multiple-matches');
+    case 'already-exists':
+      return new Conflict(`${error.target}: ${error.message}`);
+  }
+}

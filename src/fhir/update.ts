@@ -1,0 +1,75 @@
+// fhir/update: PUT [base]/[type]/[id] (R4 http 3.1.0.4), update-as-create with a client id,
+// If-Match optimistic locking, and conditional update PUT [base]/[type]?criteria (3.1.0.4.3).
+
+import { indexEntries } from '../search/extract.js';
+import { parseCriteria } from '../search/plan.js';
+import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
+import { newId, resourceFromBody } from './body.js';
+import { Invalid, PreconditionFailed } from './outcome.js';
+import { applyOne, checkId, parseIfMatch, versionResponse, type Prepared } from './resource.js';
+
+function updateResponder(ctx: FhirContext, req: FhirRequest): Prepared['respond'] {
+  return (result) => {
+    switch (result.kind) {
+      case 'created':
+        return versionResponse(ctx, req, 201, result.version, true);
+      case 'updated':
+      case 'unchanged':
+        return versionResponse(ctx, req, 200, result.version, false);
+      case 'existing':
+        throw new PreconditionFailed(`${result.version.type}: a resource matching the criteria was created concurrently; retry`);
+      default:
+        throw new Error(`unexpected update result ${result.kind}`);
+    }
+  };
+}
+
+/** Prepares PUT [type]/[id]; the body's id must equal the URL's (a raw Binary body takes it). */
+export function prepareUpdate(ctx: FhirContext, req: FhirRequest, type: string, id: string): Prepared {
+  checkId(id);
+  const resource = resourceFromBody(req.body, type);
+  if (req.body.kind === 'json') {
+    if (resource.id === undefined) throw new Invalid('An update must carry the resource id in the body (R4 3.1.0.4)', `${type}.id`);
+    if (resource.id !== id) throw new Invalid(`The body's id "${resource.id}" does not match the URL's id "${id}"`, `${type}.id`);
+  }
+  const stored = { ...resource, id };
+  const expectedVersion = req.ifMatch !== undefined ? parseIfMatch(req.ifMatch) : undefined;
+  return {
+    op: { kind: 'update', resource: stored, index: indexEntries(stored), ...(expectedVersion !== undefined ? { expectedVersion } : {}) },
+    respond: updateResponder(ctx, req),
+  };
+}
+
+/** Prepares PUT [type]?criteria: no match creates, one match updates it, several answer 412. */
+export async function prepareConditionalUpdate(ctx: FhirContext, req: FhirRequest, type: string, criteria: string): Promise<Prepared> {
+  const plan = parseCriteria(type, criteria);
+  const { matches } = await ctx.store.search(plan, { count: 2 });
+  if (matches.length > 1) throw new PreconditionFailed(`The criteria "${criteria}" match more than one ${type}`, 'multiple-matches');
+  const resource = resourceFromBody(req.body, type);
+  if (matches.length === 1) {
+    const [match] = matches;
+    if (resource.id !== undefined && resource.id !== match.id) {
+      throw new Invalid(`The body's id "${resource.id}" is not the id of the resource matching the criteria`, `${type}.id`);
+    }
+    const stored = { ...resource, id: match.id };
+    return {
+      op: { kind: 'update', resource: stored, index: indexEntries(stored), expectedVersion: match.versionId },
+      respond: updateResponder(ctx, req),
+    };
+  }
+  if (resource.id !== undefined) {
+    // No match but an id: update-as-create with it, refused if that id exists (it does not match).
+    const stored = { ...resource, id: checkId(resource.id) };
+    return { op: { kind: 'update', resource: stored, index: indexEntries(stored), mustBeNew: true }, respond: updateResponder(ctx, req) };
+  }
+  const stored = { ...resource, id: newId() };
+  return { op: { kind: 'create', resource: stored, index: indexEntries(stored), ifNoneExist: plan }, respond: updateResponder(ctx, req) };
+}
+
+export async function update(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
+  return applyOne(ctx, prepareUpdate(ctx, req, type, id));
+}
+
+export async function conditionalUpdate(ctx: FhirContext, req: FhirRequest, type: string, criteria: string): Promise<FhirResponse> {
+  return applyOne(ctx, await prepareConditionalUpdate(ctx, req, type, criteria));
+}

@@ -1,0 +1,11 @@
+// fhir/vread: GET [base]/[type]/[id]/_history/[vid] (R4 http 3.1.0.3).
+
+import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
+import { NotFound } from './outcome.js';
+import { answerRead } from './read.js';
+
+export async function vread(ctx: FhirContext, req: FhirRequest, type: string, id: string, vid: string): Promise<FhirResponse> {
+  const what = `${type}/${id}/_history/${vid}`;
+  if (!/^[1-9]\d{0,9}$/.test(vid)) throw new NotFound(what);
+  return answerRead(ctx, req, await ctx.store.readVersion(type, id, Number(vid)), what);
+}

@@ -1,0 +1,50 @@
+// main: start-up. Reads the configuration, opens the store, builds the app, listens, and
+// shuts down cleanly on SIGINT/SIGTERM. Nothing imports this file.
+
+import { loadConfig } from './config.js';
+import { buildApp, LOG_REDACT } from './app.js';
+import { SqliteStore } from './store/sqlite/index.js';
+import type { Store } from './store/port.js';
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const config = loadConfig();
+  let store: Store;
+  let storeLabel: string;
+  if (config.store.kind === 'sqlite') {
+    store = new SqliteStore({ dataDir: config.store.dataDir, sync: config.sync });
+    storeLabel = `sqlite in ${config.store.dataDir} (synchronous=${config.sync})`;
+  } else {
+    throw new Error('CARNET_STORE=mongodb://... selects the MongoDB engine, which this build does not include yet; use CARNET_STORE=sqlite');
+  }
+  const app = buildApp({
+    store,
+    baseUrl: config.baseUrl,
+    bodyLimit: config.bodyLimit,
+    defaultPageSize: config.defaultPageSize,
+    maxPageSize: config.maxPageSize,
+    logger: { level: config.logLevel, redact: LOG_REDACT },
+  });
+  await app.listen({ port: config.port, host: config.host, listenTextResolver: () => 'listening' });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const ms = Math.round(performance.now() - started);
+  process.stdout.write(`Carnet FHIR R4 API listening on http://${config.host}:${port}/fhir (base URL ${config.baseUrl}), store: ${storeLabel}, ready in ${ms} ms\n`);
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    await app.close();
+    await store.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`Carnet could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,108 @@
+// store/port: the storage port every engine implements. It speaks FHIR-shaped values
+// (types, ids, versions, index entries, search plans), never SQL or MongoDB, nor HTTP.
+
+import type { Resource } from '@medplum/fhirtypes';
+import type { IndexEntry } from '../search/extract.js';
+import type { SearchPlan } from '../search/plan.js';
+
+/** One stored version of a resource: its envelope and, unless it is a tombstone, its content. */
+export interface Version {
+  type: string;
+  id: string;
+  versionId: number;
+  lastUpdated: string;
+  deleted: boolean;
+  /** The resource with meta.versionId and meta.lastUpdated set; absent for a delete tombstone. */
+  resource?: Resource;
+}
+
+/** Facts about a read: the interaction decides between 200, 404 and 410. */
+export type ReadResult = { kind: 'found'; version: Version } | { kind: 'deleted'; version: Version } | { kind: 'missing' };
+
+export type HistoryScope = { level: 'system' } | { level: 'type'; type: string } | { level: 'instance'; type: string; id: string };
+
+export interface HistoryQuery {
+  count: number;
+  /** Opaque cursor from a previous page's `next`. */
+  cursor?: string;
+  /** Only versions updated at or after this instant (ISO 8601). */
+  since?: string;
+}
+
+export interface HistoryPage {
+  versions: Version[];
+  /** Cursor of the next (older) page, absent on the last page. */
+  next?: string;
+  /** Number of versions in scope, when the engine can count them cheaply (instance history). */
+  total?: number;
+}
+
+/** Writes applied together by transact(). Ids are assigned above the port; versions by the engine. */
+export type WriteOp =
+  | {
+      kind: 'create';
+      resource: Resource & { id: string };
+      index: IndexEntry[];
+      /** Conditional create: re-checked inside the engine's transaction. */
+      ifNoneExist?: SearchPlan;
+    }
+  | {
+      kind: 'update';
+      resource: Resource & { id: string };
+      index: IndexEntry[];
+      /** Optimistic lock: the version the caller read (If-Match, or a resolved conditional update). */
+      expectedVersion?: number;
+      /** The update was resolved from a conditional match that found nothing: fail if the id exists now. */
+      mustBeNew?: boolean;
+    }
+  | { kind: 'delete'; type: string; id: string; expectedVersion?: number };
+
+export type WriteResult =
+  | { kind: 'created'; version: Version }
+  | { kind: 'updated'; version: Version; previous: Version }
+  /** An update whose content equals the current version: no new version is written. */
+  | { kind: 'unchanged'; version: Version }
+  /** A conditional create that matched one existing resource. */
+  | { kind: 'existing'; version: Version }
+  | { kind: 'deleted'; version: Version }
+  /** A delete of a resource that does not exist or is already deleted. */
+  | { kind: 'absent' };
+
+/** Why transact() refused: the fhir layer turns these into 409/412. Nothing was written. */
+export class WriteConflict extends Error {
+  constructor(
+    readonly reason: 'version-mismatch' | 'multiple-matches' | 'already-exists',
+    readonly target: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface SearchQuery {
+  count: number;
+  /** Opaque cursor from a previous page's `next`. */
+  cursor?: string;
+  /** Count every match, not only this page's. */
+  total?: boolean;
+}
+
+export interface SearchPage {
+  matches: Version[];
+  /** Cursor of the next page, absent on the last page. */
+  next?: string;
+  /** Number of matches in all pages, when requested. */
+  total?: number;
+}
+
+export interface Store {
+  /** Engine name for logs and the start-up line. */
+  readonly name: string;
+  read(type: string, id: string): Promise<ReadResult>;
+  readVersion(type: string, id: string, versionId: number): Promise<ReadResult>;
+  history(scope: HistoryScope, query: HistoryQuery): Promise<HistoryPage>;
+  search(plan: SearchPlan, query: SearchQuery): Promise<SearchPage>;
+  /** Applies every op or none; `at` is the lastUpdated of every version written. */
+  transact(ops: WriteOp[], at: string): Promise<WriteResult[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,270 @@
+// store/sqlite: the embedded engine (better-sqlite3, WAL). Knows SQL and the storage port;
+// knows nothing of HTTP, tokens or consent.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import Database from 'better-sqlite3';
+import type { Resource } from '@medplum/fhirtypes';
+import {
+  WriteConflict,
+  type HistoryPage,
+  type HistoryQuery,
+  type HistoryScope,
+  type ReadResult,
+  type SearchPage,
+  type SearchQuery,
+  type Store,
+  type Version,
+  type WriteOp,
+  type WriteResult,
+} from '../port.js';
+import type { IndexEntry } from '../../search/extract.js';
+import type { SearchPlan } from '../../search/plan.js';
+import { compileSearch } from './compile.js';
+import { DDL, SCHEMA_VERSION } from './schema.js';
+
+export interface SqliteOptions {
+  /** Folder of the database file; ':memory:' for a throw-away store in tests. */
+  dataDir: string;
+  /** 'normal' survives a process crash; 'full' also survives power loss (fsync on every commit). */
+  sync?: 'normal' | 'full';
+}
+
+interface VersionRow {
+  seq: number;
+  type: string;
+  id: string;
+  version: number;
+  last_updated: string;
+  deleted: number;
+  content: string | null;
+}
+
+interface CurrentRow {
+  version: number;
+  deleted: number;
+  seq: number;
+}
+
+function toVersion(row: VersionRow): Version {
+  const version: Version = {
+    type: row.type,
+    id: row.id,
+    versionId: row.version,
+    lastUpdated: row.last_updated,
+    deleted: row.deleted === 1,
+  };
+  if (row.content !== null) version.resource = JSON.parse(row.content) as Resource;
+  return version;
+}
+
+function readResult(row: VersionRow | undefined): ReadResult {
+  if (!row) return { kind: 'missing' };
+  const version = toVersion(row);
+  return version.deleted ? { kind: 'deleted', version } : { kind: 'found', version };
+}
+
+// Content equality for no-op updates: meta.versionId and meta.lastUpdated are the server's.
+function sameContent(a: Resource, b: Resource): boolean {
+  const strip = (r: Resource) => {
+    const { versionId: _v, lastUpdated: _l, ...meta } = r.meta ?? {};
+    return { ...r, meta };
+  };
+  // isDeepStrictEqual ignores key order, which clients do not keep.
+  return isDeepStrictEqual(strip(a), strip(b));
+}
+
+// Cursors are opaque to clients; here a version's seq in base 36.
+const encodeCursor = (seq: number) => seq.toString(36);
+function decodeCursor(cursor: string): number | undefined {
+  const seq = parseInt(cursor, 36);
+  return Number.isSafeInteger(seq) && seq > 0 ? seq : undefined;
+}
+
+export class SqliteStore implements Store {
+  readonly name = 'sqlite';
+  private readonly db: Database.Database;
+  private readonly statements;
+
+  constructor(options: SqliteOptions) {
+    let file = ':memory:';
+    if (options.dataDir !== ':memory:') {
+      fs.mkdirSync(options.dataDir, { recursive: true });
+      file = path.join(options.dataDir, 'carnet.sqlite');
+    }
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    const existing = this.db.pragma('user_version', { simple: true }) as number;
+    if (existing > SCHEMA_VERSION) {
+      throw new Error(`database ${file} has schema version ${existing}, newer than this server's ${SCHEMA_VERSION}`);
+    }
+    this.db.exec(DDL);
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    this.statements = {
+      current: this.db.prepare<[string, string], VersionRow>(
+        'SELECT v.* FROM resource_current c JOIN resource_version v ON v.seq = c.seq WHERE c.type = ? AND c.id = ?',
+      ),
+      currentEnvelope: this.db.prepare<[string, string], CurrentRow>(
+        'SELECT version, deleted, seq FROM resource_current WHERE type = ? AND id = ?',
+      ),
+      version: this.db.prepare<[string, string, number], VersionRow>(
+        'SELECT * FROM resource_version WHERE type = ? AND id = ? AND version = ?',
+      ),
+      insertVersion: this.db.prepare(
+        'INSERT INTO resource_version (type, id, version, last_updated, deleted, content) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      upsertCurrent: this.db.prepare(
+        `INSERT INTO resource_current (type, id, version, last_updated, deleted, seq) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated,
+           deleted = excluded.deleted, seq = excluded.seq`,
+      ),
+      deleteTokens: this.db.prepare('DELETE FROM idx_token WHERE type = ? AND id = ?'),
+      insertToken: this.db.prepare('INSERT INTO idx_token (type, id, param, system, code) VALUES (?, ?, ?, ?, ?)'),
+      instanceCount: this.db.prepare<[string, string], { n: number }>(
+        'SELECT count(*) AS n FROM resource_version WHERE type = ? AND id = ?',
+      ),
+    };
+  }
+
+  async read(type: string, id: string): Promise<ReadResult> {
+    return readResult(this.statements.current.get(type, id));
+  }
+
+  async readVersion(type: string, id: string, versionId: number): Promise<ReadResult> {
+    return readResult(this.statements.version.get(type, id, versionId));
+  }
+
+  async history(scope: HistoryScope, query: HistoryQuery): Promise<HistoryPage> {
+    const conditions: string[] = [];
+    const params: unknown[] = [];
+    if (scope.level !== 'system') {
+      conditions.push('type = ?');
+      params.push(scope.type);
+    }
+    if (scope.level === 'instance') {
+      conditions.push('id = ?');
+      params.push(scope.id);
+    }
+    if (query.cursor !== undefined) {
+      const before = decodeCursor(query.cursor);
+      if (before === undefined) throw new RangeError('bad history cursor');
+      conditions.push('seq < ?');
+      params.push(before);
+    }
+    if (query.since !== undefined) {
+      conditions.push('last_updated >= ?');
+      params.push(query.since);
+    }
+    const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+    const rows = this.db
+      .prepare<unknown[], VersionRow>(`SELECT * FROM resource_version ${where} ORDER BY seq DESC LIMIT ?`)
+      .all(...params, query.count + 1);
+    const page: HistoryPage = { versions: rows.slice(0, query.count).map(toVersion) };
+    if (rows.length > query.count) page.next = encodeCursor(rows[query.count - 1].seq);
+    if (scope.level === 'instance') page.total = this.statements.instanceCount.get(scope.type, scope.id)?.n ?? 0;
+    return page;
+  }
+
+  async search(plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
+    let after = 0;
+    if (query.cursor !== undefined) {
+      const seq = decodeCursor(query.cursor);
+      if (seq === undefined) throw new RangeError('bad search cursor');
+      after = seq;
+    }
+    const rows = this.matching(plan, query.count + 1, after);
+    const page: SearchPage = { matches: rows.slice(0, query.count).map(toVersion) };
+    if (rows.length > query.count && query.count > 0) page.next = encodeCursor(rows[query.count - 1].seq);
+    if (query.total) {
+      const condition = compileSearch(plan);
+      page.total = this.db.prepare<unknown[], { n: number }>(`SELECT count(*) AS n FROM resource_current c WHERE ${condition.sql}`).get(...condition.params)?.n ?? 0;
+    }
+    return page;
+  }
+
+  // Pages follow the order of the latest write (seq): a cursor is the last seq seen.
+  private matching(plan: SearchPlan, limit: number, afterSeq = 0): VersionRow[] {
+    const condition = compileSearch(plan);
+    return this.db
+      .prepare<unknown[], VersionRow>(
+        `SELECT v.* FROM resource_current c JOIN resource_version v ON v.seq = c.seq WHERE ${condition.sql} AND c.seq > ? ORDER BY c.seq LIMIT ?`,
+      )
+      .all(...condition.params, afterSeq, limit);
+  }
+
+  async transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
+    // better-sqlite3 transactions are synchronous: nothing else runs on this connection until
+    // commit, so the checks below and the writes form one atomic unit. IMMEDIATE takes the
+    // write lock up front, so another process cannot slip in between check and write.
+    const run = this.db.transaction(() => ops.map((op) => this.apply(op, at)));
+    return run.immediate();
+  }
+
+  private apply(op: WriteOp, at: string): WriteResult {
+    switch (op.kind) {
+      case 'create': {
+        if (op.ifNoneExist) {
+          const found = this.matching(op.ifNoneExist, 2);
+          if (found.length > 1) {
+            throw new WriteConflict('multiple-matches', op.resource.resourceType, 'the conditional create criteria match more than one resource');
+          }
+          if (found.length === 1) return { kind: 'existing', version: toVersion(found[0]) };
+        }
+        const current = this.statements.currentEnvelope.get(op.resource.resourceType, op.resource.id);
+        if (current) throw new WriteConflict('already-exists', `${op.resource.resourceType}/${op.resource.id}`, 'the id is already taken');
+        return { kind: 'created', version: this.writeVersion(op.resource, 1, at, op.index) };
+      }
+      case 'update': {
+        const { resourceType: type, id } = op.resource;
+        const target = `${type}/${id}`;
+        const row = this.statements.current.get(type, id);
+        if (op.mustBeNew && row) throw new WriteConflict('already-exists', target, 'the resource was created meanwhile');
+        if (op.expectedVersion !== undefined && (!row || row.version !== op.expectedVersion)) {
+          throw new WriteConflict('version-mismatch', target, `expected version ${op.expectedVersion}, current is ${row ? row.version : 'none'}`);
+        }
+        if (row && row.deleted === 0) {
+          const previous = toVersion(row);
+          if (previous.resource && sameContent(previous.resource, op.resource)) return { kind: 'unchanged', version: previous };
+          return { kind: 'updated', version: this.writeVersion(op.resource, row.version + 1, at, op.index), previous };
+        }
+        return { kind: 'created', version: this.writeVersion(op.resource, (row?.version ?? 0) + 1, at, op.index) };
+      }
+      case 'delete': {
+        const row = this.statements.currentEnvelope.get(op.type, op.id);
+        if (op.expectedVersion !== undefined && (!row || row.version !== op.expectedVersion)) {
+          throw new WriteConflict('version-mismatch', `${op.type}/${op.id}`, `expected version ${op.expectedVersion}, current is ${row ? row.version : 'none'}`);
+        }
+        if (!row || row.deleted === 1) return { kind: 'absent' };
+        return { kind: 'deleted', version: this.writeTombstone(op.type, op.id, row.version + 1, at) };
+      }
+      default: {
+        const unreachable: never = op;
+        throw new Error(`unknown write ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  private writeVersion(resource: Resource & { id: string }, versionId: number, at: string, index: IndexEntry[]): Version {
+    const stored = { ...resource, meta: { ...resource.meta, versionId: String(versionId), lastUpdated: at } } as Resource;
+    const { type, id } = { type: resource.resourceType, id: resource.id };
+    const info = this.statements.insertVersion.run(type, id, versionId, at, 0, JSON.stringify(stored));
+    this.statements.upsertCurrent.run(type, id, versionId, at, 0, info.lastInsertRowid);
+    this.statements.deleteTokens.run(type, id);
+    for (const entry of index) this.statements.insertToken.run(type, id, entry.param, entry.system, entry.code);
+    return { type, id, versionId, lastUpdated: at, deleted: false, resource: stored };
+  }
+
+  private writeTombstone(type: string, id: string, versionId: number, at: string): Version {
+    const info = this.statements.insertVersion.run(type, id, versionId, at, 1, null);
+    this.statements.upsertCurrent.run(type, id, versionId, at, 1, info.lastInsertRowid);
+    this.statements.deleteTokens.run(type, id);
+    return { type, id, versionId, lastUpdated: at, deleted: true };
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
