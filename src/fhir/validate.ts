@@ -89,11 +89,11 @@ function describe(error: ErrorObject, resource: object, resourceType: string): S
   switch (error.keyword) {
     case 'additionalProperties': {
       const name = String(params.additionalProperty);
-      return { expression: `${expression}.${name}`, diagnostics: `Unknown element '${name}'` };
+      return { expression: `${expression}.${member(name)}`, diagnostics: `Unknown element '${name}'` };
     }
     case 'required': {
       const name = String(params.missingProperty);
-      return { expression: `${expression}.${name}`, diagnostics: `Missing required element '${name}'` };
+      return { expression: `${expression}.${member(name)}`, diagnostics: `Missing required element '${name}'` };
     }
     case 'type': {
       const expected = `Expected ${article(String(params.type))}${fhirType ? ` (FHIR ${fhirType})` : ''}`;
@@ -140,7 +140,7 @@ function locate(instancePath: string, resource: object, resourceType: string): {
       expression += `[${segment}]`;
       value = value[Number(segment)];
     } else {
-      expression += `.${segment}`;
+      expression += `.${member(segment)}`;
       value = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[segment] : undefined;
     }
   }
@@ -154,6 +154,11 @@ function locate(instancePath: string, resource: object, resourceType: string): {
  */
 function primitiveTypeOf(schemaPath: string): string | undefined {
   return /^#\/definitions\/([a-z][A-Za-z0-9]*)\/[a-zA-Z]+$/.exec(schemaPath)?.[1];
+}
+
+/** A FHIRPath member name: names that are not plain identifiers are quoted with backticks. */
+function member(name: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) ? name : `\`${name.replace(/[`\\]/g, '\\$&')}\``;
 }
 
 function article(jsonType: string): string {

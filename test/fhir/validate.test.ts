@@ -51,6 +51,12 @@ t.test('an unknown element is reported at the element itself', async (t) => {
   ]);
 });
 
+t.test('an unknown element whose name is not an identifier is quoted FHIRPath-style', async (t) => {
+  t.same(schemaIssues({ resourceType: 'Patient', 'my field': 1 }), [
+    { expression: 'Patient.`my field`', diagnostics: `Unknown element 'my field'` },
+  ]);
+});
+
 t.test('an unknown element deep inside a datatype is reported with its full path', async (t) => {
   const issues = schemaIssues({ resourceType: 'Patient', name: [{ family: 'Lovelace', nickname: 'Ada' }] });
   t.same(issues, [{ expression: 'Patient.name[0].nickname', diagnostics: `Unknown element 'nickname'` }]);
