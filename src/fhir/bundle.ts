@@ -44,7 +44,8 @@ export function fullUrl(ctx: FhirContext, version: Pick<Version, 'type' | 'id'>)
 }
 
 export function bundle(type: Bundle['type'], entry: BundleEntry[], extra: Partial<Bundle> = {}): Bundle {
-  return { resourceType: 'Bundle', type, ...extra, entry };
+  // FHIR JSON has no empty arrays: an empty page has no entry element.
+  return { resourceType: 'Bundle', type, ...extra, ...(entry.length > 0 ? { entry } : {}) };
 }
 
 /** Reads a page size: _count as a non-negative integer, capped at the server's maximum. */

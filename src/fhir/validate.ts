@@ -148,9 +148,9 @@ function locate(instancePath: string, resource: object, resourceType: string): {
 }
 
 /**
- * The FHIR primitive whose rule failed, when the error came from one: the build inlines
- * primitive definitions, so their errors keep a schemaPath like `#/definitions/date/pattern`.
- * Complex types and resources start with a capital and are not reported this way.
+ * The FHIR primitive whose rule failed, when the error came from one. ajv inlines the
+ * primitive definitions (they hold no $ref), so their errors keep a schemaPath like
+ * `#/definitions/date/pattern`; complex types and resources start with a capital letter.
  */
 function primitiveTypeOf(schemaPath: string): string | undefined {
   return /^#\/definitions\/([a-z][A-Za-z0-9]*)\/[a-zA-Z]+$/.exec(schemaPath)?.[1];
