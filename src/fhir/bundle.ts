@@ -39,6 +39,26 @@ export function link(ctx: FhirContext, relation: string, path: string, params: [
   return { relation, url: `${ctx.baseUrl}/${path}${query ? `?${query}` : ''}` };
 }
 
+/** The query parameter carrying a page cursor in next links. */
+export const CURSOR = '_cursor';
+
+/** self and next links of a paged Bundle: `applied` are the parameters the page was built from. */
+export function pageLinks(ctx: FhirContext, path: string, applied: [string, string][], cursor: string | undefined, next: string | undefined): BundleLink[] {
+  const links = [link(ctx, 'self', path, cursor !== undefined ? [...applied, [CURSOR, cursor]] : applied)];
+  if (next !== undefined) links.push(link(ctx, 'next', path, [...applied, [CURSOR, next]]));
+  return links;
+}
+
+/** Runs a paged store query; a cursor the store cannot read is the client's error (400). */
+export async function withCursor<T>(cursor: string | undefined, query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (error) {
+    if (error instanceof RangeError) throw new Invalid(`${CURSOR} "${cursor}" is not a cursor this server gave`, CURSOR);
+    throw error;
+  }
+}
+
 export function fullUrl(ctx: FhirContext, version: Pick<Version, 'type' | 'id'>): string {
   return `${ctx.baseUrl}/${version.type}/${version.id}`;
 }

@@ -4,11 +4,9 @@
 import type { BundleEntry } from '@medplum/fhirtypes';
 import type { HistoryScope, Version } from '../store/port.js';
 import type { FhirContext, FhirRequest, FhirResponse, Target } from './context.js';
-import { bundle, fullUrl, link, pageSize, pathOf } from './bundle.js';
+import { bundle, CURSOR, fullUrl, pageLinks, pageSize, pathOf, withCursor } from './bundle.js';
 import { Invalid } from './outcome.js';
 import { etag } from './resource.js';
-
-const CURSOR = '_cursor';
 
 function historyEntry(ctx: FhirContext, version: Version): BundleEntry {
   const entry: BundleEntry = { fullUrl: fullUrl(ctx, version) };
@@ -52,16 +50,10 @@ export async function history(ctx: FhirContext, req: FhirRequest, target: Target
       throw new Invalid(`History parameter "${name}" is not supported (supported: _count, _since)`, name);
     }
   }
-  let page;
-  try {
-    page = await ctx.store.history(scope, { count, ...(cursor !== undefined ? { cursor } : {}), ...(since !== undefined ? { since } : {}) });
-  } catch (error) {
-    if (error instanceof RangeError) throw new Invalid(`${CURSOR} "${cursor}" is not a cursor this server gave`, CURSOR);
-    throw error;
-  }
-  const path = pathOf(target);
-  const links = [link(ctx, 'self', path, cursor !== undefined ? [...applied, [CURSOR, cursor]] : applied)];
-  if (page.next !== undefined) links.push(link(ctx, 'next', path, [...applied, [CURSOR, page.next]]));
+  const page = await withCursor(cursor, () =>
+    ctx.store.history(scope, { count, ...(cursor !== undefined ? { cursor } : {}), ...(since !== undefined ? { since } : {}) }),
+  );
+  const links = pageLinks(ctx, pathOf(target), applied, cursor, page.next);
   const result = bundle(
     'history',
     page.versions.map((v) => historyEntry(ctx, v)),

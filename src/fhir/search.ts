@@ -2,27 +2,16 @@
 // answered as a searchset Bundle paged with an opaque cursor.
 
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { bundle, fullUrl, link, pageSize } from './bundle.js';
-import { Invalid } from './outcome.js';
+import { bundle, CURSOR, fullUrl, pageLinks, pageSize, withCursor } from './bundle.js';
 import { parseSearch } from '../search/plan.js';
-
-const CURSOR = '_cursor';
 
 export async function search(ctx: FhirContext, req: FhirRequest, type: string, params: [string, string][]): Promise<FhirResponse> {
   const count = pageSize(ctx, params.find(([name]) => name === '_count')?.[1]);
   const cursor = params.find(([name]) => name === CURSOR)?.[1];
   const criteria = params.filter(([name]) => name !== CURSOR);
   const { plan, applied } = parseSearch(type, criteria, req.prefer.lenient);
-  let page;
-  try {
-    page = await ctx.store.search(plan, { count, total: cursor === undefined, ...(cursor !== undefined ? { cursor } : {}) });
-  } catch (error) {
-    if (error instanceof RangeError) throw new Invalid(`${CURSOR} "${cursor}" is not a cursor this server gave`, CURSOR);
-    throw error;
-  }
-  const paging: [string, string][] = [...applied, ['_count', String(count)]];
-  const links = [link(ctx, 'self', type, cursor !== undefined ? [...paging, [CURSOR, cursor]] : paging)];
-  if (page.next !== undefined) links.push(link(ctx, 'next', type, [...paging, [CURSOR, page.next]]));
+  const page = await withCursor(cursor, () => ctx.store.search(plan, { count, total: cursor === undefined, ...(cursor !== undefined ? { cursor } : {}) }));
+  const links = pageLinks(ctx, type, [...applied, ['_count', String(count)]], cursor, page.next);
   const entries = page.matches.map((v) => ({ fullUrl: fullUrl(ctx, v), resource: v.resource, search: { mode: 'match' as const } }));
   return {
     status: 200,
