@@ -25,7 +25,13 @@ async function main(): Promise<void> {
     maxPageSize: config.maxPageSize,
     logger: { level: config.logLevel, redact: LOG_REDACT },
   });
-  await app.listen({ port: config.port, host: config.host, listenTextResolver: () => 'listening' });
+  // Listen on Fastify's own server rather than app.listen(), which logs a line of its own: the
+  // contract is one plain line here, then one log line per request.
+  await app.ready();
+  await new Promise<void>((resolve, reject) => {
+    app.server.once('error', reject);
+    app.server.listen({ port: config.port, host: config.host }, () => resolve());
+  });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const ms = Math.round(performance.now() - started);
@@ -36,6 +42,7 @@ async function main(): Promise<void> {
     if (closing) return;
     closing = true;
     app.log.info({ signal }, 'shutting down');
+    await new Promise((resolve) => app.server.close(resolve));
     await app.close();
     await store.close();
     process.exit(0);

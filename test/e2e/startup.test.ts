@@ -1,0 +1,197 @@
+// Start-up, shutdown and logging of the real server process (src/main.ts through tsx):
+// the listening line, SIGTERM, configuration errors, and logs free of health data.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+
+const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const FHIR_JSON = 'application/fhir+json';
+const LISTENING = /^Carnet FHIR R4 API listening on http:\/\/127\.0\.0\.1:(\d+)\/fhir\b/;
+
+const live = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+t.teardown(() => {
+  for (const proc of live) proc.kill('SIGKILL');
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-startup-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface Child {
+  proc: ChildProcess;
+  /** Everything written to stdout so far. */
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<Exit>;
+}
+
+/** The parent's environment without anything that configures the server, the loader or tap. */
+function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (/^(CARNET_|TAP|NODE_OPTIONS$|PORT$|HOST$|LOG_LEVEL$)/.test(key)) continue;
+    env[key] = value;
+  }
+  return { ...env, ...extra };
+}
+
+function spawnServer(env: Record<string, string>): Child {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: PROJECT,
+    env: childEnv({ PORT: '0', CARNET_DATA_DIR: tempDir(), ...env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(proc);
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<Exit>((resolve) => {
+    // 'close' rather than 'exit': stdout and stderr are then fully read.
+    proc.once('close', (code, signal) => {
+      live.delete(proc);
+      resolve({ code, signal });
+    });
+  });
+  return { proc, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+/** Waits for the listening line (wherever it is in stdout); resolves with the port. */
+function listening(child: Child): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      for (const line of child.stdout().split('\n')) {
+        const match = LISTENING.exec(line);
+        if (match) {
+          child.proc.stdout!.off('data', check);
+          resolve(Number(match[1]));
+          return;
+        }
+      }
+    };
+    child.proc.stdout!.on('data', check);
+    check();
+    void child.exited.then((exit) => reject(new Error(`server exited (${JSON.stringify(exit)}) before listening\nstderr: ${child.stderr()}`)));
+  });
+}
+
+const lines = (text: string) => text.split('\n').filter((line) => line !== '');
+
+t.test('the listening line, metadata, and a clean exit on SIGTERM', async (t) => {
+  const child = spawnServer({ LOG_LEVEL: 'warn' });
+  const port = await listening(child);
+  const before = lines(child.stdout());
+  t.equal(before.length, 1, 'exactly one line is printed before the first request');
+  t.match(before[0], LISTENING, 'it is the listening line');
+  t.match(before[0], /store: sqlite\b/, 'it names the store');
+
+  const res = await fetch(`http://127.0.0.1:${port}/fhir/metadata`, { headers: { accept: FHIR_JSON } });
+  t.equal(res.status, 200, 'GET /fhir/metadata answers 200');
+  t.match(res.headers.get('content-type'), /^application\/fhir\+json/);
+  const body = (await res.json()) as { resourceType?: string; fhirVersion?: string };
+  t.equal(body.resourceType, 'CapabilityStatement');
+  t.equal(body.fhirVersion, '4.0.1');
+
+  child.proc.kill('SIGTERM');
+  const exit = await child.exited;
+  t.same(exit, { code: 0, signal: null }, 'SIGTERM ends the process with exit code 0');
+  t.equal(lines(child.stdout()).length, 1, 'at LOG_LEVEL=warn, nothing else reaches stdout');
+});
+
+t.test('a bad configuration stops start-up with a message naming the variable', async (t) => {
+  const cases: [string, Record<string, string>][] = [
+    ['PORT', { PORT: 'abc' }],
+    ['CARNET_STORE', { CARNET_STORE: 'postgres://x' }],
+    ['CARNET_SQLITE_SYNC', { CARNET_SQLITE_SYNC: 'off' }],
+  ];
+  // Concurrently: each child pays the tsx start-up.
+  const results = await Promise.all(
+    cases.map(async ([name, env]) => {
+      const child = spawnServer({ LOG_LEVEL: 'warn', ...env });
+      return { name, env, exit: await child.exited, stdout: child.stdout(), stderr: child.stderr() };
+    }),
+  );
+  for (const { name, env, exit, stdout, stderr } of results) {
+    const setting = Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ');
+    t.not(exit.code, 0, `${setting}: exits non-zero (${exit.code})`);
+    t.equal(exit.signal, null, `${setting}: exits by itself`);
+    t.match(stderr, new RegExp(`Carnet could not start: .*\\b${name}\\b`), `${setting}: stderr names ${name}`);
+    t.notMatch(stdout, /listening/, `${setting}: never listens`);
+  }
+});
+
+// A Patient with a name and a French national health identifier (INS, OID 1.2.250.1.213.1.4.8).
+const INS_SYSTEM = 'urn:oid:1.2.250.1.213.1.4.8';
+const INS = '1234567890123';
+const GIVEN = 'Hélène';
+const FAMILY = 'Dupont';
+const SECRETS = [INS, '1.2.250.1.213.1.4.8', GIVEN, FAMILY, 'H\\u00e9l\\u00e8ne', 'Helene'];
+
+t.test('request logs name the route and status, never the patient or the identifier', async (t) => {
+  const child = spawnServer({ LOG_LEVEL: 'info' });
+  const port = await listening(child);
+  const base = `http://127.0.0.1:${port}/fhir`;
+  const query = `identifier=${INS_SYSTEM}|${INS}`;
+  const patient = { resourceType: 'Patient', identifier: [{ system: INS_SYSTEM, value: INS }], name: [{ family: FAMILY, given: [GIVEN], text: `${GIVEN} ${FAMILY}` }] };
+  const json = { 'content-type': FHIR_JSON, accept: FHIR_JSON };
+
+  // [method, url, init, expected status, expected route pattern]
+  const requests: [string, string, RequestInit, number, string][] = [
+    ['POST', `${base}/Patient?${query}`, { body: JSON.stringify(patient) }, 201, '/fhir/:type'],
+    ['POST', `${base}/Patient`, { body: JSON.stringify(patient), headers: { ...json, 'if-none-exist': query } }, 200, '/fhir/:type'],
+    ['GET', `${base}/Patient?${query}`, {}, 200, '/fhir/:type'],
+    ['POST', `${base}/Patient?${query}`, { body: `{"resourceType":"Patient","name":[{"text":"${GIVEN} ${FAMILY}"` }, 400, '/fhir/:type'],
+    ['POST', `${base}/Patient?${query}`, { body: `${GIVEN} ${FAMILY} ${INS}`, headers: { 'content-type': 'text/plain' } }, 415, '/fhir/:type'],
+    ['GET', `${base}/Patient/${INS}?${query}`, {}, 404, '/fhir/:type/:id'],
+    ['GET', `http://127.0.0.1:${port}/${FAMILY}/${INS}?${query}`, {}, 404, 'unmatched'],
+  ];
+  for (const [method, url, init, status] of requests) {
+    const res = await fetch(url, { method, headers: json, ...init });
+    await res.arrayBuffer();
+    t.equal(res.status, status, `${method} ${url.replace(/^http:\/\/[^/]+/, '')} answers ${status}`);
+  }
+  child.proc.kill('SIGTERM');
+  t.equal((await child.exited).code, 0, 'the server stops cleanly');
+
+  const out = lines(child.stdout());
+  const logged = out.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const requestLines = logged.filter((entry) => entry.msg === 'request');
+  t.equal(requestLines.length, requests.length, 'one log line per request');
+  t.same(
+    requestLines.map(({ method, route, status }) => ({ method, route, status })),
+    requests.map(([method, , , status, route]) => ({ method, route, status })),
+    'each request line has its method, route pattern and status',
+  );
+  for (const secret of SECRETS) {
+    t.notOk(out.some((line) => line.includes(secret)), `no stdout line contains "${secret}"`);
+  }
+  for (const secret of SECRETS) {
+    t.notOk(child.stderr().includes(secret), `stderr does not contain "${secret}"`);
+  }
+});
+
+// The stated contract at LOG_LEVEL=info (the default) too: one plain line, then one JSON line
+// per request. (Fastify's app.listen() would log a {"msg":"listening"} line of its own, before or
+// after the plain line since pino writes asynchronously.)
+t.test('at LOG_LEVEL=info, the listening line alone precedes the first request', async (t) => {
+  const child = spawnServer({ LOG_LEVEL: 'info' });
+  const port = await listening(child);
+  await (await fetch(`http://127.0.0.1:${port}/fhir/metadata`)).arrayBuffer();
+  child.proc.kill('SIGTERM');
+  t.equal((await child.exited).code, 0, 'the server stops cleanly');
+  const out = lines(child.stdout());
+  t.match(out[0], LISTENING, 'the first line is the listening line');
+  t.match(out[1], /"msg":"request"/, 'the next line is the log line of the first request');
+});
