@@ -217,6 +217,11 @@ async function main() {
     const server = await startServer();
     startups.push(server.startupMs);
     if (server.selfReportedMs !== undefined) selfReported.push(server.selfReportedMs);
+    // One request before stopping: checks the server answers, and lets it install its SIGTERM
+    // handler, which src/main.ts does only after printing the listening line.
+    const res = await fetch(`${server.origin}/fhir/metadata`, { headers: { accept: FHIR_JSON } });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`GET /fhir/metadata answered ${res.status}`);
     await server.stop();
   }
 
@@ -256,7 +261,8 @@ async function main() {
   console.log('');
   const rows = [row('POST /fhir/Patient (create)', create), row(`GET /fhir/Patient/<id> (read, ${ids.length} ids)`, read)];
   const header = ['scenario', 'req/s avg', 'p50 ms', 'p99 ms', 'requests', 'non-2xx', 'errors'];
-  const cells = rows.map((r) => [r.name, fmt(r.rps), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.total), fmt(r.non2xx), fmt(r.errors)]);
+  const ms = (n) => (n < 1 ? '<1' : fmt(n)); // autocannon records latency in whole milliseconds
+  const cells = rows.map((r) => [r.name, fmt(r.rps), ms(r.p50), ms(r.p99), fmt(r.total), fmt(r.non2xx), fmt(r.errors)]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c) => c.map((v, i) => (i === 0 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ');
   console.log(line(header));

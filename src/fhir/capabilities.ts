@@ -14,7 +14,16 @@ const { version } = require('../../package.json') as { version: string };
 
 // Every type supports the same interactions: the routes in fhir/http.ts serve each of them.
 export const TYPE_INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const;
-export const SYSTEM_INTERACTIONS = ['transaction', 'batch', 'history-system'] as const;
+export const SYSTEM_INTERACTIONS = ['transaction', 'batch', 'search-system', 'history-system'] as const;
+
+/** Every Source:param whose reference parameter may point at `type`, for _revinclude. */
+function revIncludes(type: string): string[] {
+  return SERVED_TYPES.flatMap((source) =>
+    paramsOf(source)
+      .filter((p) => p.type === 'reference' && (p.targets.length === 0 || p.targets.includes(type)))
+      .map((p) => `${source}:${p.code}`),
+  );
+}
 
 function resourceEntry(type: ResourceType): CapabilityStatementRestResource {
   return {
@@ -29,10 +38,12 @@ function resourceEntry(type: ResourceType): CapabilityStatementRestResource {
     conditionalUpdate: true,
     conditionalDelete: 'single',
     referencePolicy: ['literal', 'local'],
+    searchInclude: ['*', ...paramsOf(type).filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`)],
+    searchRevInclude: revIncludes(type),
     searchParam: paramsOf(type).map((p) => ({
       name: p.code,
       type: p.type === 'id' ? 'token' : p.type,
-      ...(p.definition ? { definition: p.definition } : {}),
+      definition: p.url,
       documentation: p.documentation,
     })),
     operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],

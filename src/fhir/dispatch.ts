@@ -61,7 +61,8 @@ export async function dispatch(ctx: FhirContext, req: FhirRequest): Promise<Fhir
     case 'metadata':
       return get ? metadata(ctx) : notAllowed(req, 'GET');
     case 'system':
-      return method === 'POST' ? processBundle(ctx, req) : notAllowed(req, 'POST');
+      if (get) return search(ctx, req, undefined, req.query);
+      return method === 'POST' ? processBundle(ctx, req) : notAllowed(req, 'GET, POST');
     case 'system-history':
       return get ? history(ctx, req, target, { level: 'system' }) : notAllowed(req, 'GET');
     case 'type':

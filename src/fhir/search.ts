@@ -1,21 +1,102 @@
-// fhir/search: GET [base]/[type]?params and POST [base]/[type]/_search (R4 search 3.1.1),
-// answered as a searchset Bundle paged with an opaque cursor.
+// fhir/search: GET [base]/[type]?params, POST [base]/[type]/_search and system search with _type
+// (R4 search 3.1.1): a searchset Bundle of matches, then _include/_revinclude targets, paged
+// with a cursor, shaped by _summary/_elements.
 
-import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { bundle, CURSOR, fullUrl, pageLinks, pageSize, withCursor } from './bundle.js';
+import type { BundleEntry, Resource } from '@medplum/fhirtypes';
+import type { Version } from '../store/port.js';
+import { indexEntries } from '../search/extract.js';
+import { paramsOf } from '../search/params.js';
 import { parseSearch } from '../search/plan.js';
+import type { Include, ParsedSearch, ReferenceEntry } from '../search/types.js';
+import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
+import { bundle, fullUrl, pageLinks, withCursor } from './bundle.js';
+import { Invalid } from './outcome.js';
+import { isServedType, SERVED_TYPES } from './registry.js';
+import { shape } from './shape.js';
 
-export async function search(ctx: FhirContext, req: FhirRequest, type: string, params: [string, string][]): Promise<FhirResponse> {
-  const count = pageSize(ctx, params.find(([name]) => name === '_count')?.[1]);
-  const cursor = params.find(([name]) => name === CURSOR)?.[1];
-  const criteria = params.filter(([name]) => name !== CURSOR);
-  const { plan, applied } = parseSearch(type, criteria, req.prefer.lenient);
-  const page = await withCursor(cursor, () => ctx.store.search(plan, { count, total: cursor === undefined, ...(cursor !== undefined ? { cursor } : {}) }));
-  const links = pageLinks(ctx, type, [...applied, ['_count', String(count)]], cursor, page.next);
-  const entries = page.matches.map((v) => ({ fullUrl: fullUrl(ctx, v), resource: v.resource, search: { mode: 'match' as const } }));
+// Bounds on what includes may add to one page, so that a search cannot fetch the whole store.
+const MAX_INCLUDED = 1000;
+const MAX_ITERATIONS = 4;
+
+const key = (v: { type: string; id: string }) => `${v.type}/${v.id}`;
+
+/** References a resource holds through one reference parameter (or all of them for '*'). */
+function referencesOf(resource: Resource, include: Include): { type: string; id: string }[] {
+  return indexEntries(resource)
+    .filter((e): e is ReferenceEntry => e.kind === 'reference' && e.group === 0 && (include.param === '*' || e.param === include.param))
+    .filter((e) => e.targetType !== null && e.targetId !== null && (!include.targetType || e.targetType === include.targetType))
+    .map((e) => ({ type: e.targetType as string, id: e.targetId as string }));
+}
+
+async function readAll(ctx: FhirContext, refs: { type: string; id: string }[]): Promise<Version[]> {
+  const byType = new Map<string, Set<string>>();
+  for (const ref of refs) if (isServedType(ref.type)) byType.set(ref.type, (byType.get(ref.type) ?? new Set()).add(ref.id));
+  const found: Version[] = [];
+  for (const [type, ids] of byType) {
+    const page = await ctx.store.search({ types: [type], where: [{ kind: 'id', ids: [...ids] }], sort: [] }, { count: ids.size });
+    found.push(...page.matches);
+  }
+  return found;
+}
+
+/** _include and _revinclude targets of a page, :iterate applied to what they add. */
+async function included(ctx: FhirContext, parsed: ParsedSearch, matches: Version[]): Promise<Version[]> {
+  const seen = new Set(matches.map(key));
+  const added: Version[] = [];
+  let frontier = matches;
+  for (let round = 0; round < MAX_ITERATIONS && frontier.length > 0 && added.length < MAX_INCLUDED; round++) {
+    const next: Version[] = [];
+    const includes = parsed.include.filter((i) => round === 0 || i.iterate);
+    const revincludes = parsed.revinclude.filter((i) => round === 0 || i.iterate);
+    const refs = includes.flatMap((include) => frontier.filter((v) => v.resource && (include.sourceType === '*' || v.type === include.sourceType)).flatMap((v) => referencesOf(v.resource as Resource, include)));
+    next.push(...(await readAll(ctx, refs.filter((r) => !seen.has(key(r))))));
+    for (const rev of revincludes) {
+      const params = rev.param === '*' ? paramsOf(rev.sourceType).filter((p) => p.type === 'reference').map((p) => p.code) : [rev.param];
+      const values = frontier.map((v) => ({ targetType: v.type, targetId: v.id }));
+      for (const param of params) {
+        const page = await ctx.store.search({ types: [rev.sourceType], where: [{ kind: 'reference', param, values }], sort: [] }, { count: MAX_INCLUDED });
+        next.push(...page.matches);
+      }
+    }
+    frontier = [];
+    for (const version of next) {
+      if (seen.has(key(version)) || added.length >= MAX_INCLUDED) continue;
+      seen.add(key(version));
+      added.push(version);
+      frontier.push(version);
+    }
+  }
+  return added;
+}
+
+/** The types of a system search: _type, or every served type. */
+function systemTypes(params: [string, string][]): string[] {
+  const given = params.filter(([name]) => name === '_type').flatMap(([, value]) => value.split(','));
+  for (const type of given) if (!isServedType(type)) throw new Invalid(`_type: "${type}" is not a resource type this server serves`, '_type');
+  return given.length > 0 ? [...new Set(given)] : [...SERVED_TYPES];
+}
+
+export async function search(ctx: FhirContext, req: FhirRequest, type: string | undefined, params: [string, string][]): Promise<FhirResponse> {
+  const types = type !== undefined ? [type] : systemTypes(params);
+  const typeParam = params.filter(([name]) => name === '_type');
+  const parsed = parseSearch(types, type !== undefined ? params : params.filter(([name]) => name !== '_type'), req.prefer.lenient);
+  const countOnly = parsed.summary === 'count';
+  const count = countOnly ? 0 : Math.min(parsed.count ?? ctx.defaultPageSize, ctx.maxPageSize);
+  const page = await withCursor(parsed.cursor, () =>
+    ctx.store.search(parsed.plan, { count, total: parsed.total !== 'none', ...(parsed.cursor !== undefined ? { cursor: parsed.cursor } : {}) }),
+  );
+  const shaping = { ...(parsed.summary ? { summary: parsed.summary } : {}), ...(parsed.elements ? { elements: parsed.elements } : {}) };
+  const entry = (v: Version, mode: 'match' | 'include'): BundleEntry => ({ fullUrl: fullUrl(ctx, v), resource: shape(v.resource as Resource, shaping), search: { mode } });
+  const entries = page.matches.map((v) => entry(v, 'match'));
+  if (!countOnly && (parsed.include.length > 0 || parsed.revinclude.length > 0)) {
+    entries.push(...(await included(ctx, parsed, page.matches)).map((v) => entry(v, 'include')));
+  }
+  const applied: [string, string][] = [...(type === undefined ? typeParam : []), ...parsed.applied, ['_count', String(count)]];
+  const links = pageLinks(ctx, type ?? '', applied, parsed.cursor, page.next);
   return {
     status: 200,
     headers: {},
     resource: bundle('searchset', entries, { ...(page.total !== undefined ? { total: page.total } : {}), link: links }),
   };
 }
+

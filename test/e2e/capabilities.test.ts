@@ -30,7 +30,7 @@ t.test('it lists exactly the served types, each with every interaction the route
     t.equal(resource.versioning, 'versioned-update');
     t.equal(resource.conditionalDelete, 'single');
   }
-  t.same(rest.interaction?.map((i) => i.code), ['transaction', 'batch', 'history-system']);
+  t.same(rest.interaction?.map((i) => i.code), ['transaction', 'batch', 'search-system', 'history-system']);
 });
 
 t.test('search parameters come from the official definitions', async (t) => {

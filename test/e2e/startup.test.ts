@@ -110,6 +110,23 @@ t.test('the listening line, metadata, and a clean exit on SIGTERM', async (t) =>
   t.equal(lines(child.stdout()).length, 1, 'at LOG_LEVEL=warn, nothing else reaches stdout');
 });
 
+// A supervisor may stop the server as soon as it has announced itself. src/main.ts installs its
+// signal handlers only after printing the listening line, so a SIGTERM sent at once can still meet
+// the default action (death by signal, no clean close); marked todo until that is fixed.
+t.test('SIGTERM sent as soon as the listening line is read also exits with code 0', async (t) => {
+  const results = await Promise.all(
+    [1, 2, 3].map(async () => {
+      const child = spawnServer({ LOG_LEVEL: 'warn' });
+      await listening(child);
+      child.proc.kill('SIGTERM');
+      return child.exited;
+    }),
+  );
+  t.same(results, results.map(() => ({ code: 0, signal: null })), 'every start exits with code 0', {
+    todo: 'src/main.ts: SIGINT/SIGTERM handlers are installed after the listening line is printed',
+  });
+});
+
 t.test('a bad configuration stops start-up with a message naming the variable', async (t) => {
   const cases: [string, Record<string, string>][] = [
     ['PORT', { PORT: 'abc' }],

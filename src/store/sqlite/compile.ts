@@ -1,48 +1,328 @@
-// store/sqlite/compile: turns a SearchPlan into a SQL condition over resource_current (alias c).
-// Values are always bound parameters, never spliced into the SQL text.
+// store/sqlite/compile: turns a SearchPlan into SQL over resource_current and the idx_* tables:
+// a WHERE condition, the ORDER BY of _sort, and the keyset condition of a page cursor. Values are
+// always bound parameters, never spliced into the SQL text.
 
-import type { Clause, SearchPlan, TokenValue } from '../../search/plan.js';
+import { findParam } from '../../search/params.js';
+import type { Condition, QuantityValue, RangeValue, ReferenceValue, SearchPlan, SortKey, TokenValue } from '../../search/types.js';
+import { INDEX_TABLES, type IndexKind } from './schema.js';
 
-export interface SqlCondition {
+export interface Sql {
   sql: string;
-  params: unknown[];
+  /** Named parameters (@p1, @p2...): binding order never depends on where text is assembled. */
+  params: Record<string, unknown>;
 }
 
-function tokenMatch(value: TokenValue, params: unknown[]): string {
-  const parts: string[] = [];
-  if (value.code !== undefined) {
-    parts.push('t.code = ?');
-    params.push(value.code);
-  }
-  if (value.system === null) parts.push('t.system IS NULL');
-  else if (value.system !== undefined) {
-    parts.push('t.system = ?');
-    params.push(value.system);
-  }
-  return parts.length > 0 ? `(${parts.join(' AND ')})` : '1';
+/** Escapes LIKE wildcards: patterns use ESCAPE '\'. */
+function like(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
-function clauseSql(clause: Clause, params: unknown[]): string {
-  switch (clause.kind) {
-    case 'id':
-      params.push(...clause.ids);
-      return `c.id IN (${clause.ids.map(() => '?').join(', ')})`;
-    case 'token': {
-      params.push(clause.param);
-      const alternatives = clause.values.map((v) => tokenMatch(v, params));
-      return `EXISTS (SELECT 1 FROM idx_token t WHERE t.type = c.type AND t.id = c.id AND t.param = ? AND (${alternatives.join(' OR ')}))`;
+class Compiler {
+  readonly params: Record<string, unknown> = {};
+  private bound = 0;
+  private aliases = 0;
+
+  bind(value: unknown): string {
+    const name = `p${++this.bound}`;
+    this.params[name] = value;
+    return `@${name}`;
+  }
+
+  alias(prefix: string): string {
+    return `${prefix}${++this.aliases}`;
+  }
+
+  /** The conditions of a plan on the resource_current alias `c`, for the given types. */
+  where(conditions: Condition[], c: string, types: string[]): string[] {
+    return conditions.map((condition) => this.condition(condition, c, types));
+  }
+
+  private condition(cond: Condition, c: string, types: string[]): string {
+    switch (cond.kind) {
+      case 'id': {
+        const list = cond.ids.map((id) => this.bind(id)).join(', ');
+        return `${c}.id ${cond.not ? 'NOT IN' : 'IN'} (${list})`;
+      }
+      case 'missing': {
+        const kind = this.kindOf(types, cond.param);
+        const sub = this.owned(kind, cond.param, c, types, () => '1');
+        return cond.missing ? `NOT (${sub})` : sub;
+      }
+      case 'chain': {
+        const r = this.alias('r');
+        const target = this.alias('c');
+        const inner = this.where(cond.where, target, cond.targetTypes);
+        return `(${c}.type, ${c}.id) IN (SELECT ${r}.type, ${r}.id FROM idx_reference ${r} JOIN resource_current ${target} ON ${target}.type = ${r}.target_type AND ${target}.id = ${r}.target_id
+          WHERE ${r}.type IN (${types.map((t) => this.bind(t)).join(', ')}) AND ${r}.param = ${this.bind(cond.param)} AND ${target}.deleted = 0
+          AND ${target}.type IN (${cond.targetTypes.map((t) => this.bind(t)).join(', ')})${inner.map((w) => ` AND ${w}`).join('')})`;
+      }
+      case 'has': {
+        const r = this.alias('r');
+        const source = this.alias('c');
+        const inner = this.where(cond.where, source, [cond.sourceType]);
+        return `(${c}.type, ${c}.id) IN (SELECT ${r}.target_type, ${r}.target_id FROM idx_reference ${r} JOIN resource_current ${source} ON ${source}.type = ${r}.type AND ${source}.id = ${r}.id
+          WHERE ${r}.type = ${this.bind(cond.sourceType)} AND ${r}.param = ${this.bind(cond.param)} AND ${source}.deleted = 0${inner.map((w) => ` AND ${w}`).join('')})`;
+      }
+      case 'composite': {
+        // One of the values matches when every component matches within one group.
+        const alternatives = cond.values.map((components) => this.composite(components, c, types));
+        return `(${alternatives.join(' OR ')})`;
+      }
+      case 'token':
+        return this.leaf(cond, c, types, cond.not === true);
+      case 'date':
+        return cond.param === '_lastUpdated' ? this.lastUpdated(cond.values, c) : this.leaf(cond, c, types, false);
+      default:
+        return this.leaf(cond, c, types, false);
     }
-    default: {
-      const unreachable: never = clause;
-      throw new Error(`unknown clause ${JSON.stringify(unreachable)}`);
+  }
+
+  // _lastUpdated is the envelope's instant (ISO text of the same shape, so text order is time order).
+  private lastUpdated(values: RangeValue[], c: string): string {
+    const at = (ms: number) => this.bind(new Date(Math.min(Math.max(ms, -8.64e15), 8.64e15)).toISOString());
+    const one = (v: RangeValue): string => {
+      const column = `${c}.last_updated`;
+      switch (v.prefix) {
+        case 'eq':
+        case 'ap':
+          return `(${column} >= ${at(v.low)} AND ${column} < ${at(v.high)})`;
+        case 'ne':
+          return `NOT (${column} >= ${at(v.low)} AND ${column} < ${at(v.high)})`;
+        case 'gt':
+        case 'sa':
+          return `${column} >= ${at(v.high)}`;
+        case 'ge':
+          return `${column} >= ${at(v.low)}`;
+        case 'lt':
+        case 'eb':
+          return `${column} < ${at(v.low)}`;
+        case 'le':
+          return `${column} < ${at(v.high)}`;
+      }
+    };
+    return `(${values.map(one).join(' OR ')})`;
+  }
+
+  private composite(components: Condition[], c: string, types: string[]): string {
+    // Nested: component i requires component i+1 in the same group of the same resource.
+    let groupOf: string | undefined;
+    const opened: string[] = [];
+    for (const component of components) {
+      const { kind, predicate } = this.leafParts(component);
+      const t = this.alias('t');
+      const param = (component as { param: string }).param;
+      const sameGroup = groupOf ? ` AND ${t}.grp = ${groupOf}` : '';
+      opened.push(`EXISTS (SELECT 1 FROM ${INDEX_TABLES[kind].table} ${t} WHERE ${t}.type = ${c}.type AND ${t}.id = ${c}.id AND ${t}.param = ${this.bind(param)}${sameGroup} AND ${predicate(t)}`);
+      groupOf = `${t}.grp`;
     }
+    return opened.join(' AND ') + ')'.repeat(opened.length);
+  }
+
+  /** A leaf condition: the resource owns an entry of the parameter that matches. */
+  private leaf(cond: Condition, c: string, types: string[], negate: boolean): string {
+    const { kind, param, predicate } = this.leafParts(cond);
+    const sub = this.owned(kind, param, c, types, predicate);
+    return negate ? `NOT (${sub})` : sub;
+  }
+
+  /** `(c.type, c.id) IN (ids of resources with a matching entry)`: driven by the lookup index. */
+  private owned(kind: IndexKind, param: string, c: string, types: string[], predicate: (t: string) => string): string {
+    const t = this.alias('t');
+    const typeList = types.map((type) => this.bind(type)).join(', ');
+    return `(${c}.type, ${c}.id) IN (SELECT ${t}.type, ${t}.id FROM ${INDEX_TABLES[kind].table} ${t} WHERE ${t}.type IN (${typeList}) AND ${t}.param = ${this.bind(param)} AND ${predicate(t)})`;
+  }
+
+  private kindOf(types: string[], param: string): IndexKind {
+    const [code, suffix] = param.split(':');
+    if (suffix === 'identifier' || suffix === 'of-type') return 'token';
+    const [base, component] = code.split('#');
+    let definition = types.map((type) => findParam(type, base)).find(Boolean);
+    if (definition && component !== undefined) definition = definition.components?.[Number(component)]?.param;
+    const type = definition?.type;
+    if (type === 'token' || type === 'string' || type === 'date' || type === 'number' || type === 'quantity' || type === 'reference' || type === 'uri') return type;
+    throw new Error(`no index table for parameter ${param} (${type ?? 'unknown'})`);
+  }
+
+  private leafParts(cond: Condition): { kind: IndexKind; param: string; predicate: (t: string) => string } {
+    switch (cond.kind) {
+      case 'token':
+        return { kind: 'token', param: cond.param, predicate: (t) => this.anyOf(cond.values, (v) => this.token(v, t)) };
+      case 'token-text':
+        // :text matches the start of any word of the text (normalised like strings).
+        return { kind: 'token', param: cond.param, predicate: (t) => this.anyOf(cond.texts, (v) => `(${t}.text LIKE ${this.bind(`${like(v)}%`)} ESCAPE '\\' OR ${t}.text LIKE ${this.bind(`% ${like(v)}%`)} ESCAPE '\\')`) };
+      case 'of-type':
+        return {
+          kind: 'token',
+          param: `${cond.param}:of-type`,
+          predicate: (t) => this.anyOf(cond.values, (v) => `(${t}.system = ${this.bind(v.typeSystem)} AND ${t}.code = ${this.bind(`${v.typeCode}|${v.value}`)})`),
+        };
+      case 'string':
+        return {
+          kind: 'string',
+          param: cond.param,
+          predicate: (t) =>
+            this.anyOf(cond.values, (v) =>
+              cond.match === 'exact' ? `${t}.exact = ${this.bind(v)}` : `${t}.value LIKE ${this.bind(cond.match === 'contains' ? `%${like(v)}%` : `${like(v)}%`)} ESCAPE '\\'`,
+            ),
+        };
+      case 'date':
+        return { kind: 'date', param: cond.param, predicate: (t) => this.anyOf(cond.values, (v) => this.date(v, t)) };
+      case 'number':
+        return { kind: 'number', param: cond.param, predicate: (t) => this.anyOf(cond.values, (v) => this.number(v, `${t}.value`)) };
+      case 'quantity':
+        return { kind: 'quantity', param: cond.param, predicate: (t) => this.anyOf(cond.values, (v) => this.quantity(v, t)) };
+      case 'reference':
+        return { kind: 'reference', param: cond.param, predicate: (t) => this.anyOf(cond.values, (v) => this.reference(v, t)) };
+      case 'uri':
+        return {
+          kind: 'uri',
+          param: cond.param,
+          predicate: (t) =>
+            this.anyOf(cond.values, (v) => {
+              if (cond.match === 'below') return `${t}.value LIKE ${this.bind(`${like(v)}%`)} ESCAPE '\\'`;
+              if (cond.match === 'above') return `substr(${this.bind(v)}, 1, length(${t}.value)) = ${t}.value`;
+              return `${t}.value = ${this.bind(v)}`;
+            }),
+        };
+      default:
+        throw new Error(`condition ${cond.kind} is not a leaf`);
+    }
+  }
+
+  private anyOf<T>(values: T[], one: (value: T) => string): string {
+    return `(${values.map(one).join(' OR ')})`;
+  }
+
+  private token(v: TokenValue, t: string): string {
+    const parts: string[] = [];
+    if (v.code !== undefined) parts.push(`${t}.code = ${this.bind(v.code)}`);
+    if (v.system === null) parts.push(`${t}.system IS NULL`);
+    else if (v.system !== undefined) parts.push(`${t}.system = ${this.bind(v.system)}`);
+    return parts.length > 0 ? `(${parts.join(' AND ')})` : '1';
+  }
+
+  // R4 3.1.1.4.2: prefixes compare the implicit range of the search value [low, high) with the
+  // range of the stored value [t.low, t.high] (inclusive, so its exclusive end is t.high + 1).
+  private date(v: RangeValue, t: string): string {
+    const low = () => this.bind(v.low);
+    const high = () => this.bind(v.high);
+    switch (v.prefix) {
+      case 'eq':
+        return `(${t}.low >= ${low()} AND ${t}.high < ${high()})`;
+      case 'ne':
+        return `NOT (${t}.low >= ${low()} AND ${t}.high < ${high()})`;
+      case 'gt':
+        return `${t}.high >= ${high()}`;
+      case 'ge':
+        return `${t}.high >= ${low()}`;
+      case 'lt':
+        return `${t}.low < ${low()}`;
+      case 'le':
+        return `${t}.low < ${high()}`;
+      case 'sa':
+        return `${t}.low >= ${high()}`;
+      case 'eb':
+        return `${t}.high < ${low()}`;
+      case 'ap':
+        // The parser has already widened the range of an approximate value: overlap it.
+        return `(${t}.low < ${high()} AND ${t}.high >= ${low()})`;
+    }
+  }
+
+  // Numbers: eq and ne use the implicit range of the value as written; the others compare values.
+  private number(v: RangeValue, column: string): string {
+    switch (v.prefix) {
+      case 'eq':
+        return `(${column} >= ${this.bind(v.low)} AND ${column} < ${this.bind(v.high)})`;
+      case 'ne':
+        return `NOT (${column} >= ${this.bind(v.low)} AND ${column} < ${this.bind(v.high)})`;
+      case 'gt':
+      case 'sa':
+        return `${column} > ${this.bind(v.value)}`;
+      case 'lt':
+      case 'eb':
+        return `${column} < ${this.bind(v.value)}`;
+      case 'ge':
+        return `${column} >= ${this.bind(v.value)}`;
+      case 'le':
+        return `${column} <= ${this.bind(v.value)}`;
+      case 'ap':
+        return `(${column} >= ${this.bind(v.low)} AND ${column} < ${this.bind(v.high)})`;
+    }
+  }
+
+  private quantity(v: QuantityValue, t: string): string {
+    const parts = [this.number(v, `${t}.value`)];
+    if (v.system === null) parts.push(`${t}.system IS NULL`);
+    else if (v.system !== undefined) parts.push(`${t}.system = ${this.bind(v.system)}`);
+    if (v.code !== undefined) parts.push(`(${t}.code = ${this.bind(v.code)} OR ${t}.unit = ${this.bind(v.code)})`);
+    return `(${parts.join(' AND ')})`;
+  }
+
+  private reference(v: ReferenceValue, t: string): string {
+    const parts: string[] = [];
+    if (v.targetId !== undefined) parts.push(`${t}.target_id = ${this.bind(v.targetId)}`);
+    if (v.targetType !== undefined) parts.push(`${t}.target_type = ${this.bind(v.targetType)}`);
+    const local = parts.length > 0 ? `(${parts.join(' AND ')})` : undefined;
+    if (v.url !== undefined) {
+      const url = `${t}.url = ${this.bind(v.url)}`;
+      return local ? `(${local} OR ${url})` : url;
+    }
+    return local ?? '0';
+  }
+
+  /** The sort expression of one key on alias c; missing values sort last in both directions. */
+  sortExpression(key: SortKey, c: string, types: string[]): string {
+    if (key.param === '_id') return `${c}.id`;
+    if (key.param === '_lastUpdated') return `${c}.last_updated`;
+    const kind = this.kindOf(types, key.param);
+    const { table } = INDEX_TABLES[kind];
+    const column = { token: 'code', string: 'value', date: key.descending ? 'high' : 'low', number: 'value', quantity: 'value', reference: "coalesce(target_type || '/' || target_id, url)", uri: 'value' }[kind];
+    const aggregate = key.descending ? 'max' : 'min';
+    const numeric = kind === 'date' || kind === 'number' || kind === 'quantity';
+    const missing = key.descending ? (numeric ? '-9e300' : "''") : numeric ? '9e300' : "char(1114111)";
+    const t = this.alias('s');
+    return `coalesce((SELECT ${aggregate}(${t}.${column}) FROM ${table} ${t} WHERE ${t}.type = ${c}.type AND ${t}.id = ${c}.id AND ${t}.param = ${this.bind(key.param)}), ${missing})`;
   }
 }
 
-/** The WHERE condition selecting the current, non-deleted resources that match the plan. */
-export function compileSearch(plan: SearchPlan): SqlCondition {
-  const params: unknown[] = [plan.type];
-  const conditions = ['c.type = ?', 'c.deleted = 0'];
-  for (const clause of plan.clauses) conditions.push(clauseSql(clause, params));
-  return { sql: conditions.join(' AND '), params };
+export interface CompiledSearch {
+  /** SELECT of matching current rows with their sort keys k0..kn (the last one is the id). */
+  select: Sql;
+  /** The count of every match. */
+  count: Sql;
+  keys: SortKey[];
+}
+
+/**
+ * Compiles a plan. `after` is a decoded cursor: the sort key values of the last row of the
+ * previous page; the page then continues strictly after it (keyset paging: stable while data
+ * changes, no offsets).
+ */
+export function compileSearch(plan: SearchPlan, after?: unknown[], limit?: number): CompiledSearch {
+  const compiler = new Compiler();
+  // The id breaks ties, so that the order is total and a cursor names one position.
+  const keys: SortKey[] = [...plan.sort, { param: '_id', descending: false }];
+  const sortColumns = keys.map((key, i) => `${compiler.sortExpression(key, 'c', plan.types)} AS k${i}`);
+  const conditions = [`c.type IN (${plan.types.map((t) => compiler.bind(t)).join(', ')})`, 'c.deleted = 0', ...compiler.where(plan.where, 'c', plan.types)];
+  const inner = `SELECT c.type, c.id, c.seq, ${sortColumns.join(', ')} FROM resource_current c WHERE ${conditions.join(' AND ')}`;
+  let keyset = '';
+  if (after) {
+    // (k0 > a0) OR (k0 = a0 AND k1 > a1) OR ..., with < for descending keys.
+    const alternatives = keys.map((key, i) => {
+      const equal = keys.slice(0, i).map((_k, j) => `m.k${j} = ${compiler.bind(after[j])}`);
+      return `(${[...equal, `m.k${i} ${key.descending ? '<' : '>'} ${compiler.bind(after[i])}`].join(' AND ')})`;
+    });
+    keyset = `WHERE ${alternatives.join(' OR ')}`;
+  }
+  const order = keys.map((key, i) => `m.k${i} ${key.descending ? 'DESC' : 'ASC'}`).join(', ');
+  const limitSql = limit !== undefined ? ` LIMIT ${compiler.bind(limit)}` : '';
+  return {
+    select: {
+      sql: `SELECT m.*, v.version, v.last_updated, v.deleted, v.content FROM (${inner}) m JOIN resource_version v ON v.seq = m.seq ${keyset} ORDER BY ${order}${limitSql}`,
+      params: compiler.params,
+    },
+    count: { sql: `SELECT count(*) AS n FROM resource_current c WHERE ${conditions.join(' AND ')}`, params: compiler.params },
+    keys,
+  };
 }

@@ -19,10 +19,9 @@ import {
   type WriteOp,
   type WriteResult,
 } from '../port.js';
-import type { IndexEntry } from '../../search/extract.js';
-import type { SearchPlan } from '../../search/plan.js';
+import type { IndexEntry, SearchPlan } from '../../search/types.js';
 import { compileSearch } from './compile.js';
-import { DDL, SCHEMA_VERSION } from './schema.js';
+import { DDL, INDEX_TABLES, SCHEMA_VERSION } from './schema.js';
 
 export interface SqliteOptions {
   /** Folder of the database file; ':memory:' for a throw-away store in tests. */
@@ -75,7 +74,46 @@ function sameContent(a: Resource, b: Resource): boolean {
   return isDeepStrictEqual(strip(a), strip(b));
 }
 
-// Cursors are opaque to clients; here a version's seq in base 36.
+interface SearchRow extends VersionRow {
+  [key: `k${number}`]: unknown;
+}
+
+/** The values of an entry in the column order of INDEX_TABLES. */
+function indexValues(entry: IndexEntry): unknown[] {
+  switch (entry.kind) {
+    case 'token':
+      return [entry.system, entry.code, entry.text];
+    case 'string':
+      return [entry.value, entry.exact];
+    case 'date':
+      return [entry.low, entry.high];
+    case 'number':
+      return [entry.value];
+    case 'quantity':
+      return [entry.value, entry.system, entry.code, entry.unit];
+    case 'reference':
+      return [entry.targetType, entry.targetId, entry.url];
+    case 'uri':
+      return [entry.value];
+  }
+}
+
+// A search cursor is the sort key values of the last row of a page, as base64url JSON.
+function encodeKeys(keys: unknown[]): string {
+  return Buffer.from(JSON.stringify(keys)).toString('base64url');
+}
+
+function decodeKeys(cursor: string): unknown[] {
+  try {
+    const keys = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(keys) && keys.every((k) => typeof k === 'string' || typeof k === 'number')) return keys;
+  } catch {
+    // fall through
+  }
+  throw new RangeError('bad search cursor');
+}
+
+// History cursors are a version's seq in base 36.
 const encodeCursor = (seq: number) => seq.toString(36);
 function decodeCursor(cursor: string): number | undefined {
   const seq = parseInt(cursor, 36);
@@ -121,8 +159,13 @@ export class SqliteStore implements Store {
          ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated,
            deleted = excluded.deleted, seq = excluded.seq`,
       ),
-      deleteTokens: this.db.prepare('DELETE FROM idx_token WHERE type = ? AND id = ?'),
-      insertToken: this.db.prepare('INSERT INTO idx_token (type, id, param, system, code) VALUES (?, ?, ?, ?, ?)'),
+      deleteIndex: Object.values(INDEX_TABLES).map(({ table }) => this.db.prepare(`DELETE FROM ${table} WHERE type = ? AND id = ?`)),
+      insertIndex: Object.fromEntries(
+        Object.entries(INDEX_TABLES).map(([kind, { table, columns }]) => [
+          kind,
+          this.db.prepare(`INSERT INTO ${table} (type, id, param, grp, ${columns.join(', ')}) VALUES (?, ?, ?, ?, ${columns.map(() => '?').join(', ')})`),
+        ]),
+      ) as Record<IndexEntry['kind'], Database.Statement>,
       instanceCount: this.db.prepare<[string, string], { n: number }>(
         'SELECT count(*) AS n FROM resource_version WHERE type = ? AND id = ?',
       ),
@@ -169,30 +212,22 @@ export class SqliteStore implements Store {
   }
 
   async search(plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
-    let after = 0;
-    if (query.cursor !== undefined) {
-      const seq = decodeCursor(query.cursor);
-      if (seq === undefined) throw new RangeError('bad search cursor');
-      after = seq;
-    }
-    const rows = this.matching(plan, query.count + 1, after);
+    const after = query.cursor !== undefined ? decodeKeys(query.cursor) : undefined;
+    const compiled = compileSearch(plan, after, query.count + 1);
+    const rows = this.db.prepare<Record<string, unknown>, SearchRow>(compiled.select.sql).all(compiled.select.params);
     const page: SearchPage = { matches: rows.slice(0, query.count).map(toVersion) };
-    if (rows.length > query.count && query.count > 0) page.next = encodeCursor(rows[query.count - 1].seq);
-    if (query.total) {
-      const condition = compileSearch(plan);
-      page.total = this.db.prepare<unknown[], { n: number }>(`SELECT count(*) AS n FROM resource_current c WHERE ${condition.sql}`).get(...condition.params)?.n ?? 0;
+    if (rows.length > query.count && query.count > 0) {
+      const last = rows[query.count - 1];
+      page.next = encodeKeys(compiled.keys.map((_k, i) => last[`k${i}`]));
     }
+    if (query.total) page.total = this.db.prepare<Record<string, unknown>, { n: number }>(compiled.count.sql).get(compiled.count.params)?.n ?? 0;
     return page;
   }
 
-  // Pages follow the order of the latest write (seq): a cursor is the last seq seen.
-  private matching(plan: SearchPlan, limit: number, afterSeq = 0): VersionRow[] {
-    const condition = compileSearch(plan);
-    return this.db
-      .prepare<unknown[], VersionRow>(
-        `SELECT v.* FROM resource_current c JOIN resource_version v ON v.seq = c.seq WHERE ${condition.sql} AND c.seq > ? ORDER BY c.seq LIMIT ?`,
-      )
-      .all(...condition.params, afterSeq, limit);
+  // Conditional create re-checks its criteria inside the write transaction.
+  private matching(plan: SearchPlan, limit: number): VersionRow[] {
+    const compiled = compileSearch(plan, undefined, limit);
+    return this.db.prepare<Record<string, unknown>, SearchRow>(compiled.select.sql).all(compiled.select.params);
   }
 
   async transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
@@ -252,16 +287,20 @@ export class SqliteStore implements Store {
     const { type, id } = { type: resource.resourceType, id: resource.id };
     const info = this.statements.insertVersion.run(type, id, versionId, at, 0, JSON.stringify(stored));
     this.statements.upsertCurrent.run(type, id, versionId, at, 0, info.lastInsertRowid);
-    this.statements.deleteTokens.run(type, id);
-    for (const entry of index) this.statements.insertToken.run(type, id, entry.param, entry.system, entry.code);
+    this.replaceIndex(type, id, index);
     return { type, id, versionId, lastUpdated: at, deleted: false, resource: stored };
   }
 
   private writeTombstone(type: string, id: string, versionId: number, at: string): Version {
     const info = this.statements.insertVersion.run(type, id, versionId, at, 1, null);
     this.statements.upsertCurrent.run(type, id, versionId, at, 1, info.lastInsertRowid);
-    this.statements.deleteTokens.run(type, id);
+    this.replaceIndex(type, id, []);
     return { type, id, versionId, lastUpdated: at, deleted: true };
+  }
+
+  private replaceIndex(type: string, id: string, index: IndexEntry[]): void {
+    for (const statement of this.statements.deleteIndex) statement.run(type, id);
+    for (const entry of index) this.statements.insertIndex[entry.kind].run(type, id, entry.param, entry.group, ...indexValues(entry));
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,41 @@
 // store/sqlite/schema: the embedded engine's tables, created idempotently at open.
 // Every version of every resource is kept (resource_version); resource_current points at the
-// newest; idx_token holds the search index entries of current, non-deleted resources.
+// newest; one idx_* table per search parameter type holds the index entries of current,
+// non-deleted resources (computed above the port by search/extract).
 
-export const SCHEMA_VERSION = 1;
+import type { IndexEntry } from '../../search/types.js';
+
+export const SCHEMA_VERSION = 2;
+
+/** The index table of each entry kind, and the value columns it stores besides type, id, param, grp. */
+export const INDEX_TABLES = {
+  token: { table: 'idx_token', columns: ['system', 'code', 'text'] },
+  string: { table: 'idx_string', columns: ['value', 'exact'] },
+  date: { table: 'idx_date', columns: ['low', 'high'] },
+  number: { table: 'idx_number', columns: ['value'] },
+  quantity: { table: 'idx_quantity', columns: ['value', 'system', 'code', 'unit'] },
+  reference: { table: 'idx_reference', columns: ['target_type', 'target_id', 'url'] },
+  uri: { table: 'idx_uri', columns: ['value'] },
+} as const satisfies Record<IndexEntry['kind'], { table: string; columns: readonly string[] }>;
+
+// Dates (epoch ms), numbers and quantity values compare as numbers; everything else as text.
+const NUMERIC = new Set(['date.low', 'date.high', 'number.value', 'quantity.value']);
+
+export type IndexKind = keyof typeof INDEX_TABLES;
+
+function indexTable(kind: IndexKind, lookup: string[]): string {
+  const { table, columns } = INDEX_TABLES[kind];
+  return `
+CREATE TABLE IF NOT EXISTS ${table} (
+  type  TEXT    NOT NULL,
+  id    TEXT    NOT NULL,
+  param TEXT    NOT NULL,
+  grp   INTEGER NOT NULL,
+  ${columns.map((c) => `${c} ${NUMERIC.has(`${kind}.${c}`) ? 'REAL' : 'TEXT'}`).join(',\n  ')}
+);
+CREATE INDEX IF NOT EXISTS ${table}_owner ON ${table} (type, id);
+${lookup.map((cols, i) => `CREATE INDEX IF NOT EXISTS ${table}_lookup${i} ON ${table} (${cols});`).join('\n')}`;
+}
 
 export const DDL = `
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -26,14 +59,12 @@ CREATE TABLE IF NOT EXISTS resource_current (
   seq          INTEGER NOT NULL,
   PRIMARY KEY (type, id)
 ) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS idx_token (
-  type   TEXT NOT NULL,
-  id     TEXT NOT NULL,
-  param  TEXT NOT NULL,
-  system TEXT,
-  code   TEXT
-);
-CREATE INDEX IF NOT EXISTS idx_token_lookup ON idx_token (type, param, code, system);
-CREATE INDEX IF NOT EXISTS idx_token_owner ON idx_token (type, id);
+CREATE INDEX IF NOT EXISTS resource_current_updated ON resource_current (type, last_updated);
+${indexTable('token', ['type, param, code, system', 'type, param, system'])}
+${indexTable('string', ['type, param, value'])}
+${indexTable('date', ['type, param, low', 'type, param, high'])}
+${indexTable('number', ['type, param, value'])}
+${indexTable('quantity', ['type, param, value'])}
+${indexTable('reference', ['type, param, target_id, target_type', 'target_type, target_id, param', 'type, param, url'])}
+${indexTable('uri', ['type, param, value'])}
 `;
