@@ -61,7 +61,7 @@ function splitUnion(expression: string): string[] {
 
 /** Whether a union branch only ever applies to another resource type (e.g. "Condition.code" on an Observation). */
 function belongsElsewhere(branch: string, type: string): boolean {
-  const m = /^\(?\s*([A-Za-z]+)\./.exec(branch);
+  const m = /^\(?\s*([A-Za-z]+)(?=[.\s)]|$)/.exec(branch);
   if (!m || m[1] === type || !RESOURCE_TYPES.has(m[1])) return false;
   if (branch.startsWith('(')) {
     // "(A.x | B.y).z": the group's own branches decide.
@@ -75,26 +75,15 @@ function belongsElsewhere(branch: string, type: string): boolean {
   return true;
 }
 
-/**
- * FHIRPath casts rewritten with ofType(): fhirpath.js raises an error when the left side of `as`
- * has several items ("Observation.component.value as Quantity" with two components), and
- * `as(DateTime)` finds nothing; ofType() is the same on a single item and keeps every match.
- */
-function withoutCasts(expression: string): string {
-  return expression
-    .replace(/\(\s*([A-Za-z_%][\w.]*)\s+as\s+([A-Za-z]\w*)\s*\)/g, '($1.ofType($2))')
-    .replace(/\.as\(\s*([A-Za-z]\w*)\s*\)/g, '.ofType($1)');
-}
-
 const evaluators = new WeakMap<SearchParam, Map<string, FhirPathFn>>();
 
 /**
  * The evaluation of a parameter on resources of one type (cached). The official definitions are
  * unions over every base type (the `code` expression has 15 branches): only the branches of this
  * type are evaluated, each on its own and the results concatenated (a FHIRPath union would also
- * compare every pair of results, and fhirpath.js finds 1e-245 g and 1e-22 g equal). A branch that
- * is the resource itself (composites on "Observation | Observation.component") yields the resource
- * as is rather than the deep copy fhirpath.js returns.
+ * compare every pair of results, and fhirpath.js finds 1e-245 g and 1e-22 g equal). A composite
+ * branch that is the resource itself ("Observation | Observation.component") yields the resource
+ * without an evaluation.
  */
 function evaluatorOf(param: SearchParam, type: string): FhirPathFn | undefined {
   const original = param.evaluate as FhirPathFn | undefined;
@@ -106,7 +95,7 @@ function evaluatorOf(param: SearchParam, type: string): FhirPathFn | undefined {
   const branches = splitUnion(param.expression).filter((b) => !belongsElsewhere(b, type));
   const parts: FhirPathFn[] = [];
   try {
-    for (const branch of branches) parts.push(branch === type ? (input) => [input] : compileFhirPath(withoutCasts(branch)));
+    for (const branch of branches) parts.push(branch === type && param.type === 'composite' ? (input) => [input] : compileFhirPath(branch));
   } catch {
     parts.length = 0;
   }
@@ -494,6 +483,9 @@ function composite(sink: Sink, param: SearchParam, elements: unknown[], nextGrou
  * 1, 2, ... (unique within the resource); every other entry has group 0.
  */
 export function indexEntries(resource: Resource): IndexEntry[] {
+  // fhirpath.js marks the elements it returns with a hidden `__path__` property (its type): it
+  // cannot on a frozen resource, so such a resource is indexed through a copy.
+  if (Object.isFrozen(resource)) resource = structuredClone(resource);
   const sink = new Sink();
   const type = resource.resourceType;
   let nextGroup = 1;

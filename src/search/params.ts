@@ -40,8 +40,24 @@ function withoutResolve(expression: string): string {
   return expression.replace(/\.where\(resolve\(\) is (\w+)\)/g, (_m, type: string) => `.where(reference.matches('(^|/)${type}/[^/]+(/_history/[^/]+)?$'))`);
 }
 
+// System type names the official expressions cast to, as the FHIR types of the R4 model.
+const FHIR_PRIMITIVE: Record<string, string> = { DateTime: 'dateTime', Date: 'date', String: 'string', Boolean: 'boolean', Integer: 'integer', Decimal: 'decimal', Time: 'time' };
+
+/**
+ * FHIRPath casts rewritten with ofType(): fhirpath.js raises an error when the left side of `as`
+ * has several items ("Observation.component.value as Quantity" with two components), and
+ * `as(DateTime)` finds nothing on FHIR dateTime values; ofType() is the same on a single item and
+ * keeps every match.
+ */
+function withoutCasts(expression: string): string {
+  const fhirType = (name: string) => FHIR_PRIMITIVE[name] ?? name;
+  return expression
+    .replace(/\(\s*([A-Za-z_%][\w.]*)\s+as\s+([A-Za-z]\w*)\s*\)/g, (_m, path: string, type: string) => `(${path}.ofType(${fhirType(type)}))`)
+    .replace(/\.as\(\s*([A-Za-z]\w*)\s*\)/g, (_m, type: string) => `.ofType(${fhirType(type)})`);
+}
+
 export function compileFhirPath(expression: string): FhirPathFn {
-  const compiled = fhirpath.compile(withoutResolve(expression), r4model);
+  const compiled = fhirpath.compile(withoutCasts(withoutResolve(expression)), r4model);
   return (input) => compiled(input as Resource) as unknown[];
 }
 
@@ -51,7 +67,7 @@ function officialDefinitions(): SearchParameter[] {
 }
 
 /** SearchParameter resources in profiles/ (one per file, or Bundles of them). */
-function profileDefinitions(dir = PROFILES): SearchParameter[] {
+export function profileDefinitions(dir = PROFILES): SearchParameter[] {
   if (!fs.existsSync(dir)) return [];
   const found: SearchParameter[] = [];
   for (const file of fs.readdirSync(dir, { recursive: true }) as string[]) {
@@ -102,10 +118,14 @@ interface Registry {
   byUrl: Map<string, SearchParam>;
 }
 
-function buildRegistry(): Registry {
-  const byType = new Map<string, Map<string, SearchParam>>(SERVED_TYPES.map((t) => [t, new Map()]));
-  const byUrl = new Map<string, SearchParam>();
-  const definitions = [...officialDefinitions(), ...profileDefinitions()];
+const registry: Registry = { byType: new Map(SERVED_TYPES.map((t) => [t, new Map()])), byUrl: new Map() };
+
+/**
+ * Adds SearchParameter definitions to the registry (a later one with the same code on a type
+ * replaces the earlier). Resources written before a parameter is added are not indexed for it.
+ */
+export function addSearchParameters(definitions: SearchParameter[]): void {
+  const { byType, byUrl } = registry;
   const composites: [SearchParameter, SearchParam][] = [];
   for (const def of definitions) {
     const param = toParam(def);
@@ -115,7 +135,7 @@ function buildRegistry(): Registry {
     const bases = param.base.includes('Resource') || param.base.includes('DomainResource') ? SERVED_TYPES : param.base;
     for (const base of bases) byType.get(base)?.set(param.code, param);
   }
-  // Components refer to other definitions by URL: resolve them once everything is loaded.
+  // Components refer to other definitions by URL: resolve them once the batch is loaded.
   for (const [def, param] of composites) {
     const components = (def.component ?? []).map((c, i) => {
       const component = c.definition ? byUrl.get(c.definition) : undefined;
@@ -125,10 +145,9 @@ function buildRegistry(): Registry {
     if (components.every((c) => c !== undefined)) param.components = components as NonNullable<SearchParam['components']>;
     else for (const base of param.base) byType.get(base)?.delete(param.code);
   }
-  return { byType, byUrl };
 }
 
-const registry = buildRegistry();
+addSearchParameters([...officialDefinitions(), ...profileDefinitions()]);
 
 /** The parameters supported on a type, for parsing, indexing and the CapabilityStatement. */
 export function paramsOf(type: string): SearchParam[] {

@@ -95,3 +95,21 @@ t.test('DocumentReference identifier covers masterIdentifier too (official expre
   const second = await fhir(app, 'POST', 'DocumentReference', doc, { 'if-none-exist': 'identifier=urn:ietf:rfc:3986|urn:oid:1.2.3.4' });
   t.equal(second.statusCode, 200);
 });
+
+t.test('conditional operations take any search criteria, not only identifiers', async (t) => {
+  const body = { resourceType: 'Patient', name: [{ family: 'Lefèvre', given: ['Zoé'] }], birthDate: '1990-05-04' };
+  const criteria = 'family=lefevre&given=zoe&birthdate=1990-05-04';
+  t.equal((await fhir(app, 'POST', 'Patient', body, { 'if-none-exist': criteria })).statusCode, 201);
+  t.equal((await fhir(app, 'POST', 'Patient', body, { 'if-none-exist': criteria })).statusCode, 200, 'accent-insensitive match found');
+  const updated = await fhir(app, 'PUT', `Patient?${criteria}`, { ...body, gender: 'female' });
+  t.equal(updated.statusCode, 200);
+  t.equal(json<Patient>(updated).gender, 'female');
+  t.equal((await fhir(app, 'DELETE', 'Patient?family=lefevre&birthdate=ge1990&birthdate=lt1991')).statusCode, 200);
+  t.equal((await fhir(app, 'POST', 'Patient', body, { 'if-none-exist': criteria })).statusCode, 201, 'deleted, so created again');
+});
+
+t.test('result parameters are refused in conditional criteria', async (t) => {
+  const res = await fhir(app, 'POST', 'Patient', patient('r'), { 'if-none-exist': 'identifier=r&_sort=birthdate' });
+  t.equal(res.statusCode, 400);
+  t.match(json(res), { issue: [{ expression: ['_sort'] }] });
+});

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS ${table} (
   grp   INTEGER NOT NULL,
   ${columns.map((c) => `${c} ${NUMERIC.has(`${kind}.${c}`) ? 'REAL' : 'TEXT'}`).join(',\n  ')}
 );
-CREATE INDEX IF NOT EXISTS ${table}_owner ON ${table} (type, id);
+CREATE INDEX IF NOT EXISTS ${table}_owner ON ${table} (type, id, param);
 ${lookup.map((cols, i) => `CREATE INDEX IF NOT EXISTS ${table}_lookup${i} ON ${table} (${cols});`).join('\n')}`;
 }
 
