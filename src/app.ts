@@ -9,7 +9,8 @@ import { registerFhirRoutes } from './fhir/http.js';
 
 export interface AppDeps {
   store: Store;
-  baseUrl: string;
+  /** The public base of the FHIR API; a function when it is known only after listening (PORT=0). */
+  baseUrl: string | (() => string);
   bodyLimit?: number;
   defaultPageSize?: number;
   maxPageSize?: number;
@@ -36,9 +37,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
   });
+  const base = deps.baseUrl;
   const ctx: FhirContext = {
     store: deps.store,
-    baseUrl: deps.baseUrl.replace(/\/+$/, ''),
+    get baseUrl() {
+      return (typeof base === 'function' ? base() : base).replace(/\/+$/, '');
+    },
     defaultPageSize: deps.defaultPageSize ?? 20,
     maxPageSize: deps.maxPageSize ?? 1000,
     now: deps.now ?? (() => new Date().toISOString()),

@@ -11,6 +11,8 @@ export interface Config {
   dataDir: string;
   store: StoreKind;
   baseUrl: string;
+  /** Whether CARNET_BASE_URL was given (else baseUrl is derived from HOST and PORT). */
+  baseUrlSet: boolean;
   /** Largest request body accepted, in bytes (413 above it). */
   bodyLimit: number;
   /** SQLite durability: 'normal' survives a process crash (kill -9); 'full' also survives power loss. */
@@ -52,6 +54,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir,
     store,
     baseUrl,
+    baseUrlSet: Boolean(env.CARNET_BASE_URL),
     bodyLimit: integer(env, 'CARNET_BODY_LIMIT', 20 * 1024 * 1024, 1024),
     sync,
     logLevel: env.LOG_LEVEL || 'info',

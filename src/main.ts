@@ -17,14 +17,30 @@ async function main(): Promise<void> {
   } else {
     throw new Error('CARNET_STORE=mongodb://... selects the MongoDB engine, which this build does not include yet; use CARNET_STORE=sqlite');
   }
+  // With PORT=0 the base URL is known only once the port is: the app reads it when it answers.
+  let baseUrl = config.baseUrl;
   const app = buildApp({
     store,
-    baseUrl: config.baseUrl,
+    baseUrl: () => baseUrl,
     bodyLimit: config.bodyLimit,
     defaultPageSize: config.defaultPageSize,
     maxPageSize: config.maxPageSize,
     logger: { level: config.logLevel, redact: LOG_REDACT },
   });
+  // Handlers first: a supervisor may stop the server the moment it announces itself.
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    await new Promise((resolve) => (app.server.listening ? app.server.close(resolve) : resolve(undefined)));
+    await app.close();
+    await store.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
   // Listen on Fastify's own server rather than app.listen(), which logs a line of its own: the
   // contract is one plain line here, then one log line per request.
   await app.ready();
@@ -34,21 +50,9 @@ async function main(): Promise<void> {
   });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  if (config.port === 0 && !config.baseUrlSet) baseUrl = baseUrl.replace(/:0\/fhir$/, `:${port}/fhir`);
   const ms = Math.round(performance.now() - started);
-  process.stdout.write(`Carnet FHIR R4 API listening on http://${config.host}:${port}/fhir (base URL ${config.baseUrl}), store: ${storeLabel}, ready in ${ms} ms\n`);
-
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    app.log.info({ signal }, 'shutting down');
-    await new Promise((resolve) => app.server.close(resolve));
-    await app.close();
-    await store.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.stdout.write(`Carnet FHIR R4 API listening on http://${config.host}:${port}/fhir (base URL ${baseUrl}), store: ${storeLabel}, ready in ${ms} ms\n`);
 }
 
 main().catch((error: unknown) => {
