@@ -130,10 +130,11 @@ async function writeUntilKilled(child: Child, round: number): Promise<RoundResul
         });
         const body = (await res.json()) as { id?: string };
         if (res.status !== 201) throw new Error(`create answered ${res.status}: ${JSON.stringify(body)}`);
-        // Only the path of Location is checked: its origin is the configured base URL.
-        const location = /\/fhir\/Patient\/([^/]+)\/_history\/1$/.exec(res.headers.get('location') ?? '');
-        if (!location || location[1] !== body.id) throw new Error(`unexpected Location ${res.headers.get('location')} for id ${body.id}`);
-        acknowledged.push({ id: location[1], value, family });
+        const location = res.headers.get('location');
+        if (typeof body.id !== 'string' || location !== `${child.base}/Patient/${body.id}/_history/1`) {
+          throw new Error(`unexpected Location ${location} for id ${body.id}`);
+        }
+        acknowledged.push({ id: body.id, value, family });
       } catch (error) {
         if (!killed) throw error;
         failedAfterKill++;

@@ -96,6 +96,7 @@ t.test('the listening line, metadata, and a clean exit on SIGTERM', async (t) =>
   t.equal(before.length, 1, 'exactly one line is printed before the first request');
   t.match(before[0], LISTENING, 'it is the listening line');
   t.match(before[0], /store: sqlite\b/, 'it names the store');
+  t.ok(before[0].includes(`base URL http://127.0.0.1:${port}/fhir`), 'with PORT=0, the base URL it names carries the port listened on');
 
   const res = await fetch(`http://127.0.0.1:${port}/fhir/metadata`, { headers: { accept: FHIR_JSON } });
   t.equal(res.status, 200, 'GET /fhir/metadata answers 200');
@@ -110,9 +111,8 @@ t.test('the listening line, metadata, and a clean exit on SIGTERM', async (t) =>
   t.equal(lines(child.stdout()).length, 1, 'at LOG_LEVEL=warn, nothing else reaches stdout');
 });
 
-// A supervisor may stop the server as soon as it has announced itself. src/main.ts installs its
-// signal handlers only after printing the listening line, so a SIGTERM sent at once can still meet
-// the default action (death by signal, no clean close); marked todo until that is fixed.
+// A supervisor may stop the server as soon as it has announced itself: the signal handlers must
+// already be installed then (else SIGTERM's default action kills the process, without a clean close).
 t.test('SIGTERM sent as soon as the listening line is read also exits with code 0', async (t) => {
   const results = await Promise.all(
     [1, 2, 3].map(async () => {
@@ -122,9 +122,7 @@ t.test('SIGTERM sent as soon as the listening line is read also exits with code 
       return child.exited;
     }),
   );
-  t.same(results, results.map(() => ({ code: 0, signal: null })), 'every start exits with code 0', {
-    todo: 'src/main.ts: SIGINT/SIGTERM handlers are installed after the listening line is printed',
-  });
+  t.same(results, results.map(() => ({ code: 0, signal: null })), 'every start exits with code 0');
 });
 
 t.test('a bad configuration stops start-up with a message naming the variable', async (t) => {
