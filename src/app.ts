@@ -6,9 +6,14 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { Store } from './store/port.js';
 import type { FhirContext } from './fhir/context.js';
 import { registerFhirRoutes } from './fhir/http.js';
+import { actorForLog } from './auth/actor.js';
+import type { AuthContext } from './auth/context.js';
+import { registerAuthHook } from './auth/hook.js';
 
 export interface AppDeps {
   store: Store;
+  /** Token verification and Carnet's own keys: every request under /fhir is authenticated. */
+  auth: AuthContext;
   /** The public base of the FHIR API; a function when it is known only after listening (PORT=0). */
   baseUrl: string | (() => string);
   bodyLimit?: number;
@@ -54,10 +59,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // in its query), no body.
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ...(request.actor ? actorForLog(request.actor) : {}),
+      },
       'request',
     );
   });
+  registerAuthHook(app, deps.auth.verifier);
   registerFhirRoutes(app, ctx);
   return app;
 }

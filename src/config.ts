@@ -18,6 +18,12 @@ export interface Config {
   /** SQLite durability: 'normal' survives a process crash (kill -9); 'full' also survives power loss. */
   sync: 'normal' | 'full';
   logLevel: string;
+  /** JSON file listing the trusted token issuers (docs/auth.md), if any. */
+  issuersFile?: string;
+  /** NODE_ENV=production: development tokens are refused. */
+  production: boolean;
+  /** Lifetime of the access tokens Carnet issues (backend services), in seconds. */
+  accessTokenTtl: number;
   /** Default and maximum page sizes for history (and later search). */
   defaultPageSize: number;
   maxPageSize: number;
@@ -58,6 +64,9 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimit: integer(env, 'CARNET_BODY_LIMIT', 20 * 1024 * 1024, 1024),
     sync,
     logLevel: env.LOG_LEVEL || 'info',
+    ...(env.CARNET_ISSUERS ? { issuersFile: path.resolve(env.CARNET_ISSUERS) } : {}),
+    production: env.NODE_ENV === 'production',
+    accessTokenTtl: integer(env, 'CARNET_TOKEN_TTL', 300, 30),
     defaultPageSize: integer(env, 'CARNET_PAGE_SIZE', 20, 1),
     maxPageSize: integer(env, 'CARNET_MAX_PAGE_SIZE', 1000, 1),
   };

@@ -5,6 +5,10 @@ import { loadConfig } from './config.js';
 import { buildApp, LOG_REDACT } from './app.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import type { Store } from './store/port.js';
+import { KEY_NAMES, loadOrCreateKey } from './auth/keys.js';
+import { TokenVerifier } from './auth/verify.js';
+import { loadIssuers } from './auth/issuers.js';
+import { authBase, DEVELOPMENT_ISSUER, type AuthContext } from './auth/context.js';
 
 async function main(): Promise<void> {
   const started = performance.now();
@@ -19,8 +23,23 @@ async function main(): Promise<void> {
   }
   // With PORT=0 the base URL is known only once the port is: the app reads it when it answers.
   let baseUrl = config.baseUrl;
+  const signingKey = await loadOrCreateKey(config.dataDir, KEY_NAMES.signing);
+  const developmentKey = config.production ? undefined : await loadOrCreateKey(config.dataDir, KEY_NAMES.development);
+  const verifier = new TokenVerifier(loadIssuers(config.issuersFile), () => baseUrl);
+  if (developmentKey) verifier.trust({ issuer: DEVELOPMENT_ISSUER, jwks: { keys: [developmentKey.publicJwk] } });
+  const auth: AuthContext = {
+    clients: store.clients,
+    signingKey,
+    ...(developmentKey ? { developmentKey } : {}),
+    issuerUrl: () => authBase(baseUrl),
+    tokenEndpoint: () => `${authBase(baseUrl)}/token`,
+    audience: () => baseUrl,
+    accessTokenTtl: config.accessTokenTtl,
+    verifier,
+  };
   const app = buildApp({
     store,
+    auth,
     baseUrl: () => baseUrl,
     bodyLimit: config.bodyLimit,
     defaultPageSize: config.defaultPageSize,
@@ -51,8 +70,11 @@ async function main(): Promise<void> {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   if (config.port === 0 && !config.baseUrlSet) baseUrl = baseUrl.replace(/:0\/fhir$/, `:${port}/fhir`);
+  // Carnet's own access tokens (backend services) are signed by its key, issued as <origin>/auth.
+  verifier.trust({ issuer: authBase(baseUrl), jwks: { keys: [signingKey.publicJwk] } });
   const ms = Math.round(performance.now() - started);
-  process.stdout.write(`Carnet FHIR R4 API listening on http://${config.host}:${port}/fhir (base URL ${baseUrl}), store: ${storeLabel}, ready in ${ms} ms\n`);
+  const development = developmentKey ? '; development tokens accepted (NODE_ENV is not production)' : '';
+  process.stdout.write(`Carnet FHIR R4 API listening on http://${config.host}:${port}/fhir (base URL ${baseUrl}), store: ${storeLabel}, trusted issuers: ${verifier.trusted.join(', ')}${development}, ready in ${ms} ms\n`);
 }
 
 main().catch((error: unknown) => {

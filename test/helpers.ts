@@ -8,6 +8,10 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import type { Resource } from '@medplum/fhirtypes';
 import { buildApp, type AppDeps } from '../src/app.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
+import { generateSigningKey, KEY_NAMES, loadOrCreateKey, type SigningKey } from '../src/auth/keys.js';
+import { TokenVerifier } from '../src/auth/verify.js';
+import { authBase, DEVELOPMENT_ISSUER, type AuthContext } from '../src/auth/context.js';
+import { CARNET_CLAIMS, mintToken } from '../src/auth/claims.js';
 
 export const BASE = 'http://carnet.test/fhir';
 
@@ -15,24 +19,124 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const PROJECT = path.resolve(here, '..');
 export const SHARED_DATA = path.resolve(PROJECT, '../shared/data');
 
+/** The issuer of the tokens tests mint (trusted by every test server). */
+export const TEST_ISSUER = 'urn:carnet:test-issuer';
+
+/** An actor to mint a token for, in the claim vocabulary of docs/auth.md. */
+export type TestActor =
+  | { kind: 'patient'; patient: string }
+  | { kind: 'representative'; relatedPerson: string; patients: string[] }
+  | { kind: 'practitioner'; practitioner: string; profession: string; specialty?: string; purpose?: 'TREAT' | 'ETREAT'; patient?: string; organization?: string }
+  | { kind: 'system'; client: string; organization?: string }
+  | { kind: 'organisation'; role: string; organization: string };
+
 export interface TestServer {
   app: FastifyInstance;
   store: SqliteStore;
+  auth: AuthContext;
+  /** A bearer token for an actor and scopes (default: a vendor system with system/*.cruds). */
+  token(actor?: TestActor, scope?: string, extra?: Record<string, unknown>): Promise<string>;
   close(): Promise<void>;
 }
 
-export async function testServer(overrides: Partial<AppDeps> = {}): Promise<TestServer> {
+const DEFAULT_SCOPES: Record<TestActor['kind'], string> = {
+  patient: 'patient/*.cruds',
+  representative: 'patient/*.rs',
+  practitioner: 'user/*.cruds',
+  system: 'system/*.cruds',
+  organisation: 'user/*.rs',
+};
+
+function claimsOf(actor: TestActor): [string, Record<string, unknown>] {
+  const c = CARNET_CLAIMS;
+  switch (actor.kind) {
+    case 'patient':
+      return [actor.patient, { [c.kind]: 'patient', [c.fhirUser]: `Patient/${actor.patient}` }];
+    case 'representative':
+      return [actor.relatedPerson, { [c.kind]: 'representative', [c.fhirUser]: `RelatedPerson/${actor.relatedPerson}`, [c.patients]: actor.patients }];
+    case 'practitioner':
+      return [
+        actor.practitioner,
+        {
+          [c.kind]: 'practitioner',
+          [c.fhirUser]: `Practitioner/${actor.practitioner}`,
+          [c.profession]: actor.profession,
+          ...(actor.specialty ? { [c.specialty]: actor.specialty } : {}),
+          ...(actor.purpose ? { [c.purposeOfUse]: actor.purpose } : {}),
+          ...(actor.patient ? { [c.patient]: actor.patient } : {}),
+          ...(actor.organization ? { [c.organization]: `Organization/${actor.organization}` } : {}),
+        },
+      ];
+    case 'system':
+      return [actor.client, { [c.kind]: 'system', [c.clientId]: actor.client, ...(actor.organization ? { [c.organization]: actor.organization } : {}) }];
+    case 'organisation':
+      return [actor.organization, { [c.kind]: 'organisation', [c.role]: actor.role, [c.organization]: actor.organization }];
+  }
+}
+
+/** Mints a token signed by `key` for `issuer`. */
+export async function mintFor(key: SigningKey, issuer: string, audience: string, actor: TestActor, scope?: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const [subject, claims] = claimsOf(actor);
+  return mintToken(key, { issuer, audience, subject, ttl: 3600, claims: { ...claims, scope: scope ?? DEFAULT_SCOPES[actor.kind], ...extra } });
+}
+
+/**
+ * A development token for a server started as a child process on `dataDir` (the server creates
+ * the development key there at start-up), for the FHIR base `audience`.
+ */
+export async function developmentTokenFor(dataDir: string, audience: string, actor: TestActor = { kind: 'system', client: 'test-client' }): Promise<string> {
+  const key = await loadOrCreateKey(dataDir, KEY_NAMES.development);
+  return mintFor(key, DEVELOPMENT_ISSUER, audience, actor);
+}
+
+// The default token of each test app, used by fhir() when a test sends none.
+const defaultTokens = new WeakMap<FastifyInstance, string>();
+
+/** A real app on an in-memory store; `setup` runs before the app is ready (to add test hooks). */
+export async function testServer(overrides: Partial<AppDeps> = {}, setup?: (app: FastifyInstance) => void): Promise<TestServer> {
   const store = new SqliteStore({ dataDir: ':memory:' });
-  const app = buildApp({ store, baseUrl: BASE, ...overrides });
+  const base = overrides.baseUrl ?? BASE;
+  const baseOf = () => (typeof base === 'function' ? base() : base);
+  const issuerKey = await generateSigningKey();
+  const signingKey = await generateSigningKey();
+  const verifier = new TokenVerifier(
+    [
+      { issuer: TEST_ISSUER, jwks: { keys: [issuerKey.publicJwk] } },
+      { issuer: authBase(baseOf()), jwks: { keys: [signingKey.publicJwk] } },
+    ],
+    baseOf,
+  );
+  const auth: AuthContext = {
+    clients: store.clients,
+    signingKey,
+    issuerUrl: () => authBase(baseOf()),
+    tokenEndpoint: () => `${authBase(baseOf())}/token`,
+    audience: baseOf,
+    accessTokenTtl: 300,
+    verifier,
+  };
+  const app = buildApp({ store, baseUrl: BASE, auth, ...overrides });
+  setup?.(app);
   await app.ready();
+  const token = (actor: TestActor = { kind: 'system', client: 'test-client' }, scope?: string, extra?: Record<string, unknown>) => mintFor(issuerKey, TEST_ISSUER, baseOf(), actor, scope, extra);
+  defaultTokens.set(app, await token());
   return {
     app,
     store,
+    auth,
+    token,
     async close() {
       await app.close();
       await store.close();
     },
   };
+}
+
+/** The Authorization header of the app's default test token. */
+export function bearer(app: FastifyInstance): { authorization: string } {
+  const token = defaultTokens.get(app);
+  if (!token) throw new Error('not a test server app');
+  return { authorization: `Bearer ${token}` };
 }
 
 export const FHIR_JSON = 'application/fhir+json';
@@ -42,7 +146,7 @@ export function fhir(app: FastifyInstance, method: InjectOptions['method'], url:
   return app.inject({
     method,
     url: url.startsWith('/') ? url : `/fhir/${url}`,
-    headers: { accept: FHIR_JSON, ...(body !== undefined ? { 'content-type': FHIR_JSON } : {}), ...headers },
+    headers: { accept: FHIR_JSON, ...(defaultTokens.has(app) ? bearer(app) : {}), ...(body !== undefined ? { 'content-type': FHIR_JSON } : {}), ...headers },
     ...(body !== undefined ? { payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body) } : {}),
   });
 }

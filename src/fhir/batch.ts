@@ -16,6 +16,7 @@ import { prepareUpdate } from './update.js';
 import { preparePatch, JSON_PATCH } from './patch.js';
 import { prepareDelete } from './delete.js';
 import { dispatch, parseTarget } from './dispatch.js';
+import { searchAs } from './access.js';
 
 const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 // R4 3.1.0.11.2: a transaction processes deletes, then creates, then updates, then reads.
@@ -82,6 +83,7 @@ function parseEntry(ctx: FhirContext, outer: FhirRequest, raw: BundleEntry, inde
       ...(request.ifModifiedSince ? { ifModifiedSince: request.ifModifiedSince } : {}),
       ...(request.ifNoneExist ? { ifNoneExist: request.ifNoneExist } : {}),
       prefer: outer.prefer,
+      ...(outer.actor ? { actor: outer.actor } : {}),
     },
   };
 }
@@ -116,9 +118,9 @@ async function batch(ctx: FhirContext, outer: FhirRequest, entries: BundleEntry[
 }
 
 /** Resolves a conditional reference ("Patient?identifier=...") to exactly one resource. */
-async function resolveConditional(ctx: FhirContext, reference: string): Promise<string> {
+async function resolveConditional(ctx: FhirContext, req: FhirRequest, reference: string): Promise<string> {
   const [type, query] = reference.split('?', 2);
-  const { matches } = await ctx.store.search(parseCriteria(type, query), { count: 2 });
+  const { matches } = await searchAs(ctx, req, parseCriteria(type, query), { count: 2 });
   if (matches.length !== 1) {
     throw new PreconditionFailed(`The conditional reference "${reference}" matches ${matches.length === 0 ? 'no' : 'more than one'} resource; it must match exactly one`);
   }
@@ -135,7 +137,7 @@ const AMBIGUOUS = '';
  * conditional references to their match. A relative reference in an entry whose fullUrl is an
  * absolute RESTful URL is read against that URL's base (R4 Bundle 2.36.4.1).
  */
-async function rewriteReferences(ctx: FhirContext, value: unknown, ids: Map<string, string>, entryFullUrl?: string): Promise<void> {
+async function rewriteReferences(ctx: FhirContext, req: FhirRequest, value: unknown, ids: Map<string, string>, entryFullUrl?: string): Promise<void> {
   const base = entryFullUrl !== undefined ? RESTFUL.exec(entryFullUrl)?.[1] : undefined;
   const lookup = (ref: string) => ids.get(ref) ?? (base !== undefined && RELATIVE.test(ref) ? ids.get(base + ref) : undefined);
   const stack: unknown[] = [value];
@@ -148,7 +150,7 @@ async function rewriteReferences(ctx: FhirContext, value: unknown, ids: Map<stri
         if ((key === 'reference' || key === 'url') && typeof child === 'string') {
           const mapped = lookup(child);
           if (mapped !== undefined && mapped !== AMBIGUOUS) object[key] = mapped;
-          else if (key === 'reference' && /^[A-Z][A-Za-z]+\?/.test(child)) object[key] = await resolveConditional(ctx, child);
+          else if (key === 'reference' && /^[A-Z][A-Za-z]+\?/.test(child)) object[key] = await resolveConditional(ctx, req, child);
         } else if (typeof child === 'object') stack.push(child);
       }
     }
@@ -171,7 +173,7 @@ async function resolveIdentity(ctx: FhirContext, entry: Entry, ids: Map<string, 
   if (req.method === 'POST' && req.target.kind === 'type') {
     id = newId();
     if (req.ifNoneExist !== undefined) {
-      const { matches } = await ctx.store.search(parseCriteria(type, req.ifNoneExist), { count: 2 });
+      const { matches } = await searchAs(ctx, req, parseCriteria(type, req.ifNoneExist), { count: 2 });
       if (matches.length > 1) throw new PreconditionFailed(`If-None-Exist "${req.ifNoneExist}" matches more than one ${type}`, 'multiple-matches');
       if (matches.length === 1) id = matches[0].id;
     }
@@ -179,7 +181,7 @@ async function resolveIdentity(ctx: FhirContext, entry: Entry, ids: Map<string, 
     entry.assignedId = id;
   } else if ((req.method === 'PUT' || req.method === 'DELETE') && req.target.kind === 'type') {
     const criteria = new URLSearchParams(req.query).toString();
-    const { matches } = await ctx.store.search(parseCriteria(type, criteria), { count: 2 });
+    const { matches } = await searchAs(ctx, req, parseCriteria(type, criteria), { count: 2 });
     if (matches.length > 1) throw new PreconditionFailed(`The criteria "${criteria}" match more than one ${type}`, 'multiple-matches');
     const match = matches[0];
     if (req.method === 'DELETE' && !match) {
@@ -230,15 +232,15 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, raws: BundleEnt
   const touched = new Map<string, number>();
   for (const entry of writes) {
     try {
-      if (entry.req.body.kind === 'json') await rewriteReferences(ctx, entry.req.body.value, ids, entry.fullUrl);
+      if (entry.req.body.kind === 'json') await rewriteReferences(ctx, entry.req, entry.req.body.value, ids, entry.fullUrl);
       const { req } = entry;
       if (entry.noMatch) continue;
       const t = req.target;
       let p: Prepared;
       if (req.method === 'POST' && t.kind === 'type') p = prepareCreate(ctx, req, t.type, entry.assignedId);
-      else if (req.method === 'PUT' && t.kind === 'instance') p = prepareUpdate(ctx, req, t.type, t.id);
+      else if (req.method === 'PUT' && t.kind === 'instance') p = await prepareUpdate(ctx, req, t.type, t.id);
       else if (req.method === 'PATCH' && t.kind === 'instance') p = await preparePatch(ctx, req, t.type, t.id);
-      else if (req.method === 'DELETE' && t.kind === 'instance') p = prepareDelete(req, t.type, t.id);
+      else if (req.method === 'DELETE' && t.kind === 'instance') p = await prepareDelete(ctx, req, t.type, t.id);
       else throw new Invalid(`${req.method} ${entry.req.target.kind} is not allowed in a transaction`);
       const key = p.op && (p.op.kind === 'delete' ? `${p.op.type}/${p.op.id}` : `${p.op.resource.resourceType}/${p.op.resource.id}`);
       if (key !== undefined) {

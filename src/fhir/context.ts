@@ -3,6 +3,7 @@
 
 import type { Resource } from '@medplum/fhirtypes';
 import type { Store } from '../store/port.js';
+import type { Actor } from '../auth/actor.js';
 
 export interface FhirContext {
   store: Store;
@@ -46,6 +47,8 @@ export interface Preferences {
 }
 
 export interface FhirRequest {
+  /** Who is calling: set by the auth hook from the verified bearer token (absent on public routes). */
+  actor?: Actor;
   method: Method;
   target: Target;
   /** Query parameters in order, repeated names kept. */

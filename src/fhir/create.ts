@@ -5,11 +5,14 @@ import { parseCriteria } from '../search/plan.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { newId, resourceFromBody } from './body.js';
 import { applyOne, versionResponse, type Prepared } from './resource.js';
+import { access, assertWritable } from './access.js';
 
 /** Prepares a create; `id` is given by a transaction that already mapped a urn:uuid to it. */
 export function prepareCreate(ctx: FhirContext, req: FhirRequest, type: string, id: string = newId()): Prepared {
   // R4: the server assigns the id; one sent by the client is ignored.
+  const granted = access(req, type, 'c');
   const resource = { ...resourceFromBody(req.body, type), id };
+  assertWritable(granted, resource);
   const ifNoneExist = req.ifNoneExist !== undefined ? parseCriteria(type, req.ifNoneExist) : undefined;
   return {
     op: { kind: 'create', resource, index: indexEntries(resource), ...(ifNoneExist ? { ifNoneExist } : {}) },

@@ -5,8 +5,10 @@ import type { BundleEntry } from '@medplum/fhirtypes';
 import type { HistoryScope, Version } from '../store/port.js';
 import type { FhirContext, FhirRequest, FhirResponse, Target } from './context.js';
 import { bundle, CURSOR, fullUrl, pageLinks, pageSize, pathOf, withCursor } from './bundle.js';
-import { Invalid } from './outcome.js';
+import { Forbidden, Invalid } from './outcome.js';
 import { etag } from './resource.js';
+import { access } from './access.js';
+import { assertReadable } from './read.js';
 
 function historyEntry(ctx: FhirContext, version: Version): BundleEntry {
   const entry: BundleEntry = { fullUrl: fullUrl(ctx, version) };
@@ -33,6 +35,12 @@ function instant(raw: string): string {
 }
 
 export async function history(ctx: FhirContext, req: FhirRequest, target: Target, scope: HistoryScope): Promise<FhirResponse> {
+  // Instance history reads one resource; type and system history are searches of everything.
+  const granted = access(req, scope.level === 'system' ? '*' : scope.type, scope.level === 'instance' ? 'r' : 's');
+  if (granted.compartment && scope.level !== 'instance') {
+    throw new Forbidden('A token limited to a patient compartment reads the history of one resource at a time');
+  }
+  if (scope.level === 'instance') await assertReadable(ctx, granted, await ctx.store.read(scope.type, scope.id), `${scope.type}/${scope.id}`);
   let count = ctx.defaultPageSize;
   let since: string | undefined;
   let cursor: string | undefined;

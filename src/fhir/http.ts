@@ -44,6 +44,7 @@ function bodyOf(request: FastifyRequest): Body {
 /** The FhirRequest of an HTTP request to a route whose path below /fhir is `path`. */
 function toFhirRequest(request: FastifyRequest, target: Target): FhirRequest {
   const fhir: FhirRequest = {
+    ...(request.actor ? { actor: request.actor } : {}),
     method: request.method as Method,
     target,
     query: queryPairs(request),

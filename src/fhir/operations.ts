@@ -5,6 +5,7 @@ import type { Parameters, Resource } from '@medplum/fhirtypes';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError, Invalid, informational, NotFound, operationOutcome } from './outcome.js';
 import { resourceFromBody } from './body.js';
+import { access } from './access.js';
 
 /** The resource to validate: the body itself, or the `resource` parameter of a Parameters body. */
 function candidate(req: FhirRequest): FhirRequest['body'] {
@@ -33,11 +34,18 @@ function validate(req: FhirRequest, type: string, id?: string): FhirResponse {
 }
 
 export async function typeOperation(_ctx: FhirContext, req: FhirRequest, type: string, operation: string): Promise<FhirResponse> {
-  if (operation === '$validate' && req.method === 'POST') return validate(req, type);
+  // $validate reads nothing stored; it answers what a create would, so it needs create permission.
+  if (operation === '$validate' && req.method === 'POST') {
+    access(req, type, 'c');
+    return validate(req, type);
+  }
   throw new NotFound(`Operation ${req.method} ${type}/${operation}`);
 }
 
 export async function instanceOperation(_ctx: FhirContext, req: FhirRequest, type: string, id: string, operation: string): Promise<FhirResponse> {
-  if (operation === '$validate' && req.method === 'POST') return validate(req, type, id);
+  if (operation === '$validate' && req.method === 'POST') {
+    access(req, type, 'u');
+    return validate(req, type, id);
+  }
   throw new NotFound(`Operation ${req.method} ${type}/${id}/${operation}`);
 }

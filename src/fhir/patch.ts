@@ -7,6 +7,8 @@ import { indexEntries } from '../search/extract.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError, Gone, Invalid, NotFound, PreconditionFailed, UnsupportedMediaType, Unprocessable } from './outcome.js';
 import { applyOne, checkId, etag, incomingResource, parseIfMatch, versionResponse, type Prepared } from './resource.js';
+import { access, assertWritable } from './access.js';
+import { assertReadable } from './read.js';
 
 export const JSON_PATCH = 'application/json-patch+json';
 
@@ -31,8 +33,10 @@ function patchDocument(req: FhirRequest): Operation[] {
 
 export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<Prepared> {
   checkId(id);
+  const granted = access(req, type, 'u');
   const operations = patchDocument(req);
   const current = await ctx.store.read(type, id);
+  await assertReadable(ctx, granted, current, `${type}/${id}`);
   if (current.kind === 'missing') throw new NotFound(`${type}/${id}`);
   if (current.kind === 'deleted') throw new Gone(`${type}/${id}`, { etag: etag(current.version.versionId) });
   const { version } = current;
@@ -60,6 +64,7 @@ export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: str
     if (error instanceof FhirError) throw new FhirError(422, error.issues);
     throw error;
   }
+  assertWritable(granted, resource);
   return {
     op: { kind: 'update', resource, index: indexEntries(resource), expectedVersion: version.versionId },
     respond(result) {

@@ -13,6 +13,19 @@ import { bundle, fullUrl, pageLinks, withCursor } from './bundle.js';
 import { Invalid } from './outcome.js';
 import { isServedType, SERVED_TYPES } from './registry.js';
 import { shape } from './shape.js';
+import { access, reaches, restrict, type Access } from './access.js';
+import { hasCompartment } from '../policy/compartment.js';
+import { FhirError } from './outcome.js';
+
+/** The access of the caller to a type, or undefined when its scopes do not reach it. */
+function tryAccess(req: FhirRequest, type: string, permission: 'r' | 's'): Access | undefined {
+  try {
+    return access(req, type, permission);
+  } catch (error) {
+    if (error instanceof FhirError && error.status === 403) return undefined;
+    throw error;
+  }
+}
 
 // Bounds on what includes may add to one page, so that a search cannot fetch the whole store.
 const MAX_INCLUDED = 1000;
@@ -28,19 +41,22 @@ function referencesOf(resource: Resource, include: Include): { type: string; id:
     .map((e) => ({ type: e.targetType as string, id: e.targetId as string }));
 }
 
-async function readAll(ctx: FhirContext, refs: { type: string; id: string }[]): Promise<Version[]> {
+async function readAll(ctx: FhirContext, req: FhirRequest, refs: { type: string; id: string }[]): Promise<Version[]> {
   const byType = new Map<string, Set<string>>();
   for (const ref of refs) if (isServedType(ref.type)) byType.set(ref.type, (byType.get(ref.type) ?? new Set()).add(ref.id));
   const found: Version[] = [];
   for (const [type, ids] of byType) {
+    // Included resources are read as the caller: types its scopes do not reach are left out.
+    const granted = tryAccess(req, type, 'r');
+    if (!granted) continue;
     const page = await ctx.store.search({ types: [type], where: [{ kind: 'id', ids: [...ids] }], sort: [] }, { count: ids.size });
-    found.push(...page.matches);
+    found.push(...page.matches.filter((v) => v.resource && reaches(granted, v.resource)));
   }
   return found;
 }
 
 /** _include and _revinclude targets of a page, :iterate applied to what they add. */
-async function included(ctx: FhirContext, parsed: ParsedSearch, matches: Version[]): Promise<Version[]> {
+async function included(ctx: FhirContext, req: FhirRequest, parsed: ParsedSearch, matches: Version[]): Promise<Version[]> {
   const seen = new Set(matches.map(key));
   const added: Version[] = [];
   let frontier = matches;
@@ -49,13 +65,15 @@ async function included(ctx: FhirContext, parsed: ParsedSearch, matches: Version
     const includes = parsed.include.filter((i) => round === 0 || i.iterate);
     const revincludes = parsed.revinclude.filter((i) => round === 0 || i.iterate);
     const refs = includes.flatMap((include) => frontier.filter((v) => v.resource && (include.sourceType === '*' || v.type === include.sourceType)).flatMap((v) => referencesOf(v.resource as Resource, include)));
-    next.push(...(await readAll(ctx, refs.filter((r) => !seen.has(key(r))))));
+    next.push(...(await readAll(ctx, req, refs.filter((r) => !seen.has(key(r))))));
     for (const rev of revincludes) {
       const params = rev.param === '*' ? paramsOf(rev.sourceType).filter((p) => p.type === 'reference').map((p) => p.code) : [rev.param];
       const values = frontier.map((v) => ({ targetType: v.type, targetId: v.id }));
+      const granted = tryAccess(req, rev.sourceType, 's');
+      if (!granted || (granted.compartment && !hasCompartment(rev.sourceType))) continue;
       for (const param of params) {
-        const page = await ctx.store.search({ types: [rev.sourceType], where: [{ kind: 'reference', param, values }], sort: [] }, { count: MAX_INCLUDED });
-        next.push(...page.matches);
+        const plan = restrict(granted, { types: [rev.sourceType], where: [{ kind: 'reference', param, values }], sort: [] });
+        next.push(...(await ctx.store.search(plan, { count: MAX_INCLUDED })).matches);
       }
     }
     frontier = [];
@@ -80,16 +98,18 @@ export async function search(ctx: FhirContext, req: FhirRequest, type: string | 
   const types = type !== undefined ? [type] : systemTypes(params);
   const typeParam = params.filter(([name]) => name === '_type');
   const parsed = parseSearch(types, type !== undefined ? params : params.filter(([name]) => name !== '_type'), req.prefer.lenient);
+  let plan = parsed.plan;
+  for (const searched of types) plan = restrict(access(req, searched, 's'), plan);
   const countOnly = parsed.summary === 'count';
   const count = countOnly ? 0 : Math.min(parsed.count ?? ctx.defaultPageSize, ctx.maxPageSize);
   const page = await withCursor(parsed.cursor, () =>
-    ctx.store.search(parsed.plan, { count, total: parsed.total !== 'none', ...(parsed.cursor !== undefined ? { cursor: parsed.cursor } : {}) }),
+    ctx.store.search(plan, { count, total: parsed.total !== 'none', ...(parsed.cursor !== undefined ? { cursor: parsed.cursor } : {}) }),
   );
   const shaping = { ...(parsed.summary ? { summary: parsed.summary } : {}), ...(parsed.elements ? { elements: parsed.elements } : {}) };
   const entry = (v: Version, mode: 'match' | 'include'): BundleEntry => ({ fullUrl: fullUrl(ctx, v), resource: shape(v.resource as Resource, shaping), search: { mode } });
   const entries = page.matches.map((v) => entry(v, 'match'));
   if (!countOnly && (parsed.include.length > 0 || parsed.revinclude.length > 0)) {
-    entries.push(...(await included(ctx, parsed, page.matches)).map((v) => entry(v, 'include')));
+    entries.push(...(await included(ctx, req, parsed, page.matches)).map((v) => entry(v, 'include')));
   }
   const applied: [string, string][] = [...(type === undefined ? typeParam : []), ...parsed.applied, ['_count', String(count)]];
   const links = pageLinks(ctx, type ?? '', applied, parsed.cursor, page.next);

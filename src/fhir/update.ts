@@ -7,6 +7,7 @@ import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { newId, resourceFromBody } from './body.js';
 import { Invalid, PreconditionFailed } from './outcome.js';
 import { applyOne, checkId, parseIfMatch, versionResponse, type Prepared } from './resource.js';
+import { access, assertVisible, assertWritable, searchAs } from './access.js';
 
 function updateResponder(ctx: FhirContext, req: FhirRequest): Prepared['respond'] {
   return (result) => {
@@ -25,14 +26,21 @@ function updateResponder(ctx: FhirContext, req: FhirRequest): Prepared['respond'
 }
 
 /** Prepares PUT [type]/[id]; the body's id must equal the URL's (a raw Binary body takes it). */
-export function prepareUpdate(ctx: FhirContext, req: FhirRequest, type: string, id: string): Prepared {
+export async function prepareUpdate(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<Prepared> {
   checkId(id);
+  const granted = access(req, type, 'u');
   const resource = resourceFromBody(req.body, type);
   if (req.body.kind === 'json') {
     if (resource.id === undefined) throw new Invalid('An update must carry the resource id in the body (R4 3.1.0.4)', `${type}.id`);
     if (resource.id !== id) throw new Invalid(`The body's id "${resource.id}" does not match the URL's id "${id}"`, `${type}.id`);
   }
   const stored = { ...resource, id };
+  assertWritable(granted, stored);
+  if (granted.compartment) {
+    // The resource replaced must be reachable too (else its existence is not revealed: 404).
+    const current = await ctx.store.read(type, id);
+    if (current.kind === 'found') assertVisible(granted, current.version.resource, `${type}/${id}`);
+  }
   const expectedVersion = req.ifMatch !== undefined ? parseIfMatch(req.ifMatch) : undefined;
   return {
     op: { kind: 'update', resource: stored, index: indexEntries(stored), ...(expectedVersion !== undefined ? { expectedVersion } : {}) },
@@ -43,7 +51,8 @@ export function prepareUpdate(ctx: FhirContext, req: FhirRequest, type: string, 
 /** Prepares PUT [type]?criteria: no match creates, one match updates it, several answer 412. */
 export async function prepareConditionalUpdate(ctx: FhirContext, req: FhirRequest, type: string, criteria: string): Promise<Prepared> {
   const plan = parseCriteria(type, criteria);
-  const { matches } = await ctx.store.search(plan, { count: 2 });
+  const granted = access(req, type, 'u');
+  const { matches } = await searchAs(ctx, req, plan, { count: 2 });
   if (matches.length > 1) throw new PreconditionFailed(`The criteria "${criteria}" match more than one ${type}`, 'multiple-matches');
   const resource = resourceFromBody(req.body, type);
   if (matches.length === 1) {
@@ -52,6 +61,7 @@ export async function prepareConditionalUpdate(ctx: FhirContext, req: FhirReques
       throw new Invalid(`The body's id "${resource.id}" is not the id of the resource matching the criteria`, `${type}.id`);
     }
     const stored = { ...resource, id: match.id };
+    assertWritable(granted, stored);
     return {
       op: { kind: 'update', resource: stored, index: indexEntries(stored), expectedVersion: match.versionId },
       respond: updateResponder(ctx, req),
@@ -60,14 +70,16 @@ export async function prepareConditionalUpdate(ctx: FhirContext, req: FhirReques
   if (resource.id !== undefined) {
     // No match but an id: update-as-create with it, refused if that id exists (it does not match).
     const stored = { ...resource, id: checkId(resource.id) };
+    assertWritable(granted, stored);
     return { op: { kind: 'update', resource: stored, index: indexEntries(stored), mustBeNew: true }, respond: updateResponder(ctx, req) };
   }
   const stored = { ...resource, id: newId() };
+  assertWritable(granted, stored);
   return { op: { kind: 'create', resource: stored, index: indexEntries(stored), ifNoneExist: plan }, respond: updateResponder(ctx, req) };
 }
 
 export async function update(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
-  return applyOne(ctx, prepareUpdate(ctx, req, type, id));
+  return applyOne(ctx, await prepareUpdate(ctx, req, type, id));
 }
 
 export async function conditionalUpdate(ctx: FhirContext, req: FhirRequest, type: string, criteria: string): Promise<FhirResponse> {

@@ -134,7 +134,9 @@ export type Condition =
   /** _has:Type:param:...: some resource of sourceType whose reference parameter points here matches `where`. */
   | { kind: 'has'; sourceType: string; param: string; where: Condition[] }
   /** Composite: for one of the values, every component matches within the same group. */
-  | { kind: 'composite'; param: string; values: Condition[][] };
+  | { kind: 'composite'; param: string; values: Condition[][] }
+  /** Any one of the conditions (made by policy/, e.g. "in this patient's compartment"; never by the parser). */
+  | { kind: 'any'; of: Condition[] };
 
 export interface SortKey {
   /** A search parameter code, or _id / _lastUpdated. */

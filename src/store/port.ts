@@ -94,9 +94,37 @@ export interface SearchPage {
   total?: number;
 }
 
+/** A registered OAuth client: an entry of the app catalogue (auth/clients). */
+export interface ClientRecord {
+  id: string;
+  name: string;
+  kind: 'system' | 'patient-app' | 'practitioner-app';
+  /** Public keys its client assertions are signed with. */
+  jwks: { keys: Record<string, unknown>[] };
+  /** The scopes it may be granted, space-separated. */
+  scopes: string;
+  /** Only certified clients get tokens and appear in the public catalogue. */
+  certified: boolean;
+  /** The organisation operating it (a vendor system's hospital, lab or pharmacy). */
+  organizationId?: string;
+  created: string;
+}
+
+export interface ClientRegistry {
+  register(client: ClientRecord): Promise<void>;
+  get(id: string): Promise<ClientRecord | undefined>;
+  list(): Promise<ClientRecord[]>;
+  /**
+   * Records a client assertion's jti until it expires; false if it was seen before (replay).
+   * Kept in the store so that a replay is refused across restarts and processes.
+   */
+  consumeAssertion(clientId: string, jti: string, expiresAt: number): Promise<boolean>;
+}
+
 export interface Store {
   /** Engine name for logs and the start-up line. */
   readonly name: string;
+  readonly clients: ClientRegistry;
   read(type: string, id: string): Promise<ReadResult>;
   readVersion(type: string, id: string, versionId: number): Promise<ReadResult>;
   history(scope: HistoryScope, query: HistoryQuery): Promise<HistoryPage>;

@@ -11,10 +11,8 @@ import { Client as FhirKitClient, type FhirResource } from 'fhir-kit-client';
 import smart from 'fhirclient';
 import { MedplumClient, OperationOutcomeError } from '@medplum/core';
 import type { Binary, Bundle, BundleEntry, Observation, OperationOutcome, Patient, Resource } from '@medplum/fhirtypes';
-import { buildApp } from '../../src/app.js';
-import { SqliteStore } from '../../src/store/sqlite/index.js';
+import { testServer } from '../helpers.js';
 
-const TOKEN = 'dummy-bearer-token-not-checked-yet';
 
 // The base URL must be the listening address, so that Location headers and next links can be
 // followed: the port is chosen first, then the app is built with it.
@@ -38,28 +36,28 @@ interface Seen {
 const port = await freePort();
 const ORIGIN = `http://127.0.0.1:${port}`;
 const BASE = `${ORIGIN}/fhir`;
-const store = new SqliteStore({ dataDir: ':memory:' });
-const app = buildApp({ store, baseUrl: BASE });
 const seen: Seen[] = [];
 const pending = new WeakMap<object, Seen>();
-app.addHook('onRequest', async (request) => {
-  const h = request.headers;
-  const entry: Seen = { method: request.method, url: request.url };
-  if (typeof h['content-type'] === 'string') entry.contentType = h['content-type'];
-  if (typeof h.accept === 'string') entry.accept = h.accept;
-  if (typeof h.authorization === 'string') entry.authorization = h.authorization;
-  seen.push(entry);
-  pending.set(request.raw, entry);
+const server = await testServer({ baseUrl: BASE }, (app) => {
+  app.addHook('onRequest', async (request) => {
+    const h = request.headers;
+    const entry: Seen = { method: request.method, url: request.url };
+    if (typeof h['content-type'] === 'string') entry.contentType = h['content-type'];
+    if (typeof h.accept === 'string') entry.accept = h.accept;
+    if (typeof h.authorization === 'string') entry.authorization = h.authorization;
+    seen.push(entry);
+    pending.set(request.raw, entry);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const entry = pending.get(request.raw);
+    if (entry) entry.status = reply.statusCode;
+  });
 });
-app.addHook('onResponse', async (request, reply) => {
-  const entry = pending.get(request.raw);
-  if (entry) entry.status = reply.statusCode;
-});
+const { app } = server;
+// A real token, minted by the test issuer the server trusts: a vendor system with system/*.cruds.
+const TOKEN = await server.token();
 await app.listen({ port, host: '127.0.0.1' });
-t.teardown(async () => {
-  await app.close();
-  await store.close();
-});
+t.teardown(() => server.close());
 
 /** The last request the app received with this method whose URL (path and query) satisfies `url`. */
 function lastSeen(method: string, url: (u: string) => boolean): Seen | undefined {

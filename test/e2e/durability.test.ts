@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { developmentTokenFor } from '../helpers.js';
 
 const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const FHIR_JSON = 'application/fhir+json';
@@ -25,6 +26,8 @@ interface Child {
   proc: ChildProcess;
   port: number;
   base: string;
+  /** Authorization header value: a development token for this server. */
+  auth: string;
   stderr: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -77,7 +80,8 @@ function startServer(dir: string): Promise<Child> {
         return;
       }
       const port = Number(match[1]);
-      resolve({ proc, port, base: `http://127.0.0.1:${port}/fhir`, stderr: () => stderr, exited });
+      const base = `http://127.0.0.1:${port}/fhir`;
+      developmentTokenFor(dir, base).then((token) => resolve({ proc, port, base, auth: `Bearer ${token}`, stderr: () => stderr, exited }), reject);
     };
     proc.stdout!.setEncoding('utf8').on('data', onData);
     void exited.then(({ code, signal }) => reject(new Error(`server exited (code ${code}, signal ${signal}) before listening\nstderr: ${stderr}`)));
@@ -125,7 +129,7 @@ async function writeUntilKilled(child: Child, round: number): Promise<RoundResul
       try {
         const res = await fetch(`${child.base}/Patient`, {
           method: 'POST',
-          headers: { 'content-type': FHIR_JSON, accept: FHIR_JSON },
+          headers: { 'content-type': FHIR_JSON, accept: FHIR_JSON, authorization: child.auth },
           body: JSON.stringify(patient(value, family)),
         });
         const body = (await res.json()) as { id?: string };
@@ -160,7 +164,7 @@ async function missing(child: Child, expected: Acknowledged[]): Promise<string[]
   const reader = async () => {
     while (next < expected.length) {
       const want = expected[next++];
-      const res = await fetch(`${child.base}/Patient/${want.id}`, { headers: { accept: FHIR_JSON } });
+      const res = await fetch(`${child.base}/Patient/${want.id}`, { headers: { accept: FHIR_JSON, authorization: child.auth } });
       const body = (await res.json()) as { id?: string; identifier?: { system?: string; value?: string }[]; name?: { family?: string }[] };
       const intact =
         res.status === 200 &&
@@ -176,7 +180,7 @@ async function missing(child: Child, expected: Acknowledged[]): Promise<string[]
 }
 
 async function patientTotal(child: Child): Promise<number> {
-  const res = await fetch(`${child.base}/Patient?_count=1`, { headers: { accept: FHIR_JSON } });
+  const res = await fetch(`${child.base}/Patient?_count=1`, { headers: { accept: FHIR_JSON, authorization: child.auth } });
   const bundle = (await res.json()) as { total?: number };
   if (res.status !== 200 || typeof bundle.total !== 'number') throw new Error(`search answered ${res.status} without a total`);
   return bundle.total;

@@ -2,7 +2,7 @@
 // right status, and the process keeps serving.
 import t from 'tap';
 import type { Bundle, OperationOutcome } from '@medplum/fhirtypes';
-import { fhir, json, testServer } from '../helpers.js';
+import { bearer, fhir, json, testServer } from '../helpers.js';
 
 const server = await testServer({ bodyLimit: 64 * 1024 });
 t.teardown(() => server.close());
@@ -61,7 +61,7 @@ t.test('a body over the configured limit is 413', async (t) => {
 
 t.test('an unknown route is 404 with an OperationOutcome', async (t) => {
   for (const url of ['/nothing-here', '/fhir/Patient/1/_history/2/extra', '/fhir/Patient/1/whatever']) {
-    const res = await app.inject({ method: 'GET', url });
+    const res = await app.inject({ method: 'GET', url, headers: bearer(app) });
     t.equal(res.statusCode, 404, url);
     t.equal(outcome(res).resourceType, 'OperationOutcome', url);
   }

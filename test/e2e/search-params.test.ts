@@ -2,7 +2,7 @@
 // of ids it must select from test/fixtures/search-fixture.ts.
 import t from 'tap';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
-import { fhir, json, testServer } from '../helpers.js';
+import { bearer, fhir, json, testServer } from '../helpers.js';
 import { FIXTURE, FR_PATIENT, INS, LOINC, UCUM } from '../fixtures/search-fixture.js';
 
 const server = await testServer();
@@ -181,7 +181,7 @@ t.test('system search with _type', async (t) => {
 
 t.test('GET and POST _search with a form body give the same answer', async (t) => {
   const get = await ids('Observation?code=http://loinc.org|29463-7&_sort=-date', false);
-  const post = await app.inject({ method: 'POST', url: '/fhir/Observation/_search', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/fhir+json' }, payload: 'code=http%3A%2F%2Floinc.org%7C29463-7&_sort=-date' });
+  const post = await app.inject({ method: 'POST', url: '/fhir/Observation/_search', headers: { ...bearer(app), 'content-type': 'application/x-www-form-urlencoded', accept: 'application/fhir+json' }, payload: 'code=http%3A%2F%2Floinc.org%7C29463-7&_sort=-date' });
   t.same(json<Bundle>(post).entry?.map((e) => e.resource?.id), get);
 });
 

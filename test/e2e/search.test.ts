@@ -1,7 +1,7 @@
 // Search on _id and identifier (the full search engine comes later): searchset Bundles, paging.
 import t from 'tap';
 import type { Bundle } from '@medplum/fhirtypes';
-import { BASE, fhir, json, testServer } from '../helpers.js';
+import { bearer, BASE, fhir, json, testServer } from '../helpers.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
@@ -37,7 +37,7 @@ t.test('next links page through every match exactly once, even when a match is a
 
 t.test('POST [type]/_search with a form body gives the same answer as GET', async (t) => {
   const get = json<Bundle>(await fhir(app, 'GET', 'Patient?identifier=urn:test|shared&_count=3'));
-  const post = await app.inject({ method: 'POST', url: '/fhir/Patient/_search', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/fhir+json' }, payload: 'identifier=urn%3Atest%7Cshared&_count=3' });
+  const post = await app.inject({ method: 'POST', url: '/fhir/Patient/_search', headers: { ...bearer(app), 'content-type': 'application/x-www-form-urlencoded', accept: 'application/fhir+json' }, payload: 'identifier=urn%3Atest%7Cshared&_count=3' });
   t.equal(post.statusCode, 200);
   t.same(json<Bundle>(post).entry?.map((e) => e.resource?.id), get.entry?.map((e) => e.resource?.id));
 });

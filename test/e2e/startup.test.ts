@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { developmentTokenFor } from '../helpers.js';
 
 const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const FHIR_JSON = 'application/fhir+json';
@@ -31,6 +32,7 @@ interface Exit {
 
 interface Child {
   proc: ChildProcess;
+  dataDir: string;
   /** Everything written to stdout so far. */
   stdout: () => string;
   stderr: () => string;
@@ -48,9 +50,10 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 function spawnServer(env: Record<string, string>): Child {
+  const dataDir = tempDir();
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: PROJECT,
-    env: childEnv({ PORT: '0', CARNET_DATA_DIR: tempDir(), ...env }),
+    env: childEnv({ PORT: '0', CARNET_DATA_DIR: dataDir, ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(proc);
@@ -65,7 +68,7 @@ function spawnServer(env: Record<string, string>): Child {
       resolve({ code, signal });
     });
   });
-  return { proc, stdout: () => stdout, stderr: () => stderr, exited };
+  return { proc, dataDir, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 /** Waits for the listening line (wherever it is in stdout); resolves with the port. */
@@ -160,7 +163,8 @@ t.test('request logs name the route and status, never the patient or the identif
   const base = `http://127.0.0.1:${port}/fhir`;
   const query = `identifier=${INS_SYSTEM}|${INS}`;
   const patient = { resourceType: 'Patient', identifier: [{ system: INS_SYSTEM, value: INS }], name: [{ family: FAMILY, given: [GIVEN], text: `${GIVEN} ${FAMILY}` }] };
-  const json = { 'content-type': FHIR_JSON, accept: FHIR_JSON };
+  const token = await developmentTokenFor(child.dataDir, base);
+  const json = { 'content-type': FHIR_JSON, accept: FHIR_JSON, authorization: `Bearer ${token}` };
 
   // [method, url, init, expected status, expected route pattern]
   const requests: [string, string, RequestInit, number, string][] = [
@@ -168,7 +172,7 @@ t.test('request logs name the route and status, never the patient or the identif
     ['POST', `${base}/Patient`, { body: JSON.stringify(patient), headers: { ...json, 'if-none-exist': query } }, 200, '/fhir/:type'],
     ['GET', `${base}/Patient?${query}`, {}, 200, '/fhir/:type'],
     ['POST', `${base}/Patient?${query}`, { body: `{"resourceType":"Patient","name":[{"text":"${GIVEN} ${FAMILY}"` }, 400, '/fhir/:type'],
-    ['POST', `${base}/Patient?${query}`, { body: `${GIVEN} ${FAMILY} ${INS}`, headers: { 'content-type': 'text/plain' } }, 415, '/fhir/:type'],
+    ['POST', `${base}/Patient?${query}`, { body: `${GIVEN} ${FAMILY} ${INS}`, headers: { ...json, 'content-type': 'text/plain' } }, 415, '/fhir/:type'],
     ['GET', `${base}/Patient/${INS}?${query}`, {}, 404, '/fhir/:type/:id'],
     ['GET', `http://127.0.0.1:${port}/${FAMILY}/${INS}?${query}`, {}, 404, 'unmatched'],
   ];

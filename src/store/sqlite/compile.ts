@@ -63,6 +63,8 @@ class Compiler {
         return `(${c}.type, ${c}.id) IN (SELECT ${r}.target_type, ${r}.target_id FROM idx_reference ${r} JOIN resource_current ${source} ON ${source}.type = ${r}.type AND ${source}.id = ${r}.id
           WHERE ${r}.type = ${this.bind(cond.sourceType)} AND ${r}.param = ${this.bind(cond.param)} AND ${source}.deleted = 0${inner.map((w) => ` AND ${w}`).join('')})`;
       }
+      case 'any':
+        return cond.of.length === 0 ? '0' : `(${cond.of.map((one) => this.condition(one, c, types)).join(' OR ')})`;
       case 'composite': {
         // One of the values matches when every component matches within one group.
         const alternatives = cond.values.map((components) => this.composite(components, c, types));

@@ -21,6 +21,7 @@ import {
 } from '../port.js';
 import type { IndexEntry, SearchPlan } from '../../search/types.js';
 import { compileSearch } from './compile.js';
+import { SqliteClients } from './clients.js';
 import { DDL, INDEX_TABLES, SCHEMA_VERSION } from './schema.js';
 
 export interface SqliteOptions {
@@ -122,6 +123,7 @@ function decodeCursor(cursor: string): number | undefined {
 
 export class SqliteStore implements Store {
   readonly name = 'sqlite';
+  readonly clients: SqliteClients;
   private readonly db: Database.Database;
   private readonly statements;
 
@@ -141,6 +143,7 @@ export class SqliteStore implements Store {
     }
     this.db.exec(DDL);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    this.clients = new SqliteClients(this.db);
     this.statements = {
       current: this.db.prepare<[string, string], VersionRow>(
         'SELECT v.* FROM resource_current c JOIN resource_version v ON v.seq = c.seq WHERE c.type = ? AND c.id = ?',

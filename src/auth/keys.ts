@@ -1,0 +1,59 @@
+// auth/keys: Carnet's own signing keys, kept as JWK files in CARNET_DATA_DIR/keys: the key that
+// signs backend-services access tokens, and the development issuer's key. Whichever process
+// needs a key first (the server or a CLI) creates it; creation is atomic, so two processes
+// starting together end up with the same key.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, importJWK, type JWK, type CryptoKey } from 'jose';
+
+export const SIGNING_ALG = 'ES256';
+
+export interface SigningKey {
+  kid: string;
+  alg: typeof SIGNING_ALG;
+  privateKey: CryptoKey;
+  /** The public half, as published in a JWKS. */
+  publicJwk: JWK;
+}
+
+/** The file names of Carnet's keys in CARNET_DATA_DIR/keys. */
+export const KEY_NAMES = { signing: 'carnet-signing', development: 'development-issuer' } as const;
+
+async function fromJwk(jwk: JWK): Promise<SigningKey> {
+  const { d: _d, ...publicJwk } = jwk;
+  return {
+    kid: jwk.kid as string,
+    alg: SIGNING_ALG,
+    privateKey: (await importJWK(jwk, SIGNING_ALG)) as CryptoKey,
+    publicJwk: { ...publicJwk, alg: SIGNING_ALG, use: 'sig' },
+  };
+}
+
+/** A fresh key kept in memory only (tests, or a deployment that injects keys another way). */
+export async function generateSigningKey(): Promise<SigningKey> {
+  const { privateKey } = await generateKeyPair(SIGNING_ALG, { extractable: true });
+  return fromJwk({ ...(await exportJWK(privateKey)), kid: randomUUID(), alg: SIGNING_ALG });
+}
+
+/** Loads the key `name` from `dataDir`/keys, creating it (ES256) when it does not exist yet. */
+export async function loadOrCreateKey(dataDir: string, name: string): Promise<SigningKey> {
+  const dir = path.join(dataDir, 'keys');
+  const file = path.join(dir, `${name}.jwk.json`);
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const { privateKey } = await generateKeyPair(SIGNING_ALG, { extractable: true });
+    const jwk = { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: SIGNING_ALG };
+    const temp = `${file}.${process.pid}.${randomUUID()}.tmp`;
+    fs.writeFileSync(temp, JSON.stringify(jwk), { mode: 0o600 });
+    try {
+      fs.linkSync(temp, file); // fails if another process created it meanwhile: theirs wins
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      fs.rmSync(temp, { force: true });
+    }
+  }
+  return fromJwk(JSON.parse(fs.readFileSync(file, 'utf8')) as JWK);
+}
