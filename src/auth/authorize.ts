@@ -21,7 +21,10 @@ export function authorize(actor: Actor, type: string, permission: Permission): A
     const held = actor.grants.map(formatGrant).join(' ') || 'none';
     throw new Forbidden(`The token's scopes (${held}) do not allow ${NAMES[permission]} on ${type}`);
   }
-  if (grants.some((g) => g.context !== 'patient')) return { actor };
+  // A patient (or a representative) only ever reaches their compartments, whatever the scope
+  // context says; other actors are limited only when patient/ scopes alone allow the interaction.
+  const personal = actor.kind === 'patient' || actor.kind === 'representative';
+  if (!personal && grants.some((g) => g.context !== 'patient')) return { actor };
   const compartment = compartmentPatients(actor);
   if (compartment.length === 0) throw new Forbidden(`patient/ scopes need a patient context, which this ${actor.kind} token does not carry`);
   return { actor, compartment };
