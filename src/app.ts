@@ -9,6 +9,7 @@ import { registerFhirRoutes } from './fhir/http.js';
 import { actorForLog } from './auth/actor.js';
 import type { AuthContext } from './auth/context.js';
 import { registerAuthHook } from './auth/hook.js';
+import { registerAuthRoutes } from './auth/routes.js';
 
 export interface AppDeps {
   store: Store;
@@ -70,6 +71,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     );
   });
   registerAuthHook(app, deps.auth.verifier);
+  registerAuthRoutes(app, deps.auth);
   registerFhirRoutes(app, ctx);
   return app;
 }
