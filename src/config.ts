@@ -24,6 +24,8 @@ export interface Config {
   production: boolean;
   /** Lifetime of the access tokens Carnet issues (backend services), in seconds. */
   accessTokenTtl: number;
+  /** Cache verified tokens until they expire (CARNET_TOKEN_CACHE=off only to measure its effect). */
+  tokenCache: boolean;
   /** Default and maximum page sizes for history (and later search). */
   defaultPageSize: number;
   maxPageSize: number;
@@ -67,6 +69,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...(env.CARNET_ISSUERS ? { issuersFile: path.resolve(env.CARNET_ISSUERS) } : {}),
     production: env.NODE_ENV === 'production',
     accessTokenTtl: integer(env, 'CARNET_TOKEN_TTL', 300, 30),
+    tokenCache: env.CARNET_TOKEN_CACHE !== 'off',
     defaultPageSize: integer(env, 'CARNET_PAGE_SIZE', 20, 1),
     maxPageSize: integer(env, 'CARNET_MAX_PAGE_SIZE', 1000, 1),
   };

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   let baseUrl = config.baseUrl;
   const signingKey = await loadOrCreateKey(config.dataDir, KEY_NAMES.signing);
   const developmentKey = config.production ? undefined : await loadOrCreateKey(config.dataDir, KEY_NAMES.development);
-  const verifier = new TokenVerifier(loadIssuers(config.issuersFile), () => baseUrl);
+  const verifier = new TokenVerifier(loadIssuers(config.issuersFile), () => baseUrl, Date.now, config.tokenCache ? undefined : 0);
   if (developmentKey) verifier.trust({ issuer: DEVELOPMENT_ISSUER, jwks: { keys: [developmentKey.publicJwk] } });
   const auth: AuthContext = {
     clients: store.clients,

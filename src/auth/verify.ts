@@ -143,6 +143,8 @@ export class TokenVerifier {
     configs: IssuerConfig[],
     private readonly defaultAudience: () => string,
     private readonly now: () => number = Date.now,
+    /** Entries kept at most; 0 turns the cache off (to measure what it saves). */
+    private readonly maxCached = MAX_CACHED,
   ) {
     for (const config of configs) this.trust(config);
   }
@@ -200,11 +202,12 @@ export class TokenVerifier {
   }
 
   private remember(key: string, actor: Actor, expiresAt: number): void {
-    if (this.cache.size >= MAX_CACHED) {
+    if (this.maxCached === 0) return;
+    if (this.cache.size >= this.maxCached) {
       // Drop expired entries first, then the oldest: the cache stays bounded.
       const now = this.now();
       for (const [k, v] of this.cache) if (v.expiresAt <= now) this.cache.delete(k);
-      while (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as string);
+      while (this.cache.size >= this.maxCached) this.cache.delete(this.cache.keys().next().value as string);
     }
     this.cache.set(key, { actor, expiresAt });
   }

@@ -253,7 +253,7 @@ export class SqliteStore implements Store {
         }
         const current = this.statements.currentEnvelope.get(op.resource.resourceType, op.resource.id);
         if (current) throw new WriteConflict('already-exists', `${op.resource.resourceType}/${op.resource.id}`, 'the id is already taken');
-        return { kind: 'created', version: this.writeVersion(op.resource, 1, at, op.index) };
+        return { kind: 'created', version: this.writeVersion(op.resource, 1, at, op.index, false) };
       }
       case 'update': {
         const { resourceType: type, id } = op.resource;
@@ -266,9 +266,9 @@ export class SqliteStore implements Store {
         if (row && row.deleted === 0) {
           const previous = toVersion(row);
           if (previous.resource && sameContent(previous.resource, op.resource)) return { kind: 'unchanged', version: previous };
-          return { kind: 'updated', version: this.writeVersion(op.resource, row.version + 1, at, op.index), previous };
+          return { kind: 'updated', version: this.writeVersion(op.resource, row.version + 1, at, op.index, true), previous };
         }
-        return { kind: 'created', version: this.writeVersion(op.resource, (row?.version ?? 0) + 1, at, op.index) };
+        return { kind: 'created', version: this.writeVersion(op.resource, (row?.version ?? 0) + 1, at, op.index, row !== undefined) };
       }
       case 'delete': {
         const row = this.statements.currentEnvelope.get(op.type, op.id);
@@ -285,24 +285,25 @@ export class SqliteStore implements Store {
     }
   }
 
-  private writeVersion(resource: Resource & { id: string }, versionId: number, at: string, index: IndexEntry[]): Version {
+  /** `existed`: the id had a current row, whose index entries must go (a new id has none). */
+  private writeVersion(resource: Resource & { id: string }, versionId: number, at: string, index: IndexEntry[], existed: boolean): Version {
     const stored = { ...resource, meta: { ...resource.meta, versionId: String(versionId), lastUpdated: at } } as Resource;
     const { type, id } = { type: resource.resourceType, id: resource.id };
     const info = this.statements.insertVersion.run(type, id, versionId, at, 0, JSON.stringify(stored));
     this.statements.upsertCurrent.run(type, id, versionId, at, 0, info.lastInsertRowid);
-    this.replaceIndex(type, id, index);
+    this.replaceIndex(type, id, index, existed);
     return { type, id, versionId, lastUpdated: at, deleted: false, resource: stored };
   }
 
   private writeTombstone(type: string, id: string, versionId: number, at: string): Version {
     const info = this.statements.insertVersion.run(type, id, versionId, at, 1, null);
     this.statements.upsertCurrent.run(type, id, versionId, at, 1, info.lastInsertRowid);
-    this.replaceIndex(type, id, []);
+    this.replaceIndex(type, id, [], true);
     return { type, id, versionId, lastUpdated: at, deleted: true };
   }
 
-  private replaceIndex(type: string, id: string, index: IndexEntry[]): void {
-    for (const statement of this.statements.deleteIndex) statement.run(type, id);
+  private replaceIndex(type: string, id: string, index: IndexEntry[], existed: boolean): void {
+    if (existed) for (const statement of this.statements.deleteIndex) statement.run(type, id);
     for (const entry of index) this.statements.insertIndex[entry.kind].run(type, id, entry.param, entry.group, ...indexValues(entry));
   }
 
