@@ -2,7 +2,7 @@
 // (the store is opened by the caller, main.ts or a test).
 
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Store } from './store/port.js';
 import type { FhirContext } from './fhir/context.js';
 import { registerFhirRoutes } from './fhir/http.js';
@@ -35,7 +35,8 @@ export const LOG_REDACT = ['req.headers.authorization', 'req.headers.cookie', 'h
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     logger: deps.logger ?? false,
-    disableRequestLogging: true,
+    // Fastify's own request lines log URLs; ours (onResponse below) log route patterns only.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimit ?? 20 * 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     genReqId: (req) => {

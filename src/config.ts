@@ -33,26 +33,27 @@ export interface Config {
 
 type Env = Record<string, string | undefined>;
 
-function integer(env: Env, name: string, fallback: number, min: number): number {
+function integer(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) {
-    throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return value;
 }
 
 /** Reads the configuration; throws with the variable's name when a value is unusable. */
 export function loadConfig(env: Env = process.env): Config {
-  const port = integer(env, 'PORT', 8080, 0);
+  const port = integer(env, 'PORT', 8080, 0, 65535);
   const host = env.HOST || '127.0.0.1';
   const dataDir = path.resolve(env.CARNET_DATA_DIR || './data');
   const storeSetting = env.CARNET_STORE || 'sqlite';
   let store: StoreKind;
   if (storeSetting === 'sqlite') store = { kind: 'sqlite', dataDir };
   else if (/^mongodb(\+srv)?:\/\//.test(storeSetting)) store = { kind: 'mongodb', uri: storeSetting };
-  else throw new Error(`CARNET_STORE must be "sqlite" or a mongodb:// URI, got "${storeSetting}"`);
+  // The setting may hold credentials: the message quotes its scheme only.
+  else throw new Error(`CARNET_STORE must be "sqlite" or a mongodb:// URI, got a value starting "${storeSetting.split(':')[0].slice(0, 20)}:"`);
   const baseUrl = (env.CARNET_BASE_URL || `http://${host.includes(':') ? `[${host}]` : host}:${port}/fhir`).replace(/\/+$/, '');
   const sync = env.CARNET_SQLITE_SYNC || 'normal';
   if (sync !== 'normal' && sync !== 'full') throw new Error(`CARNET_SQLITE_SYNC must be "normal" or "full", got "${sync}"`);

@@ -9,15 +9,18 @@
 //   --ids <n>           Patients created before the read run, read in rotation (default 1000)
 //   --log-level <lvl>   LOG_LEVEL of the server (default info, the production default)
 //   --sync <mode>       CARNET_SQLITE_SYNC of the server: normal | full (default normal)
+//   --token-cache <on|off>  CARNET_TOKEN_CACHE of the server (default on; off verifies every token)
 //
 // The script starts every server itself (node dist/main.js, PORT=0, a temporary data directory),
-// and stops them and removes their directories when done, on error, or on Ctrl-C.
+// and stops them and removes their directories when done, on error, or on Ctrl-C. Requests carry a
+// development bearer token minted here (the server is started without NODE_ENV=production).
+// Figures and how to read them: docs/performance.md.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
@@ -36,6 +39,7 @@ const { values: opts } = parseArgs({
     ids: { type: 'string', default: '1000' },
     'log-level': { type: 'string', default: 'info' },
     sync: { type: 'string', default: 'normal' },
+    'token-cache': { type: 'string', default: 'on' },
   },
 });
 const positive = (name) => {
@@ -64,9 +68,10 @@ const tempDirs = [];
 function serverEnv(dataDir) {
   const env = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (!/^(CARNET_|NODE_OPTIONS$|PORT$|HOST$|LOG_LEVEL$)/.test(key)) env[key] = value;
+    // NODE_ENV is dropped too: development tokens (below) are refused when it is production.
+    if (!/^(CARNET_|NODE_OPTIONS$|NODE_ENV$|PORT$|HOST$|LOG_LEVEL$)/.test(key)) env[key] = value;
   }
-  return { ...env, PORT: '0', HOST: '127.0.0.1', CARNET_DATA_DIR: dataDir, CARNET_SQLITE_SYNC: opts.sync, LOG_LEVEL: opts['log-level'] };
+  return { ...env, PORT: '0', HOST: '127.0.0.1', CARNET_DATA_DIR: dataDir, CARNET_SQLITE_SYNC: opts.sync, CARNET_TOKEN_CACHE: opts['token-cache'], LOG_LEVEL: opts['log-level'] };
 }
 
 /** Spawns the server on a fresh data directory; resolves when its listening line is read. */
@@ -112,6 +117,28 @@ function startServer() {
     proc.stdout.setEncoding('utf8').on('data', onData);
     exited.then((exit) => reject(new Error(`server exited ${JSON.stringify(exit)} before listening\n${stderr}`)));
   });
+}
+
+/**
+ * The Authorization header for `server`: a development token (a system client with every scope),
+ * signed with the development issuer's key the server created in its data directory. None for a
+ * build without authentication.
+ */
+async function authorizationFor(server) {
+  const dist = (file) => path.join(PROJECT, 'dist/auth', file);
+  if (!fs.existsSync(dist('keys.js'))) return {};
+  const { loadOrCreateKey, KEY_NAMES } = await import(pathToFileURL(dist('keys.js')).href);
+  const { mintToken, CARNET_CLAIMS: c } = await import(pathToFileURL(dist('claims.js')).href);
+  const { DEVELOPMENT_ISSUER } = await import(pathToFileURL(dist('context.js')).href);
+  const key = await loadOrCreateKey(server.dataDir, KEY_NAMES.development);
+  const token = await mintToken(key, {
+    issuer: DEVELOPMENT_ISSUER,
+    audience: `${server.origin}/fhir`,
+    subject: 'carnet-bench',
+    ttl: 3600,
+    claims: { [c.kind]: 'system', [c.clientId]: 'carnet-bench', [c.scope]: 'system/*.cruds' },
+  });
+  return { authorization: `Bearer ${token}` };
 }
 
 function cleanup() {
@@ -166,7 +193,7 @@ function run(options) {
 }
 
 /** Creates `n` Patients with `concurrency` parallel requests; returns their ids. */
-async function createPatients(origin, n, concurrency) {
+async function createPatients(origin, auth, n, concurrency) {
   const ids = [];
   let next = 0;
   const worker = async () => {
@@ -174,7 +201,7 @@ async function createPatients(origin, n, concurrency) {
       const i = next++;
       const res = await fetch(`${origin}/fhir/Patient`, {
         method: 'POST',
-        headers: { 'content-type': FHIR_JSON, accept: FHIR_JSON },
+        headers: { 'content-type': FHIR_JSON, accept: FHIR_JSON, ...auth },
         body: patientBody(`seed-${i}`),
       });
       const body = await res.json();
@@ -208,7 +235,8 @@ function row(name, result) {
 
 async function main() {
   console.log(`Carnet benchmark: node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${os.platform()} ${os.release()}`);
-  console.log(`server: node dist/main.js, LOG_LEVEL=${opts['log-level']}, CARNET_SQLITE_SYNC=${opts.sync}; load: ${connections} connections, ${duration} s per run\n`);
+  const authenticated = fs.existsSync(path.join(PROJECT, 'dist/auth/keys.js'));
+  console.log(`server: node dist/main.js, LOG_LEVEL=${opts['log-level']}, CARNET_SQLITE_SYNC=${opts.sync}, CARNET_TOKEN_CACHE=${opts['token-cache']}${authenticated ? ', requests carry a development bearer token' : ''}; load: ${connections} connections, ${duration} s per run\n`);
 
   // (a) start-up: spawn to listening line, each on an empty data directory.
   const startups = [];
@@ -225,20 +253,21 @@ async function main() {
   }
 
   const server = await startServer();
+  const auth = await authorizationFor(server);
   // (b) create throughput.
   const create = await run({
     url: `${server.origin}/fhir/Patient`,
     method: 'POST',
-    headers: { 'content-type': FHIR_JSON, accept: FHIR_JSON },
+    headers: { 'content-type': FHIR_JSON, accept: FHIR_JSON, ...auth },
     body: patientBody('[<id>]'),
     idReplacement: true,
   });
   // (c) read throughput, over ids created beforehand (on top of those of the create run).
-  const ids = await createPatients(server.origin, idCount, connections);
+  const ids = await createPatients(server.origin, auth, idCount, connections);
   let cursor = 0;
   const read = await run({
     url: server.origin,
-    headers: { accept: FHIR_JSON },
+    headers: { accept: FHIR_JSON, ...auth },
     requests: [
       {
         method: 'GET',
