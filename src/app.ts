@@ -8,6 +8,7 @@ import type { FhirContext } from './fhir/context.js';
 import { registerFhirRoutes } from './fhir/http.js';
 import { actorForLog } from './auth/actor.js';
 import type { AuthContext } from './auth/context.js';
+import { Policy } from './policy/index.js';
 import { registerAuthHook } from './auth/hook.js';
 import { registerAuthRoutes } from './auth/routes.js';
 
@@ -47,6 +48,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const base = deps.baseUrl;
   const ctx: FhirContext = {
     store: deps.store,
+    policy: new Policy(deps.store),
+    audit: true,
     get baseUrl() {
       return (typeof base === 'function' ? base() : base).replace(/\/+$/, '');
     },

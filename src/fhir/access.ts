@@ -1,32 +1,37 @@
-// fhir/access: where the FHIR interactions meet authorization: the token's scopes (auth/) and,
-// for patient/ scopes, the patient compartment (policy/). Every interaction calls these before
-// it reads or writes, so that batch and transaction entries are checked exactly like requests.
+// fhir/access: where the FHIR interactions meet authorization and consent: the token's scopes
+// (auth/), the patient compartment of patient/ scopes, and the consent policy (policy/). Every
+// interaction calls these before it reads or writes, so that batch and transaction entries are
+// checked exactly like requests.
 
 import type { Resource } from '@medplum/fhirtypes';
 import { authorize, type Access } from '../auth/authorize.js';
 import type { Permission } from '../auth/scopes.js';
-import { compartmentCondition, inCompartment } from '../policy/compartment.js';
-import type { SearchPage, SearchQuery } from '../store/port.js';
-import type { SearchPlan } from '../search/types.js';
+import { compartmentCondition, inCompartment, patientOf } from '../policy/compartment.js';
+import type { Action } from '../policy/decide.js';
+import type { ReadResult, SearchPage, SearchQuery, Version } from '../store/port.js';
+import type { Condition, SearchPlan } from '../search/types.js';
 import type { FhirContext, FhirRequest } from './context.js';
-import { Forbidden, NotFound, Unauthorized } from './outcome.js';
+import { FhirError, Forbidden, NotFound, Unauthorized } from './outcome.js';
 
 export type { Access };
+
+const DIRECTORY = new Set(['Practitioner', 'PractitionerRole', 'Organization']);
 
 export function access(req: FhirRequest, type: string, permission: Permission): Access {
   // Defence in depth: the auth hook refuses unauthenticated requests before they get here.
   if (!req.actor) throw new Unauthorized('Authentication is required');
-  return authorize(req.actor, type, permission);
+  // Organisations never read or write record content, whatever their scopes or a consent say.
+  if (req.actor.kind === 'organisation') throw new Forbidden(`A ${req.actor.role} never accesses record content`);
+  const granted = authorize(req.actor, type, permission);
+  // The directory of professionals and organisations is no patient's data: a patient reads it
+  // (to see who accessed their record), it is not limited to their compartment.
+  if (granted.compartment && DIRECTORY.has(type) && (permission === 'r' || permission === 's')) return { actor: granted.actor };
+  return granted;
 }
 
-/** Whether the access reaches this resource (always, unless restricted to compartments). */
+/** Whether the access reaches this resource's compartment (always, unless restricted). */
 export function reaches(granted: Access, resource: Resource): boolean {
   return !granted.compartment || inCompartment(resource, granted.compartment);
-}
-
-/** A resource outside the reachable compartments reads as unknown: its existence is not revealed. */
-export function assertVisible(granted: Access, resource: Resource | undefined, what: string): void {
-  if (resource && !reaches(granted, resource)) throw new NotFound(what);
 }
 
 /** A write must leave the resource inside the reachable compartments. */
@@ -34,18 +39,104 @@ export function assertWritable(granted: Access, resource: Resource): void {
   if (!reaches(granted, resource)) throw new Forbidden(`${resource.resourceType} would be outside the compartment of patient ${granted.compartment?.join(', ')}, which is all this token reaches`);
 }
 
-/** The plan with the compartment restriction of the access merged into its conditions. */
-export function restrict(granted: Access, plan: SearchPlan): SearchPlan {
-  if (!granted.compartment) return plan;
-  if (plan.types.length !== 1) throw new Forbidden('A token limited to a patient compartment searches one resource type at a time');
-  const condition = compartmentCondition(plan.types[0], granted.compartment);
-  if (!condition) throw new Forbidden(`${plan.types[0]} resources are not part of a patient compartment, which is all this token reaches`);
-  return { ...plan, where: [...plan.where, condition] };
+/** The policy's verdict on one resource, as an error to throw when it is a refusal. */
+async function policyVerdict(ctx: FhirContext, granted: Access, action: Action, resource: Resource, creator: string | undefined, what: string): Promise<FhirError | undefined> {
+  const refusal = (error: FhirError): FhirError => {
+    const patient = patientOf(resource);
+    error.denied = { resources: [what], patients: patient ? [patient] : [] };
+    return error;
+  };
+  if (!reaches(granted, resource)) return refusal(new NotFound(what));
+  const decision = await ctx.policy.decide(granted.actor, action, resource, creator);
+  if (decision.permit) return undefined;
+  // A hidden resource reads exactly like one that does not exist.
+  return refusal(decision.status === 404 ? new NotFound(what) : new Forbidden(`Refused: ${decision.reason}`));
+}
+
+/** Throws unless the actor may `action` this resource (created by `creator`). */
+export async function assertAllowed(ctx: FhirContext, granted: Access, action: Action, resource: Resource, creator: string | undefined, what: string): Promise<void> {
+  const error = await policyVerdict(ctx, granted, action, resource, creator, what);
+  if (error) throw error;
+}
+
+/**
+ * Checks a stored result before it is answered or changed: a resource the actor may not see reads
+ * as missing (404). A tombstone has no content: the version before it decides, so that even
+ * "deleted" is not revealed.
+ */
+export async function assertReadable(ctx: FhirContext, granted: Access, result: ReadResult, what: string, action: Action = 'read'): Promise<void> {
+  if (result.kind === 'missing') return;
+  let content = result.version.resource;
+  if (!content && result.version.versionId > 1) {
+    const before = await ctx.store.readVersion(result.version.type, result.version.id, result.version.versionId - 1);
+    content = before.kind === 'missing' ? undefined : before.version.resource;
+  }
+  if (!content) throw new NotFound(what);
+  await assertAllowed(ctx, granted, action, content, result.version.creator, what);
+}
+
+/** The versions of a page the actor may see (defence in depth: the query was already restricted). */
+export async function visible(ctx: FhirContext, granted: Access, versions: Version[], log: (message: string) => void): Promise<Version[]> {
+  const kept: Version[] = [];
+  for (const version of versions) {
+    if (!version.resource) continue;
+    const error = await policyVerdict(ctx, granted, 'read', version.resource, version.creator, `${version.type}/${version.id}`);
+    if (!error) kept.push(version);
+    // The query restriction and decide() must agree; a disagreement is a bug worth a loud log.
+    else log(`policy: ${version.type}/${version.id} matched a restricted query but decide() refused it`);
+  }
+  return kept;
+}
+
+/** Policy conditions for the types of a plan: when they differ, each type gets its own. */
+function policyFor(ctx: FhirContext, granted: Access, types: string[]): Condition[] {
+  const groups = new Map<string, { types: string[]; conditions: Condition[] }>();
+  for (const type of types) {
+    const conditions = ctx.policy.conditions(granted.actor, type);
+    const key = JSON.stringify(conditions);
+    const group = groups.get(key) ?? { types: [], conditions };
+    group.types.push(type);
+    groups.set(key, group);
+  }
+  const all = [...groups.values()];
+  if (all.length <= 1) return all[0]?.conditions ?? [];
+  return [{ kind: 'any', of: all.map((g) => ({ kind: 'all', of: [{ kind: 'types', types: g.types }, ...g.conditions] })) }];
+}
+
+/** Chains and _has reach other resources: their conditions get those types' restrictions too. */
+function restrictNested(ctx: FhirContext, granted: Access, conditions: Condition[]): Condition[] {
+  return conditions.map((condition): Condition => {
+    switch (condition.kind) {
+      case 'chain':
+        return { ...condition, where: [...restrictNested(ctx, granted, condition.where), ...policyFor(ctx, granted, condition.targetTypes)] };
+      case 'has':
+        return { ...condition, where: [...restrictNested(ctx, granted, condition.where), ...policyFor(ctx, granted, [condition.sourceType])] };
+      default:
+        return condition;
+    }
+  });
+}
+
+/** The plan restricted to what the access reaches: the compartment, the policy, nested searches too. */
+export function restrict(ctx: FhirContext, granted: Access, plan: SearchPlan): SearchPlan {
+  const where = [...restrictNested(ctx, granted, plan.where), ...policyFor(ctx, granted, plan.types)];
+  if (granted.compartment) {
+    if (plan.types.length !== 1) throw new Forbidden('A token limited to a patient compartment searches one resource type at a time');
+    const condition = compartmentCondition(plan.types[0], granted.compartment);
+    if (!condition) throw new Forbidden(`${plan.types[0]} resources are not part of a patient compartment, which is all this token reaches`);
+    where.push(condition);
+  }
+  return { ...plan, where };
+}
+
+/** Whether the access sees everything of these types (no compartment, no policy condition). */
+export function unrestricted(ctx: FhirContext, granted: Access, types: string[]): boolean {
+  return !granted.compartment && types.every((type) => ctx.policy.conditions(granted.actor, type).length === 0);
 }
 
 /** A search the request's token may run (conditional criteria, conditional references). */
 export async function searchAs(ctx: FhirContext, req: FhirRequest, plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
   let restricted = plan;
-  for (const type of plan.types) restricted = restrict(access(req, type, 's'), restricted);
+  for (const type of plan.types) restricted = restrict(ctx, access(req, type, 's'), restricted);
   return ctx.store.search(restricted, query);
 }

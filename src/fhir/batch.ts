@@ -9,7 +9,7 @@ import { parseCriteria } from '../search/plan.js';
 import type { Body, FhirContext, FhirRequest, FhirResponse, Method, Target } from './context.js';
 import { bundle } from './bundle.js';
 import { FhirError, Invalid, operationOutcome, PreconditionFailed } from './outcome.js';
-import { conflictError, type Prepared } from './resource.js';
+import { conflictError, written, type Prepared } from './resource.js';
 import { newId } from './body.js';
 import { prepareCreate } from './create.js';
 import { prepareUpdate } from './update.js';
@@ -17,6 +17,7 @@ import { preparePatch, JSON_PATCH } from './patch.js';
 import { prepareDelete } from './delete.js';
 import { dispatch, parseTarget } from './dispatch.js';
 import { searchAs } from './access.js';
+import { auditOp, touchedBy } from './audited.js';
 
 const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 // R4 3.1.0.11.2: a transaction processes deletes, then creates, then updates, then reads.
@@ -84,6 +85,7 @@ function parseEntry(ctx: FhirContext, outer: FhirRequest, raw: BundleEntry, inde
       ...(request.ifNoneExist ? { ifNoneExist: request.ifNoneExist } : {}),
       prefer: outer.prefer,
       ...(outer.actor ? { actor: outer.actor } : {}),
+      ...(outer.log ? { log: outer.log } : {}),
     },
   };
 }
@@ -237,7 +239,7 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, raws: BundleEnt
       if (entry.noMatch) continue;
       const t = req.target;
       let p: Prepared;
-      if (req.method === 'POST' && t.kind === 'type') p = prepareCreate(ctx, req, t.type, entry.assignedId);
+      if (req.method === 'POST' && t.kind === 'type') p = await prepareCreate(ctx, req, t.type, entry.assignedId);
       else if (req.method === 'PUT' && t.kind === 'instance') p = await prepareUpdate(ctx, req, t.type, t.id);
       else if (req.method === 'PATCH' && t.kind === 'instance') p = await preparePatch(ctx, req, t.type, t.id);
       else if (req.method === 'DELETE' && t.kind === 'instance') p = await prepareDelete(ctx, req, t.type, t.id);
@@ -257,7 +259,10 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, raws: BundleEnt
   const order = [...prepared.entries()].filter(([, p]) => p.op !== undefined);
   let results: WriteResult[];
   try {
-    results = await ctx.store.transact(order.map(([, p]) => p.op as WriteOp), ctx.now());
+    const ops = order.map(([, p]) => p.op as WriteOp);
+    const audit = ctx.audit && outer.actor ? [auditOp(ctx, outer, 'success', touchedBy(ops.flatMap((op) => (op.kind === 'delete' ? [] : [op.resource]))))] : [];
+    results = await ctx.store.transact([...ops, ...audit], ctx.now());
+    written(ctx, order.map(([, p]) => p.op as WriteOp));
   } catch (error) {
     const conflict = conflictError(error);
     if (!conflict) throw error;
@@ -286,7 +291,7 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, raws: BundleEnt
     const location = response.response?.location;
     if (location && entry.fullUrl) response.fullUrl = location.replace(/\/_history\/\d+$/, '');
   }
-  return { status: 200, headers: {}, resource: bundle('transaction-response', out) };
+  return { status: 200, headers: {}, resource: bundle('transaction-response', out), audited: ctx.audit };
 }
 
 export async function processBundle(ctx: FhirContext, req: FhirRequest): Promise<FhirResponse> {

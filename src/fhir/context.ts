@@ -4,9 +4,14 @@
 import type { Resource } from '@medplum/fhirtypes';
 import type { Store } from '../store/port.js';
 import type { Actor } from '../auth/actor.js';
+import type { Policy } from '../policy/index.js';
 
 export interface FhirContext {
   store: Store;
+  /** Consent decisions (policy/), consulted before every read and write of patient data. */
+  policy: Policy;
+  /** Record every interaction as an AuditEvent (off only in the benchmark harness). */
+  audit: boolean;
   /** Absolute base of the FHIR API, without trailing slash, e.g. http://127.0.0.1:8080/fhir. */
   baseUrl: string;
   defaultPageSize: number;
@@ -59,10 +64,14 @@ export interface FhirRequest {
   ifModifiedSince?: string;
   ifNoneExist?: string;
   prefer: Preferences;
+  /** Writes an error line to the request's log (no health data). */
+  log?: (message: string) => void;
 }
 
 export interface FhirResponse {
   status: number;
+  /** The interaction's AuditEvent was already written with its write. */
+  audited?: boolean;
   headers: Record<string, string>;
   resource?: Resource;
   /** Raw bytes with their media type, for Binary content served as itself. */

@@ -5,17 +5,19 @@ import { parseCriteria } from '../search/plan.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { newId, resourceFromBody } from './body.js';
 import { applyOne, versionResponse, type Prepared } from './resource.js';
-import { access, assertWritable } from './access.js';
+import { access, assertAllowed, assertWritable } from './access.js';
+import { creatorKey } from '../policy/decide.js';
 
 /** Prepares a create; `id` is given by a transaction that already mapped a urn:uuid to it. */
-export function prepareCreate(ctx: FhirContext, req: FhirRequest, type: string, id: string = newId()): Prepared {
+export async function prepareCreate(ctx: FhirContext, req: FhirRequest, type: string, id: string = newId()): Promise<Prepared> {
   // R4: the server assigns the id; one sent by the client is ignored.
   const granted = access(req, type, 'c');
   const resource = { ...resourceFromBody(req.body, type), id };
   assertWritable(granted, resource);
+  await assertAllowed(ctx, granted, 'create', resource, creatorKey(granted.actor), `${type}/${id}`);
   const ifNoneExist = req.ifNoneExist !== undefined ? parseCriteria(type, req.ifNoneExist) : undefined;
   return {
-    op: { kind: 'create', resource, index: indexEntries(resource), ...(ifNoneExist ? { ifNoneExist } : {}) },
+    op: { kind: 'create', resource, index: indexEntries(resource), creator: creatorKey(granted.actor), ...(ifNoneExist ? { ifNoneExist } : {}) },
     respond(result): FhirResponse {
       switch (result.kind) {
         case 'created':
@@ -31,5 +33,5 @@ export function prepareCreate(ctx: FhirContext, req: FhirRequest, type: string, 
 }
 
 export async function create(ctx: FhirContext, req: FhirRequest, type: string): Promise<FhirResponse> {
-  return applyOne(ctx, prepareCreate(ctx, req, type));
+  return applyOne(ctx, req, await prepareCreate(ctx, req, type));
 }

@@ -3,10 +3,9 @@
 
 import { parseCriteria } from '../search/plan.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { informational, PreconditionFailed } from './outcome.js';
+import { informational, MethodNotAllowed, PreconditionFailed } from './outcome.js';
 import { applyOne, checkId, etag, parseIfMatch, type Prepared } from './resource.js';
-import { access, searchAs } from './access.js';
-import { assertReadable } from './read.js';
+import { access, assertAllowed, assertReadable, searchAs } from './access.js';
 
 function prepare(req: FhirRequest, type: string, id: string, expectedVersion?: number, absent = `${type}/${id} does not exist`): Prepared {
   return {
@@ -28,24 +27,27 @@ function prepare(req: FhirRequest, type: string, id: string, expectedVersion?: n
 
 export async function prepareDelete(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<Prepared> {
   checkId(id);
+  if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
   const granted = access(req, type, 'd');
-  if (granted.compartment) await assertReadable(ctx, granted, await ctx.store.read(type, id), `${type}/${id}`);
+  await assertReadable(ctx, granted, await ctx.store.read(type, id), `${type}/${id}`, 'delete');
   return prepare(req, type, id, req.ifMatch !== undefined ? parseIfMatch(req.ifMatch) : undefined);
 }
 
 /** DELETE [type]?criteria: deletes the one match; several matches answer 412 (R4 3.1.0.7.1). */
 export async function prepareConditionalDelete(ctx: FhirContext, req: FhirRequest, type: string, criteria: string): Promise<Prepared> {
-  access(req, type, 'd');
+  if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
+  const granted = access(req, type, 'd');
   const { matches } = await searchAs(ctx, req, parseCriteria(type, criteria), { count: 2 });
+  if (matches[0]?.resource) await assertAllowed(ctx, granted, 'delete', matches[0].resource, matches[0].creator, `${type}/${matches[0].id}`);
   if (matches.length > 1) throw new PreconditionFailed(`The criteria "${criteria}" match more than one ${type}`, 'multiple-matches');
   if (matches.length === 0) return { ...prepare(req, type, '', undefined, `No ${type} matches "${criteria}"`), op: undefined };
   return prepare(req, type, matches[0].id, matches[0].versionId);
 }
 
 export async function remove(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
-  return applyOne(ctx, await prepareDelete(ctx, req, type, id));
+  return applyOne(ctx, req, await prepareDelete(ctx, req, type, id));
 }
 
 export async function conditionalDelete(ctx: FhirContext, req: FhirRequest, type: string, criteria: string): Promise<FhirResponse> {
-  return applyOne(ctx, await prepareConditionalDelete(ctx, req, type, criteria));
+  return applyOne(ctx, req, await prepareConditionalDelete(ctx, req, type, criteria));
 }

@@ -6,9 +6,9 @@ import type { HistoryScope, Version } from '../store/port.js';
 import type { FhirContext, FhirRequest, FhirResponse, Target } from './context.js';
 import { bundle, CURSOR, fullUrl, pageLinks, pageSize, pathOf, withCursor } from './bundle.js';
 import { Forbidden, Invalid } from './outcome.js';
+import { SERVED_TYPES } from './registry.js';
 import { etag } from './resource.js';
-import { access } from './access.js';
-import { assertReadable } from './read.js';
+import { access, assertReadable, restrict, unrestricted, visible } from './access.js';
 
 function historyEntry(ctx: FhirContext, version: Version): BundleEntry {
   const entry: BundleEntry = { fullUrl: fullUrl(ctx, version) };
@@ -37,9 +37,6 @@ function instant(raw: string): string {
 export async function history(ctx: FhirContext, req: FhirRequest, target: Target, scope: HistoryScope): Promise<FhirResponse> {
   // Instance history reads one resource; type and system history are searches of everything.
   const granted = access(req, scope.level === 'system' ? '*' : scope.type, scope.level === 'instance' ? 'r' : 's');
-  if (granted.compartment && scope.level !== 'instance') {
-    throw new Forbidden('A token limited to a patient compartment reads the history of one resource at a time');
-  }
   if (scope.level === 'instance') await assertReadable(ctx, granted, await ctx.store.read(scope.type, scope.id), `${scope.type}/${scope.id}`);
   let count = ctx.defaultPageSize;
   let since: string | undefined;
@@ -58,13 +55,19 @@ export async function history(ctx: FhirContext, req: FhirRequest, target: Target
       throw new Invalid(`History parameter "${name}" is not supported (supported: _count, _since)`, name);
     }
   }
+  // Type and system history carry the same restriction as a search: the versions of the
+  // resources the actor may see now (a patient's compartment, the consent policy).
+  const types = scope.level === 'system' ? [...SERVED_TYPES] : [scope.type];
+  const restriction = scope.level === 'instance' || unrestricted(ctx, granted, types) ? undefined : restrict(ctx, granted, { types, where: [], sort: [] });
   const page = await withCursor(cursor, () =>
-    ctx.store.history(scope, { count, ...(cursor !== undefined ? { cursor } : {}), ...(since !== undefined ? { since } : {}) }),
+    ctx.store.history(scope, { count, ...(cursor !== undefined ? { cursor } : {}), ...(since !== undefined ? { since } : {}), ...(restriction ? { restriction } : {}) }),
   );
   const links = pageLinks(ctx, pathOf(target), applied, cursor, page.next);
+  // Defence in depth: each version is checked again; a restricted actor does not see tombstones.
+  const versions = restriction ? await visible(ctx, granted, page.versions, (m) => req.log?.(m)) : page.versions;
   const result = bundle(
     'history',
-    page.versions.map((v) => historyEntry(ctx, v)),
+    versions.map((v) => historyEntry(ctx, v)),
     { ...(page.total !== undefined ? { total: page.total } : {}), link: links },
   );
   return { status: 200, headers: {}, resource: result };

@@ -10,6 +10,7 @@ import { FhirError, InternalError, NotFound, operationOutcome, PayloadTooLarge, 
 import { conflictError } from './resource.js';
 import { JSON_TYPES, mediaTypeOf, negotiate, parseJson } from './media.js';
 import { JSON_PATCH } from './patch.js';
+import { recordFailure, recordSuccess } from './audited.js';
 
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];
@@ -50,6 +51,7 @@ function toFhirRequest(request: FastifyRequest, target: Target): FhirRequest {
     query: queryPairs(request),
     body: bodyOf(request),
     prefer: preferences(request),
+    log: (message) => request.log.error(message),
   };
   const conditional = { ifMatch: 'if-match', ifNoneMatch: 'if-none-match', ifModifiedSince: 'if-modified-since', ifNoneExist: 'if-none-exist' } as const;
   for (const [key, name] of Object.entries(conditional) as [keyof typeof conditional, string][]) {
@@ -108,7 +110,18 @@ export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefi
     const path = request.url.split('?')[0].slice(prefix.length);
     const target = parseTarget(path);
     if (!target) throw new NotFound(`No FHIR endpoint at ${request.url.split('?')[0]}`);
-    return send(request, reply, await dispatch(ctx, toFhirRequest(request, target)));
+    const fhirRequest = toFhirRequest(request, target);
+    let response: FhirResponse;
+    try {
+      response = await dispatch(ctx, fhirRequest);
+    } catch (error) {
+      // Refused and failed interactions are recorded too; then the error handler answers.
+      await recordFailure(ctx, fhirRequest, error);
+      throw error;
+    }
+    // Durable before the answer is sent (a read's record commits on its own).
+    await recordSuccess(ctx, fhirRequest, response);
+    return send(request, reply, response);
   };
   // Route shapes are listed so that logs name a pattern, never a URL with identifiers in it.
   for (const url of [prefix, `${prefix}/:type`, `${prefix}/:type/:id`, `${prefix}/:type/:id/:sub`, `${prefix}/:type/:id/:sub/:vid`]) {

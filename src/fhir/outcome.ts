@@ -19,6 +19,8 @@ export class FhirError extends Error {
   readonly status: number;
   readonly issues: Issue[];
   readonly headers: Record<string, string>;
+  /** Set when the policy refused: what was refused, for the audit record (never sent to the client). */
+  denied?: { resources: string[]; patients: string[] };
   constructor(status: number, issues: Issue[], headers: Record<string, string> = {}) {
     super(issues.map((i) => i.diagnostics).join('; '));
     this.status = status;

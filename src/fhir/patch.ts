@@ -5,10 +5,9 @@ import jsonpatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import { indexEntries } from '../search/extract.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { FhirError, Gone, Invalid, NotFound, PreconditionFailed, UnsupportedMediaType, Unprocessable } from './outcome.js';
+import { FhirError, Gone, Invalid, MethodNotAllowed, NotFound, PreconditionFailed, UnsupportedMediaType, Unprocessable } from './outcome.js';
 import { applyOne, checkId, etag, incomingResource, parseIfMatch, versionResponse, type Prepared } from './resource.js';
-import { access, assertWritable } from './access.js';
-import { assertReadable } from './read.js';
+import { access, assertAllowed, assertReadable, assertWritable } from './access.js';
 
 export const JSON_PATCH = 'application/json-patch+json';
 
@@ -36,7 +35,8 @@ export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: str
   const granted = access(req, type, 'u');
   const operations = patchDocument(req);
   const current = await ctx.store.read(type, id);
-  await assertReadable(ctx, granted, current, `${type}/${id}`);
+  if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
+  await assertReadable(ctx, granted, current, `${type}/${id}`, 'update');
   if (current.kind === 'missing') throw new NotFound(`${type}/${id}`);
   if (current.kind === 'deleted') throw new Gone(`${type}/${id}`, { etag: etag(current.version.versionId) });
   const { version } = current;
@@ -65,6 +65,7 @@ export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: str
     throw error;
   }
   assertWritable(granted, resource);
+  await assertAllowed(ctx, granted, 'update', resource, version.creator, `${type}/${id}`);
   return {
     op: { kind: 'update', resource, index: indexEntries(resource), expectedVersion: version.versionId },
     respond(result) {
@@ -75,5 +76,5 @@ export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: str
 }
 
 export async function patch(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
-  return applyOne(ctx, await preparePatch(ctx, req, type, id));
+  return applyOne(ctx, req, await preparePatch(ctx, req, type, id));
 }

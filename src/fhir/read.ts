@@ -4,7 +4,7 @@ import type { ReadResult } from '../store/port.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { Gone, NotFound } from './outcome.js';
 import { etag, versionResponse } from './resource.js';
-import { access, assertVisible, type Access } from './access.js';
+import { access, assertReadable } from './access.js';
 
 /** 200 with the version, 404 when it never existed, 410 when its newest version is a delete. */
 export function answerRead(ctx: FhirContext, req: FhirRequest, result: ReadResult, what: string): FhirResponse {
@@ -35,19 +35,4 @@ export async function read(ctx: FhirContext, req: FhirRequest, type: string, id:
   const result = await ctx.store.read(type, id);
   await assertReadable(ctx, granted, result, `${type}/${id}`);
   return answerRead(ctx, req, result, `${type}/${id}`);
-}
-
-/**
- * A result outside the compartments the access reaches reads as missing (404). A tombstone has
- * no content: the version before it decides, so that even "deleted" is not revealed.
- */
-export async function assertReadable(ctx: FhirContext, granted: Access, result: ReadResult, what: string): Promise<void> {
-  if (!granted.compartment || result.kind === 'missing') return;
-  let content = result.version.resource;
-  if (!content && result.version.versionId > 1) {
-    const before = await ctx.store.readVersion(result.version.type, result.version.id, result.version.versionId - 1);
-    content = before.kind === 'missing' ? undefined : before.version.resource;
-  }
-  if (!content) throw new NotFound(what);
-  assertVisible(granted, content, what);
 }

@@ -7,6 +7,7 @@ import { WriteConflict } from '../store/port.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError, Invalid, PreconditionFailed, Conflict, informational } from './outcome.js';
 import { schemaIssues } from './validate.js';
+import { auditOp, touchedBy } from './audited.js';
 
 const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -84,11 +85,26 @@ export interface Prepared {
   respond(result: WriteResult): FhirResponse;
 }
 
-/** Applies one prepared write on its own (outside a transaction Bundle). */
-export async function applyOne(ctx: FhirContext, prepared: Prepared): Promise<FhirResponse> {
+/** Applies one prepared write on its own (outside a transaction Bundle), its AuditEvent with it. */
+export async function applyOne(ctx: FhirContext, req: FhirRequest, prepared: Prepared): Promise<FhirResponse> {
   if (!prepared.op) return prepared.respond({ kind: 'absent' });
-  const [result] = await ctx.store.transact([prepared.op], ctx.now());
-  return prepared.respond(result);
+  const ops: WriteOp[] = [prepared.op];
+  const op = prepared.op;
+  const touched = op.kind === 'delete' ? { resources: [`${op.type}/${op.id}`], patients: [] } : touchedBy([op.resource]);
+  if (ctx.audit && req.actor) ops.push(auditOp(ctx, req, 'success', touched));
+  const [result] = await ctx.store.transact(ops, ctx.now());
+  written(ctx, [prepared.op]);
+  return { ...prepared.respond(result), audited: ctx.audit };
+}
+
+/** Tells the policy which patients' consent state the committed writes may have changed. */
+export function written(ctx: FhirContext, ops: WriteOp[]): void {
+  for (const op of ops) {
+    if (op.kind === 'delete') {
+      // A delete carries no content to say whose Consent or Patient it was.
+      if (op.type === 'Consent' || op.type === 'Patient') ctx.policy.forgetAll();
+    } else ctx.policy.written([op.resource]);
+  }
 }
 
 /** The FHIR error a store conflict becomes: R4 http 3.1.0.5 (412 on a stale version). */

@@ -13,7 +13,7 @@ import { bundle, fullUrl, pageLinks, withCursor } from './bundle.js';
 import { Invalid } from './outcome.js';
 import { isServedType, SERVED_TYPES } from './registry.js';
 import { shape } from './shape.js';
-import { access, reaches, restrict, type Access } from './access.js';
+import { access, restrict, visible, type Access } from './access.js';
 import { hasCompartment } from '../policy/compartment.js';
 import { FhirError } from './outcome.js';
 
@@ -49,8 +49,8 @@ async function readAll(ctx: FhirContext, req: FhirRequest, refs: { type: string;
     // Included resources are read as the caller: types its scopes do not reach are left out.
     const granted = tryAccess(req, type, 'r');
     if (!granted) continue;
-    const page = await ctx.store.search({ types: [type], where: [{ kind: 'id', ids: [...ids] }], sort: [] }, { count: ids.size });
-    found.push(...page.matches.filter((v) => v.resource && reaches(granted, v.resource)));
+    const page = await ctx.store.search(restrict(ctx, granted, { types: [type], where: [{ kind: 'id', ids: [...ids] }], sort: [] }), { count: ids.size });
+    found.push(...(await visible(ctx, granted, page.matches, (m) => req.log?.(m))));
   }
   return found;
 }
@@ -72,8 +72,8 @@ async function included(ctx: FhirContext, req: FhirRequest, parsed: ParsedSearch
       const granted = tryAccess(req, rev.sourceType, 's');
       if (!granted || (granted.compartment && !hasCompartment(rev.sourceType))) continue;
       for (const param of params) {
-        const plan = restrict(granted, { types: [rev.sourceType], where: [{ kind: 'reference', param, values }], sort: [] });
-        next.push(...(await ctx.store.search(plan, { count: MAX_INCLUDED })).matches);
+        const plan = restrict(ctx, granted, { types: [rev.sourceType], where: [{ kind: 'reference', param, values }], sort: [] });
+        next.push(...(await visible(ctx, granted, (await ctx.store.search(plan, { count: MAX_INCLUDED })).matches, (m) => req.log?.(m))));
       }
     }
     frontier = [];
@@ -99,7 +99,11 @@ export async function search(ctx: FhirContext, req: FhirRequest, type: string | 
   const typeParam = params.filter(([name]) => name === '_type');
   const parsed = parseSearch(types, type !== undefined ? params : params.filter(([name]) => name !== '_type'), req.prefer.lenient);
   let plan = parsed.plan;
-  for (const searched of types) plan = restrict(access(req, searched, 's'), plan);
+  let granted: Access | undefined;
+  for (const searched of types) {
+    granted = access(req, searched, 's');
+    plan = restrict(ctx, granted, plan);
+  }
   const countOnly = parsed.summary === 'count';
   const count = countOnly ? 0 : Math.min(parsed.count ?? ctx.defaultPageSize, ctx.maxPageSize);
   const page = await withCursor(parsed.cursor, () =>
@@ -107,9 +111,10 @@ export async function search(ctx: FhirContext, req: FhirRequest, type: string | 
   );
   const shaping = { ...(parsed.summary ? { summary: parsed.summary } : {}), ...(parsed.elements ? { elements: parsed.elements } : {}) };
   const entry = (v: Version, mode: 'match' | 'include'): BundleEntry => ({ fullUrl: fullUrl(ctx, v), resource: shape(v.resource as Resource, shaping), search: { mode } });
-  const entries = page.matches.map((v) => entry(v, 'match'));
+  const matches = granted ? await visible(ctx, granted, page.matches, (m) => req.log?.(m)) : page.matches;
+  const entries = matches.map((v) => entry(v, 'match'));
   if (!countOnly && (parsed.include.length > 0 || parsed.revinclude.length > 0)) {
-    entries.push(...(await included(ctx, req, parsed, page.matches)).map((v) => entry(v, 'include')));
+    entries.push(...(await included(ctx, req, parsed, matches)).map((v) => entry(v, 'include')));
   }
   const applied: [string, string][] = [...(type === undefined ? typeParam : []), ...parsed.applied, ['_count', String(count)]];
   const links = pageLinks(ctx, type ?? '', applied, parsed.cursor, page.next);

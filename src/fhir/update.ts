@@ -5,9 +5,10 @@ import { indexEntries } from '../search/extract.js';
 import { parseCriteria } from '../search/plan.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { newId, resourceFromBody } from './body.js';
-import { Invalid, PreconditionFailed } from './outcome.js';
+import { Invalid, MethodNotAllowed, PreconditionFailed } from './outcome.js';
 import { applyOne, checkId, parseIfMatch, versionResponse, type Prepared } from './resource.js';
-import { access, assertVisible, assertWritable, searchAs } from './access.js';
+import { access, assertAllowed, assertReadable, assertWritable, searchAs } from './access.js';
+import { creatorKey } from '../policy/decide.js';
 
 function updateResponder(ctx: FhirContext, req: FhirRequest): Prepared['respond'] {
   return (result) => {
@@ -28,6 +29,7 @@ function updateResponder(ctx: FhirContext, req: FhirRequest): Prepared['respond'
 /** Prepares PUT [type]/[id]; the body's id must equal the URL's (a raw Binary body takes it). */
 export async function prepareUpdate(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<Prepared> {
   checkId(id);
+  if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
   const granted = access(req, type, 'u');
   const resource = resourceFromBody(req.body, type);
   if (req.body.kind === 'json') {
@@ -36,20 +38,20 @@ export async function prepareUpdate(ctx: FhirContext, req: FhirRequest, type: st
   }
   const stored = { ...resource, id };
   assertWritable(granted, stored);
-  if (granted.compartment) {
-    // The resource replaced must be reachable too (else its existence is not revealed: 404).
-    const current = await ctx.store.read(type, id);
-    if (current.kind === 'found') assertVisible(granted, current.version.resource, `${type}/${id}`);
-  }
+  // The resource replaced must be one the actor may change (else, if hidden, it is not revealed: 404).
+  const current = await ctx.store.read(type, id);
+  if (current.kind === 'found') await assertReadable(ctx, granted, current, `${type}/${id}`, 'update');
+  await assertAllowed(ctx, granted, current.kind === 'found' ? 'update' : 'create', stored, current.kind === 'found' ? current.version.creator : creatorKey(granted.actor), `${type}/${id}`);
   const expectedVersion = req.ifMatch !== undefined ? parseIfMatch(req.ifMatch) : undefined;
   return {
-    op: { kind: 'update', resource: stored, index: indexEntries(stored), ...(expectedVersion !== undefined ? { expectedVersion } : {}) },
+    op: { kind: 'update', resource: stored, index: indexEntries(stored), creator: creatorKey(granted.actor), ...(expectedVersion !== undefined ? { expectedVersion } : {}) },
     respond: updateResponder(ctx, req),
   };
 }
 
 /** Prepares PUT [type]?criteria: no match creates, one match updates it, several answer 412. */
 export async function prepareConditionalUpdate(ctx: FhirContext, req: FhirRequest, type: string, criteria: string): Promise<Prepared> {
+  if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
   const plan = parseCriteria(type, criteria);
   const granted = access(req, type, 'u');
   const { matches } = await searchAs(ctx, req, plan, { count: 2 });
@@ -62,8 +64,9 @@ export async function prepareConditionalUpdate(ctx: FhirContext, req: FhirReques
     }
     const stored = { ...resource, id: match.id };
     assertWritable(granted, stored);
+    await assertAllowed(ctx, granted, 'update', stored, match.creator, `${type}/${match.id}`);
     return {
-      op: { kind: 'update', resource: stored, index: indexEntries(stored), expectedVersion: match.versionId },
+      op: { kind: 'update', resource: stored, index: indexEntries(stored), expectedVersion: match.versionId, creator: creatorKey(granted.actor) },
       respond: updateResponder(ctx, req),
     };
   }
@@ -71,17 +74,19 @@ export async function prepareConditionalUpdate(ctx: FhirContext, req: FhirReques
     // No match but an id: update-as-create with it, refused if that id exists (it does not match).
     const stored = { ...resource, id: checkId(resource.id) };
     assertWritable(granted, stored);
-    return { op: { kind: 'update', resource: stored, index: indexEntries(stored), mustBeNew: true }, respond: updateResponder(ctx, req) };
+    await assertAllowed(ctx, granted, 'create', stored, creatorKey(granted.actor), `${type}/${stored.id}`);
+    return { op: { kind: 'update', resource: stored, index: indexEntries(stored), mustBeNew: true, creator: creatorKey(granted.actor) }, respond: updateResponder(ctx, req) };
   }
   const stored = { ...resource, id: newId() };
   assertWritable(granted, stored);
-  return { op: { kind: 'create', resource: stored, index: indexEntries(stored), ifNoneExist: plan }, respond: updateResponder(ctx, req) };
+  await assertAllowed(ctx, granted, 'create', stored, creatorKey(granted.actor), `${type}/${stored.id}`);
+  return { op: { kind: 'create', resource: stored, index: indexEntries(stored), ifNoneExist: plan, creator: creatorKey(granted.actor) }, respond: updateResponder(ctx, req) };
 }
 
 export async function update(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {
-  return applyOne(ctx, await prepareUpdate(ctx, req, type, id));
+  return applyOne(ctx, req, await prepareUpdate(ctx, req, type, id));
 }
 
 export async function conditionalUpdate(ctx: FhirContext, req: FhirRequest, type: string, criteria: string): Promise<FhirResponse> {
-  return applyOne(ctx, await prepareConditionalUpdate(ctx, req, type, criteria));
+  return applyOne(ctx, req, await prepareConditionalUpdate(ctx, req, type, criteria));
 }

@@ -2,8 +2,8 @@
 
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { NotFound } from './outcome.js';
-import { answerRead, assertReadable } from './read.js';
-import { access } from './access.js';
+import { answerRead } from './read.js';
+import { access, assertReadable } from './access.js';
 
 export async function vread(ctx: FhirContext, req: FhirRequest, type: string, id: string, vid: string): Promise<FhirResponse> {
   const what = `${type}/${id}/_history/${vid}`;

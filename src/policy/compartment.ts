@@ -31,6 +31,24 @@ export function compartmentCondition(type: string, patientIds: string[]): Condit
   return { kind: 'any', of };
 }
 
+/**
+ * The parameter that names "the patient" of a resource of `type` for consent decisions: the first
+ * of its compartment parameters (Observation.subject, DocumentReference.subject,
+ * AllergyIntolerance.patient...). Undefined for Patient itself and for types outside compartments.
+ */
+export function patientParamOf(type: string): string | undefined {
+  return type === 'Patient' ? undefined : PARAMS.get(type)?.[0];
+}
+
+/** The patient a resource belongs to for consent decisions (see patientParamOf), if any. */
+export function patientOf(resource: Resource): string | undefined {
+  if (resource.resourceType === 'Patient') return resource.id;
+  const param = patientParamOf(resource.resourceType);
+  if (!param) return undefined;
+  const entry = indexEntries(resource).find((e) => e.kind === 'reference' && e.group === 0 && e.param === param && e.targetType === 'Patient' && e.targetId !== null);
+  return entry?.kind === 'reference' ? (entry.targetId ?? undefined) : undefined;
+}
+
 /** Whether a resource belongs to the compartment of one of `patientIds`. */
 export function inCompartment(resource: Resource, patientIds: string[]): boolean {
   if (resource.resourceType === 'Patient' && resource.id !== undefined && patientIds.includes(resource.id)) return true;

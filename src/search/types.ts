@@ -136,7 +136,15 @@ export type Condition =
   /** Composite: for one of the values, every component matches within the same group. */
   | { kind: 'composite'; param: string; values: Condition[][] }
   /** Any one of the conditions (made by policy/, e.g. "in this patient's compartment"; never by the parser). */
-  | { kind: 'any'; of: Condition[] };
+  | { kind: 'any'; of: Condition[] }
+  /** Every one of the conditions (made by policy/). */
+  | { kind: 'all'; of: Condition[] }
+  /** The condition does not hold (made by policy/). */
+  | { kind: 'not'; condition: Condition }
+  /** Resources of one of these types (made by policy/ to give each type of a system search its own rules). */
+  | { kind: 'types'; types: string[] }
+  /** Resources created by one of these actors (`client:<id>`...; the store envelope's creator; made by policy/). */
+  | { kind: 'creator'; creators: string[] };
 
 export interface SortKey {
   /** A search parameter code, or _id / _lastUpdated. */

@@ -13,6 +13,8 @@ export interface Version {
   deleted: boolean;
   /** The resource with meta.versionId and meta.lastUpdated set; absent for a delete tombstone. */
   resource?: Resource;
+  /** Who created the resource (an actor key such as `client:<id>`), kept across updates. */
+  creator?: string;
 }
 
 /** Facts about a read: the interaction decides between 200, 404 and 410. */
@@ -26,6 +28,8 @@ export interface HistoryQuery {
   cursor?: string;
   /** Only versions updated at or after this instant (ISO 8601). */
   since?: string;
+  /** Only versions of resources whose current version this plan matches (the policy's restriction). */
+  restriction?: SearchPlan;
 }
 
 export interface HistoryPage {
@@ -44,6 +48,8 @@ export type WriteOp =
       index: IndexEntry[];
       /** Conditional create: re-checked inside the engine's transaction. */
       ifNoneExist?: SearchPlan;
+      /** Who creates it (kept with the resource for the policy's "read back what you wrote"). */
+      creator?: string;
     }
   | {
       kind: 'update';
@@ -53,6 +59,8 @@ export type WriteOp =
       expectedVersion?: number;
       /** The update was resolved from a conditional match that found nothing: fail if the id exists now. */
       mustBeNew?: boolean;
+      /** Who writes it; recorded as the creator only when the update creates the resource. */
+      creator?: string;
     }
   | { kind: 'delete'; type: string; id: string; expectedVersion?: number };
 

@@ -42,6 +42,7 @@ t.test('type history pages with next links that stay correct when new versions a
 });
 
 t.test('system history covers every type', async (t) => {
+  await put('h-live', { gender: 'other' });
   const res = json<Bundle>(await fhir(app, 'GET', '_history?_count=50'));
   const types = new Set(res.entry?.map((e) => e.resource?.resourceType ?? e.request?.url.split('/')[0]));
   t.ok(types.has('Patient') && types.has('Organization'));

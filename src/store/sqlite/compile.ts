@@ -63,6 +63,14 @@ class Compiler {
         return `(${c}.type, ${c}.id) IN (SELECT ${r}.target_type, ${r}.target_id FROM idx_reference ${r} JOIN resource_current ${source} ON ${source}.type = ${r}.type AND ${source}.id = ${r}.id
           WHERE ${r}.type = ${this.bind(cond.sourceType)} AND ${r}.param = ${this.bind(cond.param)} AND ${source}.deleted = 0${inner.map((w) => ` AND ${w}`).join('')})`;
       }
+      case 'all':
+        return cond.of.length === 0 ? '1' : `(${cond.of.map((one) => this.condition(one, c, types)).join(' AND ')})`;
+      case 'not':
+        return `NOT (${this.condition(cond.condition, c, types)})`;
+      case 'types':
+        return `${c}.type IN (${cond.types.map((x) => this.bind(x)).join(', ')})`;
+      case 'creator':
+        return cond.creators.length === 0 ? '0' : `${c}.creator IN (${cond.creators.map((x) => this.bind(x)).join(', ')})`;
       case 'any':
         return cond.of.length === 0 ? '0' : `(${cond.of.map((one) => this.condition(one, c, types)).join(' OR ')})`;
       case 'composite': {
@@ -302,13 +310,20 @@ export interface CompiledSearch {
  * previous page; the page then continues strictly after it (keyset paging: stable while data
  * changes, no offsets).
  */
+/** The condition selecting the current, non-deleted resources a plan matches (alias c), alone. */
+export function compileRestriction(plan: SearchPlan): Sql {
+  const compiler = new Compiler();
+  const conditions = [`c.type IN (${plan.types.map((t) => compiler.bind(t)).join(', ')})`, 'c.deleted = 0', ...compiler.where(plan.where, 'c', plan.types)];
+  return { sql: conditions.join(' AND '), params: compiler.params };
+}
+
 export function compileSearch(plan: SearchPlan, after?: unknown[], limit?: number): CompiledSearch {
   const compiler = new Compiler();
   // The id breaks ties, so that the order is total and a cursor names one position.
   const keys: SortKey[] = [...plan.sort, { param: '_id', descending: false }];
   const sortColumns = keys.map((key, i) => `${compiler.sortExpression(key, 'c', plan.types)} AS k${i}`);
   const conditions = [`c.type IN (${plan.types.map((t) => compiler.bind(t)).join(', ')})`, 'c.deleted = 0', ...compiler.where(plan.where, 'c', plan.types)];
-  const inner = `SELECT c.type, c.id, c.seq, ${sortColumns.join(', ')} FROM resource_current c WHERE ${conditions.join(' AND ')}`;
+  const inner = `SELECT c.type, c.id, c.seq, c.creator, ${sortColumns.join(', ')} FROM resource_current c WHERE ${conditions.join(' AND ')}`;
   let keyset = '';
   if (after) {
     // (k0 > a0) OR (k0 = a0 AND k1 > a1) OR ..., with < for descending keys.

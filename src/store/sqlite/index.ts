@@ -20,7 +20,7 @@ import {
   type WriteResult,
 } from '../port.js';
 import type { IndexEntry, SearchPlan } from '../../search/types.js';
-import { compileSearch } from './compile.js';
+import { compileRestriction, compileSearch } from './compile.js';
 import { SqliteClients } from './clients.js';
 import { DDL, INDEX_TABLES, SCHEMA_VERSION } from './schema.js';
 
@@ -39,6 +39,8 @@ interface VersionRow {
   last_updated: string;
   deleted: number;
   content: string | null;
+  /** Present when the query joins resource_current. */
+  creator?: string | null;
 }
 
 interface CurrentRow {
@@ -56,6 +58,7 @@ function toVersion(row: VersionRow): Version {
     deleted: row.deleted === 1,
   };
   if (row.content !== null) version.resource = JSON.parse(row.content) as Resource;
+  if (row.creator) version.creator = row.creator;
   return version;
 }
 
@@ -142,25 +145,28 @@ export class SqliteStore implements Store {
       throw new Error(`database ${file} has schema version ${existing}, newer than this server's ${SCHEMA_VERSION}`);
     }
     this.db.exec(DDL);
+    // Databases made before the creator column: add it (existing rows have no known creator).
+    const columns = this.db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('resource_current')").all();
+    if (!columns.some((c) => c.name === 'creator')) this.db.exec('ALTER TABLE resource_current ADD COLUMN creator TEXT');
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     this.clients = new SqliteClients(this.db);
     this.statements = {
       current: this.db.prepare<[string, string], VersionRow>(
-        'SELECT v.* FROM resource_current c JOIN resource_version v ON v.seq = c.seq WHERE c.type = ? AND c.id = ?',
+        'SELECT v.*, c.creator FROM resource_current c JOIN resource_version v ON v.seq = c.seq WHERE c.type = ? AND c.id = ?',
       ),
       currentEnvelope: this.db.prepare<[string, string], CurrentRow>(
         'SELECT version, deleted, seq FROM resource_current WHERE type = ? AND id = ?',
       ),
       version: this.db.prepare<[string, string, number], VersionRow>(
-        'SELECT * FROM resource_version WHERE type = ? AND id = ? AND version = ?',
+        'SELECT v.*, c.creator FROM resource_version v LEFT JOIN resource_current c ON c.type = v.type AND c.id = v.id WHERE v.type = ? AND v.id = ? AND v.version = ?',
       ),
       insertVersion: this.db.prepare(
         'INSERT INTO resource_version (type, id, version, last_updated, deleted, content) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       upsertCurrent: this.db.prepare(
-        `INSERT INTO resource_current (type, id, version, last_updated, deleted, seq) VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO resource_current (type, id, version, last_updated, deleted, seq, creator) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated,
-           deleted = excluded.deleted, seq = excluded.seq`,
+           deleted = excluded.deleted, seq = excluded.seq, creator = coalesce(resource_current.creator, excluded.creator)`,
       ),
       deleteIndex: Object.values(INDEX_TABLES).map(({ table }) => this.db.prepare(`DELETE FROM ${table} WHERE type = ? AND id = ?`)),
       insertIndex: Object.fromEntries(
@@ -204,10 +210,18 @@ export class SqliteStore implements Store {
       conditions.push('last_updated >= ?');
       params.push(query.since);
     }
-    const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+    let named: Record<string, unknown> = {};
+    if (query.restriction) {
+      const restriction = compileRestriction(query.restriction);
+      conditions.push(`(v.type, v.id) IN (SELECT c.type, c.id FROM resource_current c WHERE ${restriction.sql})`);
+      named = restriction.params;
+    }
+    const where = conditions.length > 0 ? `WHERE ${conditions.map((c) => c.replace(/^(type|id|seq|last_updated) /, 'v.$1 ')).join(' AND ')}` : '';
     const rows = this.db
-      .prepare<unknown[], VersionRow>(`SELECT * FROM resource_version ${where} ORDER BY seq DESC LIMIT ?`)
-      .all(...params, query.count + 1);
+      .prepare<unknown[], VersionRow>(
+        `SELECT v.*, cur.creator FROM resource_version v LEFT JOIN resource_current cur ON cur.type = v.type AND cur.id = v.id ${where} ORDER BY v.seq DESC LIMIT ?`,
+      )
+      .all(...params, query.count + 1, named);
     const page: HistoryPage = { versions: rows.slice(0, query.count).map(toVersion) };
     if (rows.length > query.count) page.next = encodeCursor(rows[query.count - 1].seq);
     if (scope.level === 'instance') page.total = this.statements.instanceCount.get(scope.type, scope.id)?.n ?? 0;
@@ -253,7 +267,7 @@ export class SqliteStore implements Store {
         }
         const current = this.statements.currentEnvelope.get(op.resource.resourceType, op.resource.id);
         if (current) throw new WriteConflict('already-exists', `${op.resource.resourceType}/${op.resource.id}`, 'the id is already taken');
-        return { kind: 'created', version: this.writeVersion(op.resource, 1, at, op.index, false) };
+        return { kind: 'created', version: this.writeVersion(op.resource, 1, at, op.index, false, op.creator) };
       }
       case 'update': {
         const { resourceType: type, id } = op.resource;
@@ -266,9 +280,9 @@ export class SqliteStore implements Store {
         if (row && row.deleted === 0) {
           const previous = toVersion(row);
           if (previous.resource && sameContent(previous.resource, op.resource)) return { kind: 'unchanged', version: previous };
-          return { kind: 'updated', version: this.writeVersion(op.resource, row.version + 1, at, op.index, true), previous };
+          return { kind: 'updated', version: this.writeVersion(op.resource, row.version + 1, at, op.index, true, op.creator), previous };
         }
-        return { kind: 'created', version: this.writeVersion(op.resource, (row?.version ?? 0) + 1, at, op.index, row !== undefined) };
+        return { kind: 'created', version: this.writeVersion(op.resource, (row?.version ?? 0) + 1, at, op.index, row !== undefined, op.creator) };
       }
       case 'delete': {
         const row = this.statements.currentEnvelope.get(op.type, op.id);
@@ -286,18 +300,18 @@ export class SqliteStore implements Store {
   }
 
   /** `existed`: the id had a current row, whose index entries must go (a new id has none). */
-  private writeVersion(resource: Resource & { id: string }, versionId: number, at: string, index: IndexEntry[], existed: boolean): Version {
+  private writeVersion(resource: Resource & { id: string }, versionId: number, at: string, index: IndexEntry[], existed: boolean, creator?: string): Version {
     const stored = { ...resource, meta: { ...resource.meta, versionId: String(versionId), lastUpdated: at } } as Resource;
     const { type, id } = { type: resource.resourceType, id: resource.id };
     const info = this.statements.insertVersion.run(type, id, versionId, at, 0, JSON.stringify(stored));
-    this.statements.upsertCurrent.run(type, id, versionId, at, 0, info.lastInsertRowid);
+    this.statements.upsertCurrent.run(type, id, versionId, at, 0, info.lastInsertRowid, creator ?? null);
     this.replaceIndex(type, id, index, existed);
     return { type, id, versionId, lastUpdated: at, deleted: false, resource: stored };
   }
 
   private writeTombstone(type: string, id: string, versionId: number, at: string): Version {
     const info = this.statements.insertVersion.run(type, id, versionId, at, 1, null);
-    this.statements.upsertCurrent.run(type, id, versionId, at, 1, info.lastInsertRowid);
+    this.statements.upsertCurrent.run(type, id, versionId, at, 1, info.lastInsertRowid, null);
     this.replaceIndex(type, id, [], true);
     return { type, id, versionId, lastUpdated: at, deleted: true };
   }

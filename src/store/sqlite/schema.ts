@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS resource_current (
   last_updated TEXT    NOT NULL,
   deleted      INTEGER NOT NULL,
   seq          INTEGER NOT NULL,
+  creator      TEXT,
   PRIMARY KEY (type, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS resource_current_updated ON resource_current (type, last_updated);

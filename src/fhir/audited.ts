@@ -1,0 +1,106 @@
+// fhir/audited: the one boundary where interactions become AuditEvents (audit/event builds them).
+// A write's AuditEvent joins the write's own store transaction; a read's is committed before the
+// answer is sent. Both carry ids and codes only.
+
+import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
+import { auditEvent, type AuditInteraction, type AuditOutcome } from '../audit/event.js';
+import { patientOf } from '../policy/compartment.js';
+import { indexEntries } from '../search/extract.js';
+import type { WriteOp } from '../store/port.js';
+import { newId } from './body.js';
+import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
+import { FhirError } from './outcome.js';
+
+/** The RESTful interaction a request is, in the restful-interaction code system. */
+export function interactionOf(req: FhirRequest): AuditInteraction {
+  const { method, target } = req;
+  const get = method === 'GET' || method === 'HEAD';
+  switch (target.kind) {
+    case 'system':
+      return get ? 'search-system' : 'transaction';
+    case 'system-history':
+      return 'history-system';
+    case 'type':
+      return get ? 'search-type' : method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'PATCH' ? 'patch' : 'delete';
+    case 'type-search':
+      return 'search-type';
+    case 'type-history':
+      return 'history-type';
+    case 'instance':
+      return get ? 'read' : method === 'PUT' ? 'update' : method === 'PATCH' ? 'patch' : 'delete';
+    case 'instance-history':
+      return 'history-instance';
+    case 'version':
+      return 'vread';
+    default:
+      return 'operation';
+  }
+}
+
+/** What an interaction touched, for the record: resource references and their patients. */
+export interface Touched {
+  resources: string[];
+  patients: string[];
+}
+
+export function touchedBy(resources: Resource[]): Touched {
+  const refs = new Set<string>();
+  const patients = new Set<string>();
+  for (const resource of resources) {
+    if (resource.resourceType === 'OperationOutcome') continue;
+    if (resource.id) refs.add(`${resource.resourceType}/${resource.id}`);
+    const patient = patientOf(resource);
+    if (patient) patients.add(patient);
+  }
+  return { resources: [...refs], patients: [...patients] };
+}
+
+/** The resources a response carries (a Bundle's entries, or the resource itself). */
+function carried(response: FhirResponse): Resource[] {
+  const resource = response.resource;
+  if (!resource) return [];
+  if (resource.resourceType === 'Bundle') return ((resource as Bundle).entry ?? []).map((e) => e.resource).filter((r): r is Resource => r !== undefined);
+  return [resource];
+}
+
+function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string): AuditEvent {
+  const target = req.target;
+  const query = new URLSearchParams(req.query).toString();
+  return {
+    ...auditEvent({
+      actor: req.actor,
+      interaction: interactionOf(req),
+      outcome,
+      patients: touched.patients,
+      resources: touched.resources,
+      ...(query && (target.kind === 'type' || target.kind === 'system' || target.kind === 'type-search') ? { query } : {}),
+      ...('type' in target ? { type: target.type } : {}),
+      ...(reason ? { reason } : {}),
+      recorded: ctx.now(),
+      server: ctx.baseUrl,
+    }),
+    id: newId(),
+  };
+}
+
+/** The store op that records an interaction: joined to a write's transaction, or committed alone. */
+export function auditOp(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string): WriteOp {
+  const resource = event(ctx, req, outcome, touched, reason) as AuditEvent & { id: string };
+  return { kind: 'create', resource, index: indexEntries(resource), creator: 'carnet:audit' };
+}
+
+/** Records a finished interaction (unless its write already did) before the answer is sent. */
+export async function recordSuccess(ctx: FhirContext, req: FhirRequest, response: FhirResponse): Promise<void> {
+  if (!ctx.audit || response.audited || !req.actor) return;
+  await ctx.store.transact([auditOp(ctx, req, 'success', touchedBy(carried(response)))], ctx.now());
+}
+
+/** Records a refused or failed interaction; what it tried to touch comes with the error, when known. */
+export async function recordFailure(ctx: FhirContext, req: FhirRequest, error: unknown): Promise<void> {
+  if (!ctx.audit || !req.actor) return;
+  const fhir = error instanceof FhirError ? error : undefined;
+  const denied = fhir !== undefined && (fhir.status === 401 || fhir.status === 403 || fhir.denied !== undefined);
+  const touched = fhir?.denied ?? { resources: [], patients: [] };
+  const reason = fhir ? `${fhir.status} ${fhir.issues[0]?.code ?? ''}`.trim() : 'internal error';
+  await ctx.store.transact([auditOp(ctx, req, denied ? 'denied' : 'failure', touched, reason)], ctx.now());
+}

@@ -1,0 +1,71 @@
+// policy: consent decisions. decide() for one resource, restrict() for a query; the access matrix;
+// reading a patient's Consents (cached per patient, dropped when that patient's Consents or
+// Patient resource change). Uses search/ and the store port, never fhir/ routes.
+
+import type { Consent, Patient, Resource } from '@medplum/fhirtypes';
+import type { Actor } from '../auth/actor.js';
+import type { Store } from '../store/port.js';
+import type { Condition } from '../search/types.js';
+import { patientOf } from './compartment.js';
+import { stateOf, type ConsentState } from './consents.js';
+import { decide, type Action, type Decision } from './decide.js';
+import { mayRead, readableTypes } from './matrix.js';
+import { policyConditions } from './restrict.js';
+
+const MAX_STATES = 10_000;
+const MAX_CONSENTS = 1_000;
+
+export class Policy {
+  private readonly states = new Map<string, ConsentState>();
+
+  constructor(private readonly store: Store) {}
+
+  /** A patient's consent state: their Patient resource and active Consents. */
+  async stateOf(patientId: string): Promise<ConsentState> {
+    const cached = this.states.get(patientId);
+    if (cached) return cached;
+    const read = await this.store.read('Patient', patientId);
+    const patient = read.kind === 'found' ? (read.version.resource as Patient) : undefined;
+    const consents = await this.store.search(
+      {
+        types: ['Consent'],
+        where: [
+          { kind: 'reference', param: 'patient', values: [{ targetType: 'Patient', targetId: patientId }] },
+          { kind: 'token', param: 'status', values: [{ code: 'active' }] },
+        ],
+        sort: [],
+      },
+      { count: MAX_CONSENTS },
+    );
+    const state = stateOf(patientId, patient, consents.matches.map((m) => m.resource as Consent));
+    if (this.states.size >= MAX_STATES) this.states.delete(this.states.keys().next().value as string);
+    this.states.set(patientId, state);
+    return state;
+  }
+
+  /** May `actor` do `action` to `resource` (created by `creator`)? */
+  async decide(actor: Actor, action: Action, resource: Resource, creator?: string): Promise<Decision> {
+    const patientId = patientOf(resource);
+    const state = patientId !== undefined ? await this.stateOf(patientId) : undefined;
+    return decide({ actor, action, resource, ...(state ? { state } : {}), ...(creator !== undefined ? { creator } : {}), mayRead });
+  }
+
+  /** Conditions that restrict a search of `type` to what `actor` may see (403 when nothing ever is). */
+  conditions(actor: Actor, type: string): Condition[] {
+    return policyConditions(actor, type, readableTypes);
+  }
+
+  /** Forget the consent state of the patients whose Patient or Consent resources were written. */
+  written(resources: Resource[]): void {
+    for (const resource of resources) {
+      if (resource.resourceType !== 'Consent' && resource.resourceType !== 'Patient') continue;
+      const patientId = patientOf(resource);
+      if (patientId !== undefined) this.states.delete(patientId);
+    }
+  }
+
+  /** Forget everything (a delete leaves no content to say whose it was). */
+  forgetAll(): void {
+    this.states.clear();
+  }
+}

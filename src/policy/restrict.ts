@@ -1,0 +1,123 @@
+// policy/restrict: the consent rules of decide.ts as query conditions, merged into every search
+// plan so that pages, totals, includes and chains only ever count what the actor may see.
+
+import type { Actor } from '../auth/actor.js';
+import { Forbidden } from '../fhir/outcome.js';
+import type { Condition, ReferenceValue } from '../search/types.js';
+import { patientParamOf, hasCompartment } from './compartment.js';
+import { PURPOSE_SYSTEM } from './consents.js';
+import { CONFIDENTIAL_FROM_REPRESENTATIVES, creatorKey } from './decide.js';
+import type { ReadableTypes } from './matrix.js';
+
+const DIRECTORY = new Set(['Practitioner', 'PractitionerRole', 'Organization']);
+const NOTHING: Condition = { kind: 'any', of: [] };
+
+function activeConsents(provisionType: 'permit' | 'deny', extra: Condition[]): Condition {
+  return {
+    kind: 'has',
+    sourceType: 'Consent',
+    param: 'patient',
+    where: [{ kind: 'token', param: 'status', values: [{ code: 'active' }] }, { kind: 'token', param: 'provision-type', values: [{ code: provisionType }] }, ...extra],
+  };
+}
+
+type Practitioner = Extract<Actor, { kind: 'practitioner' }>;
+
+/** Conditions on a Patient (alias of the searched Patient, or the target of a chain). */
+function patientConditions(actor: Practitioner, withRelationship: boolean): Condition[] {
+  const me: ReferenceValue = { targetType: 'Practitioner', targetId: actor.practitionerId };
+  const blockers: ReferenceValue[] = [me, ...(actor.organizationId ? [{ targetType: 'Organization', targetId: actor.organizationId }] : [])];
+  const conditions: Condition[] = [
+    // The account is open.
+    { kind: 'token', param: 'active', values: [{ code: 'false' }], not: true },
+    // The patient has not blocked this professional or their organisation.
+    { kind: 'not', condition: activeConsents('deny', [{ kind: 'reference', param: 'actor', values: blockers }]) },
+  ];
+  if (withRelationship) {
+    const relationship: Condition[] = [
+      { kind: 'reference', param: 'general-practitioner', values: [me] },
+      activeConsents('permit', [{ kind: 'reference', param: 'actor', values: [me] }]),
+    ];
+    if (actor.purposeOfUse === 'ETREAT') {
+      relationship.push({ kind: 'not', condition: activeConsents('deny', [{ kind: 'token', param: 'purpose', values: [{ system: PURPOSE_SYSTEM, code: 'ETREAT' }] }]) });
+    }
+    conditions.push({ kind: 'any', of: relationship });
+  }
+  return conditions;
+}
+
+/** The resource's patient (through its patient parameter) satisfies `where`; resources without one pass. */
+function ofPatient(type: string, where: Condition[]): Condition {
+  if (type === 'Patient') return { kind: 'all', of: where };
+  const param = patientParamOf(type) as string;
+  return { kind: 'any', of: [{ kind: 'chain', param, targetTypes: ['Patient'], where }, { kind: 'missing', param, missing: true }] };
+}
+
+const byPatientAuthor: Condition = {
+  kind: 'all',
+  of: [
+    { kind: 'reference', param: 'author', values: [{ targetType: 'Patient' }, { targetType: 'RelatedPerson' }] },
+    { kind: 'not', condition: { kind: 'reference', param: 'author', values: ['Practitioner', 'PractitionerRole', 'Organization', 'Device'].map((targetType) => ({ targetType })) } },
+  ],
+};
+
+/** The access matrix as a condition on DocumentReference (see ReadableTypes in matrix.ts). */
+function documentTypes(readable: ReadableTypes): Condition | undefined {
+  if (readable.all) return undefined;
+  const allowed: Condition[] = [];
+  if (readable.types.length > 0) allowed.push({ kind: 'token', param: 'type', values: readable.types });
+  if (readable.classes.length > 0) allowed.push({ kind: 'token', param: 'category', values: readable.classes });
+  if (readable.patientDeposited) allowed.push(byPatientAuthor);
+  // Exceptions also catch a coding with the code but no system.
+  const loose = (codings: { system: string; code: string }[]) => codings.flatMap((c) => [c, { system: null, code: c.code }]);
+  const except: Condition[] = [];
+  if (readable.except.types.length > 0) except.push({ kind: 'token', param: 'type', values: loose(readable.except.types) });
+  if (readable.except.classes.length > 0) except.push({ kind: 'token', param: 'category', values: loose(readable.except.classes) });
+  if (readable.except.patientDeposited) except.push(byPatientAuthor);
+  return { kind: 'all', of: [{ kind: 'any', of: allowed }, ...(except.length > 0 ? [{ kind: 'not', condition: { kind: 'any', of: except } } as Condition] : [])] };
+}
+
+function practitionerConditions(actor: Practitioner, type: string, readable: ReadableTypes): Condition[] {
+  if (DIRECTORY.has(type)) return [];
+  if (type === 'AuditEvent') return [NOTHING];
+  if (type === 'Consent') {
+    return [
+      { kind: 'token', param: 'status', values: [{ code: 'active' }] },
+      { kind: 'token', param: 'provision-type', values: [{ code: 'permit' }] },
+      { kind: 'reference', param: 'actor', values: [{ targetType: 'Practitioner', targetId: actor.practitionerId }] },
+    ];
+  }
+  if (!hasCompartment(type)) return [];
+  if (type !== 'DocumentReference') return [ofPatient(type, patientConditions(actor, true))];
+  const authored: Condition = { kind: 'all', of: [{ kind: 'reference', param: 'author', values: [{ targetType: 'Practitioner', targetId: actor.practitionerId }] }, ofPatient(type, patientConditions(actor, false))] };
+  const types = documentTypes(readable);
+  const cared: Condition = {
+    kind: 'all',
+    of: [
+      ofPatient(type, patientConditions(actor, true)),
+      ...(types ? [types] : []),
+      // Not masked by the patient: no active deny Consent names this document in its data.
+      { kind: 'not', condition: { kind: 'has', sourceType: 'Consent', param: 'data', where: [{ kind: 'token', param: 'status', values: [{ code: 'active' }] }, { kind: 'token', param: 'provision-type', values: [{ code: 'deny' }] }] } },
+    ],
+  };
+  return [{ kind: 'any', of: [authored, cared] }];
+}
+
+/**
+ * The conditions to add to a search of `type` by `actor`. Throws 403 when the actor may not search
+ * patient data at all. Patient compartments are added by fhir/access (scopes), not here.
+ */
+export function policyConditions(actor: Actor, type: string, readableTypes: (profession: string, specialty?: string) => ReadableTypes): Condition[] {
+  switch (actor.kind) {
+    case 'organisation':
+      throw new Forbidden(`A ${actor.role} never reads record content`);
+    case 'patient':
+      return [];
+    case 'representative':
+      return [{ kind: 'token', param: '_security', values: [CONFIDENTIAL_FROM_REPRESENTATIVES], not: true }];
+    case 'system':
+      return DIRECTORY.has(type) ? [] : [{ kind: 'creator', creators: [creatorKey(actor)] }];
+    case 'practitioner':
+      return practitionerConditions(actor, type, readableTypes(actor.profession, actor.specialty));
+  }
+}

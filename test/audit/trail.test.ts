@@ -1,0 +1,116 @@
+// The audit trail: every interaction on patient data leaves an AuditEvent (IHE BALP) the patient
+// reads; a write and its record commit together.
+import t from 'tap';
+import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
+import { fhir, json, testServer, type TestActor } from '../helpers.js';
+import { doc, emergencyOff, mask, PRESCRIPTION } from '../policy/fixture.js';
+
+const server = await testServer();
+t.teardown(() => server.close());
+const { app } = server;
+const tokens = new Map<string, string>();
+async function as(actor: TestActor): Promise<Record<string, string>> {
+  const key = JSON.stringify(actor);
+  if (!tokens.has(key)) tokens.set(key, await server.token(actor));
+  return { authorization: `Bearer ${tokens.get(key)}` };
+}
+const patient: TestActor = { kind: 'patient', patient: 'pa' };
+const gp: TestActor = { kind: 'practitioner', practitioner: 'gp', profession: '10' };
+const stranger: TestActor = { kind: 'practitioner', practitioner: 'other', profession: '10' };
+const er: TestActor = { kind: 'practitioner', practitioner: 'er', profession: '10', purpose: 'ETREAT' };
+
+for (const r of [
+  { resourceType: 'Practitioner', id: 'gp', name: [{ family: 'Généraliste' }] },
+  { resourceType: 'Patient', id: 'pa', generalPractitioner: [{ reference: 'Practitioner/gp' }] },
+  { resourceType: 'Patient', id: 'pb' },
+  doc('d1', 'pa', PRESCRIPTION, 'Practitioner/gp'),
+  doc('d-masked', 'pa', PRESCRIPTION, 'Practitioner/x'),
+  mask('m1', 'pa', 'd-masked'),
+  emergencyOff('no-er', 'pb'),
+] as Resource[]) {
+  const res = await fhir(app, 'PUT', `${r.resourceType}/${r.id}`, r, await as({ kind: 'system', client: 'loader' }));
+  if (res.statusCode >= 300) throw new Error(res.body);
+}
+
+/** The patient's access log, newest first, as the patient reads it. */
+async function log(query = ''): Promise<{ events: AuditEvent[]; bundle: Bundle }> {
+  const res = await fhir(app, 'GET', `AuditEvent?patient=pa&_sort=-date&_count=100${query}`, undefined, await as(patient));
+  if (res.statusCode !== 200) throw new Error(res.body);
+  const bundle = json<Bundle>(res);
+  return { events: (bundle.entry ?? []).filter((e) => e.search?.mode === 'match').map((e) => e.resource as AuditEvent), bundle };
+}
+const subtype = (e: AuditEvent) => e.subtype?.[0]?.code;
+const who = (e: AuditEvent) => e.agent.find((a) => a.requestor)?.who?.reference;
+
+t.test('a professional\'s read is recorded for the patient, newest first, with who and what', async (t) => {
+  t.equal((await fhir(app, 'GET', 'DocumentReference/d1', undefined, await as(gp))).statusCode, 200);
+  const [latest] = (await log()).events;
+  t.equal(subtype(latest), 'read');
+  t.equal(latest.action, 'R');
+  t.equal(latest.outcome, '0');
+  t.equal(who(latest), 'Practitioner/gp');
+  t.ok(latest.entity?.some((e) => e.what?.reference === 'DocumentReference/d1'));
+  t.ok(latest.entity?.some((e) => e.what?.reference === 'Patient/pa'));
+  t.match(JSON.stringify(latest.agent), /"code":"10"/, 'with the profession');
+});
+
+t.test('the log names the professional through _include', async (t) => {
+  const { bundle } = await log('&_include=AuditEvent:agent');
+  const included = (bundle.entry ?? []).filter((e) => e.search?.mode === 'include').map((e) => e.resource);
+  t.ok(included.some((r) => r?.resourceType === 'Practitioner' && r.id === 'gp'));
+});
+
+t.test('a search is recorded with its query', async (t) => {
+  await fhir(app, 'GET', 'DocumentReference?patient=pa&type=http://loinc.org|57833-6', undefined, await as(gp));
+  const [latest] = (await log()).events;
+  t.equal(subtype(latest), 'search-type');
+  t.equal(latest.action, 'E');
+  const query = latest.entity?.find((e) => e.query)?.query;
+  t.match(Buffer.from(query ?? '', 'base64').toString(), /patient=pa/);
+});
+
+t.test('a refused read is recorded as refused, and the professional still learns nothing', async (t) => {
+  t.equal((await fhir(app, 'GET', 'DocumentReference/d-masked', undefined, await as(gp))).statusCode, 404);
+  const [latest] = (await log()).events;
+  t.equal(latest.outcome, '4');
+  t.equal(who(latest), 'Practitioner/gp');
+  t.equal((await fhir(app, 'GET', 'DocumentReference/d1', undefined, await as(stranger))).statusCode, 404);
+  t.equal(who((await log()).events[0]), 'Practitioner/other', 'the stranger\'s attempt too');
+});
+
+t.test('an emergency access is flagged ETREAT in its record', async (t) => {
+  t.equal((await fhir(app, 'GET', 'DocumentReference/d1', undefined, await as(er))).statusCode, 200);
+  const [latest] = (await log()).events;
+  t.match(latest.purposeOfEvent, [{ coding: [{ code: 'ETREAT' }] }]);
+});
+
+t.test('a write and its record commit together; a failed transaction records its failure only', async (t) => {
+  // Reading the log is itself recorded: count the creates only.
+  const creates = (events: AuditEvent[]) => events.filter((e) => subtype(e) === 'create').length;
+  const before = creates((await log()).events);
+  const created = await fhir(app, 'POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/pa' } }, await as(gp));
+  t.equal(created.statusCode, 201);
+  const after = await log();
+  t.equal(creates(after.events), before + 1);
+  const record = after.events.find((e) => subtype(e) === 'create')!;
+  t.ok(record.entity?.some((e) => e.what?.reference === `Observation/${json(created).id}`));
+  const failed = await fhir(app, 'POST', '/fhir', { resourceType: 'Bundle', type: 'transaction', entry: [
+    { resource: { resourceType: 'Observation', status: 'final', code: { text: 'y' }, subject: { reference: 'Patient/pa' } }, request: { method: 'POST', url: 'Observation' } },
+    { resource: { resourceType: 'Observation', status: 'nope', code: { text: 'z' } } as unknown as Resource, request: { method: 'POST', url: 'Observation' } },
+  ] }, await as(gp));
+  t.equal(failed.statusCode, 400);
+  const total = json<Bundle>(await fhir(app, 'GET', 'Observation?patient=pa&_summary=count', undefined, await as(patient))).total;
+  t.equal(total, 1, 'the transaction wrote nothing');
+});
+
+t.test('professionals cannot read the access log; nobody can change it', async (t) => {
+  const res = json<Bundle>(await fhir(app, 'GET', 'AuditEvent?patient=pa', undefined, await as(gp)));
+  t.equal(res.total, 0);
+  const [event] = (await log()).events;
+  t.equal((await fhir(app, 'DELETE', `AuditEvent/${event.id}`, undefined, await as(patient))).statusCode, 405);
+});
+
+t.test('another patient\'s log is out of reach', async (t) => {
+  const res = json<Bundle>(await fhir(app, 'GET', 'AuditEvent?patient=pa', undefined, await as({ kind: 'patient', patient: 'pb' })));
+  t.equal(res.total, 0);
+});
