@@ -8,7 +8,8 @@ import type { FhirContext } from './fhir/context.js';
 import { registerFhirRoutes } from './fhir/http.js';
 import { actorForLog } from './auth/actor.js';
 import type { AuthContext } from './auth/context.js';
-import { Policy } from './policy/index.js';
+import { NoPolicyForBenchmark, Policy } from './policy/index.js';
+import { GroupCommit } from './audit/group-commit.js';
 import { registerAuthHook } from './auth/hook.js';
 import { registerAuthRoutes } from './auth/routes.js';
 
@@ -25,6 +26,8 @@ export interface AppDeps {
   logger?: FastifyServerOptions['logger'];
   /** The clock, replaceable in tests. */
   now?: () => string;
+  /** Benchmark harness only (never configuration): run without consent checks and audit records. */
+  benchmarkWithoutPolicyAndAudit?: boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9\-_.]{1,64}$/;
@@ -46,16 +49,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
   });
   const base = deps.baseUrl;
+  const now = deps.now ?? (() => new Date().toISOString());
   const ctx: FhirContext = {
     store: deps.store,
-    policy: new Policy(deps.store),
-    audit: true,
+    policy: deps.benchmarkWithoutPolicyAndAudit ? new NoPolicyForBenchmark(deps.store) : new Policy(deps.store),
+    audit: !deps.benchmarkWithoutPolicyAndAudit,
+    auditLog: new GroupCommit(deps.store, now),
     get baseUrl() {
       return (typeof base === 'function' ? base() : base).replace(/\/+$/, '');
     },
     defaultPageSize: deps.defaultPageSize ?? 20,
     maxPageSize: deps.maxPageSize ?? 1000,
-    now: deps.now ?? (() => new Date().toISOString()),
+    now,
   };
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -7,7 +7,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { authorize, type Access } from '../auth/authorize.js';
 import type { Permission } from '../auth/scopes.js';
 import { compartmentCondition, inCompartment, patientOf } from '../policy/compartment.js';
-import type { Action } from '../policy/decide.js';
+import type { Action, Decision } from '../policy/decide.js';
 import type { ReadResult, SearchPage, SearchQuery, Version } from '../store/port.js';
 import type { Condition, SearchPlan } from '../search/types.js';
 import type { FhirContext, FhirRequest } from './context.js';
@@ -39,8 +39,8 @@ export function assertWritable(granted: Access, resource: Resource): void {
   if (!reaches(granted, resource)) throw new Forbidden(`${resource.resourceType} would be outside the compartment of patient ${granted.compartment?.join(', ')}, which is all this token reaches`);
 }
 
-/** The policy's verdict on one resource, as an error to throw when it is a refusal. */
-async function policyVerdict(ctx: FhirContext, granted: Access, action: Action, resource: Resource, creator: string | undefined, what: string): Promise<FhirError | undefined> {
+/** The policy's verdict on one resource: the permit with its obligations, or the error to throw. */
+async function policyVerdict(ctx: FhirContext, granted: Access, action: Action, resource: Resource, creator: string | undefined, what: string): Promise<Extract<Decision, { permit: true }> | FhirError> {
   const refusal = (error: FhirError): FhirError => {
     const patient = patientOf(resource);
     error.denied = { resources: [what], patients: patient ? [patient] : [] };
@@ -48,15 +48,16 @@ async function policyVerdict(ctx: FhirContext, granted: Access, action: Action, 
   };
   if (!reaches(granted, resource)) return refusal(new NotFound(what));
   const decision = await ctx.policy.decide(granted.actor, action, resource, creator);
-  if (decision.permit) return undefined;
+  if (decision.permit) return decision;
   // A hidden resource reads exactly like one that does not exist.
   return refusal(decision.status === 404 ? new NotFound(what) : new Forbidden(`Refused: ${decision.reason}`));
 }
 
-/** Throws unless the actor may `action` this resource (created by `creator`). */
-export async function assertAllowed(ctx: FhirContext, granted: Access, action: Action, resource: Resource, creator: string | undefined, what: string): Promise<void> {
-  const error = await policyVerdict(ctx, granted, action, resource, creator, what);
-  if (error) throw error;
+/** Throws unless the actor may `action` this resource (created by `creator`); returns the permit and its obligations. */
+export async function assertAllowed(ctx: FhirContext, granted: Access, action: Action, resource: Resource, creator: string | undefined, what: string): Promise<Extract<Decision, { permit: true }>> {
+  const verdict = await policyVerdict(ctx, granted, action, resource, creator, what);
+  if (verdict instanceof FhirError) throw verdict;
+  return verdict;
 }
 
 /**
@@ -80,8 +81,8 @@ export async function visible(ctx: FhirContext, granted: Access, versions: Versi
   const kept: Version[] = [];
   for (const version of versions) {
     if (!version.resource) continue;
-    const error = await policyVerdict(ctx, granted, 'read', version.resource, version.creator, `${version.type}/${version.id}`);
-    if (!error) kept.push(version);
+    const verdict = await policyVerdict(ctx, granted, 'read', version.resource, version.creator, `${version.type}/${version.id}`);
+    if (!(verdict instanceof FhirError)) kept.push(version);
     // The query restriction and decide() must agree; a disagreement is a bug worth a loud log.
     else log(`policy: ${version.type}/${version.id} matched a restricted query but decide() refused it`);
   }

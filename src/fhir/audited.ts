@@ -92,7 +92,7 @@ export function auditOp(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcom
 /** Records a finished interaction (unless its write already did) before the answer is sent. */
 export async function recordSuccess(ctx: FhirContext, req: FhirRequest, response: FhirResponse): Promise<void> {
   if (!ctx.audit || response.audited || !req.actor) return;
-  await ctx.store.transact([auditOp(ctx, req, 'success', touchedBy(carried(response)))], ctx.now());
+  await ctx.auditLog.write(auditOp(ctx, req, 'success', touchedBy(carried(response))));
 }
 
 /** Records a refused or failed interaction; what it tried to touch comes with the error, when known. */
@@ -102,5 +102,5 @@ export async function recordFailure(ctx: FhirContext, req: FhirRequest, error: u
   const denied = fhir !== undefined && (fhir.status === 401 || fhir.status === 403 || fhir.denied !== undefined);
   const touched = fhir?.denied ?? { resources: [], patients: [] };
   const reason = fhir ? `${fhir.status} ${fhir.issues[0]?.code ?? ''}`.trim() : 'internal error';
-  await ctx.store.transact([auditOp(ctx, req, denied ? 'denied' : 'failure', touched, reason)], ctx.now());
+  await ctx.auditLog.write(auditOp(ctx, req, denied ? 'denied' : 'failure', touched, reason));
 }

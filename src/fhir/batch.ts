@@ -260,8 +260,9 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, raws: BundleEnt
   let results: WriteResult[];
   try {
     const ops = order.map(([, p]) => p.op as WriteOp);
+    const extra = order.flatMap(([, p]) => p.extra ?? []);
     const audit = ctx.audit && outer.actor ? [auditOp(ctx, outer, 'success', touchedBy(ops.flatMap((op) => (op.kind === 'delete' ? [] : [op.resource]))))] : [];
-    results = await ctx.store.transact([...ops, ...audit], ctx.now());
+    results = await ctx.store.transact([...ops, ...extra, ...audit], ctx.now());
     written(ctx, order.map(([, p]) => p.op as WriteOp));
   } catch (error) {
     const conflict = conflictError(error);

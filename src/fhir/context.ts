@@ -5,6 +5,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { Store } from '../store/port.js';
 import type { Actor } from '../auth/actor.js';
 import type { Policy } from '../policy/index.js';
+import type { GroupCommit } from '../audit/group-commit.js';
 
 export interface FhirContext {
   store: Store;
@@ -12,6 +13,8 @@ export interface FhirContext {
   policy: Policy;
   /** Record every interaction as an AuditEvent (off only in the benchmark harness). */
   audit: boolean;
+  /** Commits the records of reads, grouped across concurrent requests. */
+  auditLog: GroupCommit;
   /** Absolute base of the FHIR API, without trailing slash, e.g. http://127.0.0.1:8080/fhir. */
   baseUrl: string;
   defaultPageSize: number;

@@ -7,6 +7,7 @@ import { newId, resourceFromBody } from './body.js';
 import { applyOne, versionResponse, type Prepared } from './resource.js';
 import { access, assertAllowed, assertWritable } from './access.js';
 import { creatorKey } from '../policy/decide.js';
+import { notification } from '../audit/notify.js';
 
 /** Prepares a create; `id` is given by a transaction that already mapped a urn:uuid to it. */
 export async function prepareCreate(ctx: FhirContext, req: FhirRequest, type: string, id: string = newId()): Promise<Prepared> {
@@ -14,10 +15,12 @@ export async function prepareCreate(ctx: FhirContext, req: FhirRequest, type: st
   const granted = access(req, type, 'c');
   const resource = { ...resourceFromBody(req.body, type), id };
   assertWritable(granted, resource);
-  await assertAllowed(ctx, granted, 'create', resource, creatorKey(granted.actor), `${type}/${id}`);
+  const permit = await assertAllowed(ctx, granted, 'create', resource, creatorKey(granted.actor), `${type}/${id}`);
+  const extra = permit.notifyPatient !== undefined ? [notification(permit.notifyPatient, resource, granted.actor, ctx.now())] : [];
   const ifNoneExist = req.ifNoneExist !== undefined ? parseCriteria(type, req.ifNoneExist) : undefined;
   return {
     op: { kind: 'create', resource, index: indexEntries(resource), creator: creatorKey(granted.actor), ...(ifNoneExist ? { ifNoneExist } : {}) },
+    extra,
     respond(result): FhirResponse {
       switch (result.kind) {
         case 'created':

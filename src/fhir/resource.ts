@@ -82,13 +82,15 @@ export function versionResponse(ctx: FhirContext, req: FhirRequest, status: numb
 export interface Prepared {
   /** Absent when there is nothing to write (a conditional delete that matched nothing). */
   op: WriteOp | undefined;
+  /** Writes that go with it in the same transaction (a notification to the patient). */
+  extra?: WriteOp[];
   respond(result: WriteResult): FhirResponse;
 }
 
 /** Applies one prepared write on its own (outside a transaction Bundle), its AuditEvent with it. */
 export async function applyOne(ctx: FhirContext, req: FhirRequest, prepared: Prepared): Promise<FhirResponse> {
   if (!prepared.op) return prepared.respond({ kind: 'absent' });
-  const ops: WriteOp[] = [prepared.op];
+  const ops: WriteOp[] = [prepared.op, ...(prepared.extra ?? [])];
   const op = prepared.op;
   const touched = op.kind === 'delete' ? { resources: [`${op.type}/${op.id}`], patients: [] } : touchedBy([op.resource]);
   if (ctx.audit && req.actor) ops.push(auditOp(ctx, req, 'success', touched));

@@ -4,7 +4,8 @@
 
 import { createRequire } from 'node:module';
 import type { CompartmentDefinition, Resource } from '@medplum/fhirtypes';
-import { indexEntries } from '../search/extract.js';
+import { indexEntries, parseReference } from '../search/extract.js';
+import { findParam } from '../search/params.js';
 import type { Condition } from '../search/types.js';
 
 const require = createRequire(import.meta.url);
@@ -40,13 +41,27 @@ export function patientParamOf(type: string): string | undefined {
   return type === 'Patient' ? undefined : PARAMS.get(type)?.[0];
 }
 
+// patientOf runs several times per request on the same objects (decide, then the audit record).
+const patients = new WeakMap<Resource, string | undefined>();
+
 /** The patient a resource belongs to for consent decisions (see patientParamOf), if any. */
 export function patientOf(resource: Resource): string | undefined {
   if (resource.resourceType === 'Patient') return resource.id;
-  const param = patientParamOf(resource.resourceType);
-  if (!param) return undefined;
-  const entry = indexEntries(resource).find((e) => e.kind === 'reference' && e.group === 0 && e.param === param && e.targetType === 'Patient' && e.targetId !== null);
-  return entry?.kind === 'reference' ? (entry.targetId ?? undefined) : undefined;
+  if (patients.has(resource)) return patients.get(resource);
+  const code = patientParamOf(resource.resourceType);
+  const param = code ? findParam(resource.resourceType, code) : undefined;
+  let found: string | undefined;
+  // Only the one parameter is evaluated, not the resource's whole index.
+  for (const element of param?.evaluate?.(resource) ?? []) {
+    const reference = (element as { reference?: unknown }).reference;
+    const parsed = typeof reference === 'string' ? parseReference(reference) : null;
+    if (parsed && parsed[0] === 'Patient' && parsed[1] !== null) {
+      found = parsed[1];
+      break;
+    }
+  }
+  patients.set(resource, found);
+  return found;
 }
 
 /** Whether a resource belongs to the compartment of one of `patientIds`. */

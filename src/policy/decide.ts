@@ -2,15 +2,21 @@
 // arguments (the patient's consent state is loaded by the caller). restrict.ts says the same
 // thing as query conditions; the tests hold the two to agreement.
 
-import type { DocumentReference, Resource } from '@medplum/fhirtypes';
+import type { Consent, DocumentReference, Resource } from '@medplum/fhirtypes';
 import type { Actor } from '../auth/actor.js';
-import type { ConsentState } from './consents.js';
+import { ruleOf, type ConsentState } from './consents.js';
 import type { DocumentFacts } from './matrix.js';
 
 export type Action = 'read' | 'create' | 'update' | 'delete';
 
 export type Decision =
-  | { permit: true; /** granted through emergency access only: flagged in the audit record */ emergency: boolean }
+  | {
+      permit: true;
+      /** Granted through emergency access only: flagged in the audit record. */
+      emergency: boolean;
+      /** Obligation: tell the patient (a professional recorded a consent on their behalf). */
+      notifyPatient?: string;
+    }
   | { permit: false; /** 404 when the reason must stay hidden, 403 when it is visible */ status: 403 | 404; reason: string };
 
 /** The label that keeps a resource from a minor's legal representatives (docs/consent.md). */
@@ -85,7 +91,11 @@ function decidePractitioner(input: DecideInput & { actor: Extract<Actor, { kind:
   if (type === 'AuditEvent') return hidden('the access log is the patient\'s');
   const rules = state?.rules ?? [];
   if (type === 'Consent') {
-    // A professional may read the permit that names them, nothing else of the patient's choices.
+    // A professional may record that the patient agreed to their care (a permit naming only
+    // them): the patient is then notified. They read that permit, nothing else of the choices.
+    const rule = ruleOf(resource as Consent);
+    const own = rule?.kind === 'care-relationship' && rule.practitionerId === actor.practitionerId && ((resource as Consent).provision?.actor ?? []).length === 1;
+    if (action === 'create') return own && state ? { permit: true, emergency: false, notifyPatient: state.patientId } : refused('a professional records only a consent naming themselves');
     const names = rules.some((r) => r.kind === 'care-relationship' && r.consentId === resource.id && r.practitionerId === actor.practitionerId);
     return names && action === 'read' ? PERMIT : hidden('a patient\'s choices are theirs');
   }

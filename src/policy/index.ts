@@ -69,3 +69,17 @@ export class Policy {
     this.states.clear();
   }
 }
+
+/**
+ * No consent checks at all. Only the benchmark harness builds an app with it, to measure what the
+ * policy costs (scripts/bench/policy.mjs); no configuration can select it.
+ */
+export class NoPolicyForBenchmark extends Policy {
+  override async decide(): Promise<Decision> {
+    return { permit: true, emergency: false };
+  }
+
+  override conditions(): Condition[] {
+    return [];
+  }
+}

@@ -223,3 +223,18 @@ t.test('the patient deletes what they deposited, not a professional\'s document'
   t.equal((await fhir(app, 'DELETE', 'DocumentReference/doc-presc', undefined, p1)).statusCode, 403);
   t.equal((await fhir(app, 'DELETE', 'DocumentReference/doc-patient', undefined, p1)).statusCode, 200);
 });
+
+t.test('a professional may record the patient\'s agreement to their care; the patient is notified', async (t) => {
+  const newcomer = doctor('dr-new');
+  t.equal(await status(newcomer, 'DocumentReference/doc-presc'), 404, 'no relationship yet');
+  const { id: _omit, ...consent } = permit('unused', 'p1', 'dr-new');
+  const created = await fhir(app, 'POST', 'Consent', consent, await as(newcomer));
+  t.equal(created.statusCode, 201);
+  t.equal(await status(newcomer, 'DocumentReference/doc-presc'), 200, 'the relationship exists now');
+  const inbox = json<Bundle>(await fhir(app, 'GET', 'Communication?recipient=Patient/p1', undefined, await as({ kind: 'patient', patient: 'p1' })));
+  t.ok(inbox.entry?.some((e) => JSON.stringify(e.resource).includes(`Consent/${json(created).id}`)), 'a notification reached the patient');
+  const { id: _o, ...blockOther } = block('unused', 'p1', 'Practitioner/dr-gp');
+  t.equal((await fhir(app, 'POST', 'Consent', blockOther, await as(newcomer))).statusCode, 403, 'a professional records no other choice');
+  const { id: _p, ...forOther } = permit('unused', 'p1', 'dr-someone-else');
+  t.equal((await fhir(app, 'POST', 'Consent', forOther, await as(newcomer))).statusCode, 403, 'nor a permit for someone else');
+});
