@@ -22,16 +22,14 @@ export function access(req: FhirRequest, type: string, permission: Permission): 
   if (!req.actor) throw new Unauthorized('Authentication is required');
   // Organisations never read or write record content, whatever their scopes or a consent say.
   if (req.actor.kind === 'organisation') throw new Forbidden(`A ${req.actor.role} never accesses record content`);
-  const granted = authorize(req.actor, type, permission);
-  // The directory of professionals and organisations is no patient's data: a patient reads it
-  // (to see who accessed their record), it is not limited to their compartment.
-  if (granted.compartment && DIRECTORY.has(type) && (permission === 'r' || permission === 's')) return { actor: granted.actor };
-  return granted;
+  // The directory of professionals and organisations is no patient's data: a compartment-limited
+  // token reads it too (to see who accessed the record); reaches() and restrict() let it through.
+  return authorize(req.actor, type, permission);
 }
 
 /** Whether the access reaches this resource's compartment (always, unless restricted). */
 export function reaches(granted: Access, resource: Resource): boolean {
-  return !granted.compartment || inCompartment(resource, granted.compartment);
+  return !granted.compartment || DIRECTORY.has(resource.resourceType) || inCompartment(resource, granted.compartment);
 }
 
 /** A write must leave the resource inside the reachable compartments. */
@@ -104,14 +102,29 @@ function policyFor(ctx: FhirContext, granted: Access, types: string[]): Conditio
   return [{ kind: 'any', of: all.map((g) => ({ kind: 'all', of: [{ kind: 'types', types: g.types }, ...g.conditions] })) }];
 }
 
-/** Chains and _has reach other resources: their conditions get those types' restrictions too. */
+/** A compartment-limited token reaches, among other types, only its compartments (the directory is open). */
+function compartmentFor(granted: Access, types: string[]): Condition[] {
+  if (!granted.compartment) return [];
+  const compartment = granted.compartment;
+  const of = types.map((type): Condition => {
+    if (DIRECTORY.has(type)) return { kind: 'types', types: [type] };
+    const condition = compartmentCondition(type, compartment);
+    return condition ? { kind: 'all', of: [{ kind: 'types', types: [type] }, condition] } : { kind: 'any', of: [] };
+  });
+  return [{ kind: 'any', of }];
+}
+
+/**
+ * Chains and _has reach other resources: their conditions get those types' restrictions too (the
+ * policy, and a token's compartment), so that no probe learns of a resource the caller cannot see.
+ */
 function restrictNested(ctx: FhirContext, granted: Access, conditions: Condition[]): Condition[] {
   return conditions.map((condition): Condition => {
     switch (condition.kind) {
       case 'chain':
-        return { ...condition, where: [...restrictNested(ctx, granted, condition.where), ...policyFor(ctx, granted, condition.targetTypes)] };
+        return { ...condition, where: [...restrictNested(ctx, granted, condition.where), ...policyFor(ctx, granted, condition.targetTypes), ...compartmentFor(granted, condition.targetTypes)] };
       case 'has':
-        return { ...condition, where: [...restrictNested(ctx, granted, condition.where), ...policyFor(ctx, granted, [condition.sourceType])] };
+        return { ...condition, where: [...restrictNested(ctx, granted, condition.where), ...policyFor(ctx, granted, [condition.sourceType]), ...compartmentFor(granted, [condition.sourceType])] };
       default:
         return condition;
     }
@@ -121,7 +134,7 @@ function restrictNested(ctx: FhirContext, granted: Access, conditions: Condition
 /** The plan restricted to what the access reaches: the compartment, the policy, nested searches too. */
 export function restrict(ctx: FhirContext, granted: Access, plan: SearchPlan): SearchPlan {
   const where = [...restrictNested(ctx, granted, plan.where), ...policyFor(ctx, granted, plan.types)];
-  if (granted.compartment) {
+  if (granted.compartment && !plan.types.every((type) => DIRECTORY.has(type))) {
     if (plan.types.length !== 1) throw new Forbidden('A token limited to a patient compartment searches one resource type at a time');
     const condition = compartmentCondition(plan.types[0], granted.compartment);
     if (!condition) throw new Forbidden(`${plan.types[0]} resources are not part of a patient compartment, which is all this token reaches`);

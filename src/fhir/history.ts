@@ -63,8 +63,13 @@ export async function history(ctx: FhirContext, req: FhirRequest, target: Target
     ctx.store.history(scope, { count, ...(cursor !== undefined ? { cursor } : {}), ...(since !== undefined ? { since } : {}), ...(restriction ? { restriction } : {}) }),
   );
   const links = pageLinks(ctx, pathOf(target), applied, cursor, page.next);
-  // Defence in depth: each version is checked again; a restricted actor does not see tombstones.
-  const versions = restriction ? await visible(ctx, granted, page.versions, (m) => req.log?.(m)) : page.versions;
+  // Each version is checked on its own content (an older version may be hidden when the current
+  // is not); a restricted actor sees a delete of one resource it may read, never of a whole type.
+  let versions = page.versions;
+  if (scope.level === 'instance' && !unrestricted(ctx, granted, [scope.type])) {
+    const allowed = new Set(await visible(ctx, granted, versions.filter((v) => v.resource), (m) => req.log?.(m)));
+    versions = versions.filter((v) => !v.resource || allowed.has(v));
+  } else if (restriction) versions = await visible(ctx, granted, versions, (m) => req.log?.(m));
   const result = bundle(
     'history',
     versions.map((v) => historyEntry(ctx, v)),

@@ -126,6 +126,8 @@ export function decide(input: DecideInput): Decision {
     case 'patient':
     case 'representative':
       if (actor.kind === 'representative' && hasLabel(resource, CONFIDENTIAL_FROM_REPRESENTATIVES)) return hidden('kept confidential from representatives');
+      // They read the directory of professionals (who accessed their record); they do not change it.
+      if (DIRECTORY.has(resource.resourceType) && action !== 'read') return refused('the directory of professionals is not a patient\'s to change');
       if (action === 'delete' && resource.resourceType === 'DocumentReference' && !depositedByPatient(resource)) {
         return refused('a professional\'s document may be masked by the patient, not deleted');
       }

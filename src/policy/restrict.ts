@@ -68,8 +68,9 @@ function documentTypes(readable: ReadableTypes): Condition | undefined {
   if (readable.types.length > 0) allowed.push({ kind: 'token', param: 'type', values: readable.types });
   if (readable.classes.length > 0) allowed.push({ kind: 'token', param: 'category', values: readable.classes });
   if (readable.patientDeposited) allowed.push(byPatientAuthor);
-  // Exceptions also catch a coding with the code but no system.
-  const loose = (codings: { system: string; code: string }[]) => codings.flatMap((c) => [c, { system: null, code: c.code }]);
+  // Exceptions match on the code whatever the system (matrix.ts: a sender using LOINC's OID, or no
+  // system, cannot slip past a deny).
+  const loose = (codings: { system: string; code: string }[]) => codings.map((c) => ({ code: c.code }));
   const except: Condition[] = [];
   if (readable.except.types.length > 0) except.push({ kind: 'token', param: 'type', values: loose(readable.except.types) });
   if (readable.except.classes.length > 0) except.push({ kind: 'token', param: 'category', values: loose(readable.except.classes) });

@@ -120,3 +120,13 @@ t.test('patient/ scopes of a practitioner app follow its launch patient', async 
   t.same(json<Bundle>(await fhir(app, 'GET', 'Observation', undefined, launched)).entry?.map((e) => e.resource?.id), ['o2']);
   t.ok(forbidden(await fhir(app, 'GET', 'Observation', undefined, await as(doctor, 'patient/Observation.rs'))), 'without a launch patient, patient/ scopes reach nothing');
 });
+
+t.test('a patient token reads the directory of professionals but cannot change it', async (t) => {
+  const p1 = await as({ kind: 'patient', patient: 'p1' });
+  t.equal((await fhir(app, 'GET', 'Practitioner/dr', undefined, p1)).statusCode, 200);
+  t.equal((await fhir(app, 'PUT', 'Practitioner/dr', { resourceType: 'Practitioner', id: 'dr', active: false }, p1)).statusCode, 403);
+  t.equal((await fhir(app, 'POST', 'Practitioner', { resourceType: 'Practitioner' }, p1)).statusCode, 403);
+  t.equal((await fhir(app, 'DELETE', 'Practitioner/dr', undefined, p1)).statusCode, 403);
+  const probe = json<Bundle>(await fhir(app, 'GET', 'Practitioner?_has:Patient:general-practitioner:_id=p2', undefined, p1));
+  t.equal(probe.total, 0, '_has cannot probe another patient through the directory');
+});

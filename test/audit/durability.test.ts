@@ -1,0 +1,238 @@
+// Durability of the access log: a read's AuditEvent is on disk before the read is answered. Runs
+// the real server as a child process (src/main.ts through tsx) on a temporary data directory; a
+// practitioner (the patient's general practitioner) reads the patient's documents from concurrent
+// loops; the server is SIGKILLed mid-stream; after a restart on the same directory, the patient's
+// access log must hold a read record from that practitioner for every read that was answered 200,
+// document by document. Two crash rounds: the second one reads on top of a recovered database.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import type { AuditEvent, Bundle } from '@medplum/fhirtypes';
+import { developmentTokenFor, type TestActor } from '../helpers.js';
+
+const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const FHIR_JSON = 'application/fhir+json';
+const LISTENING = /^Carnet FHIR R4 API listening on http:\/\/127\.0\.0\.1:(\d+)\/fhir/;
+
+/** Concurrent read loops; each stops at its first failure (the kill) or after MAX_PER_LOOP reads. */
+const LOOPS = 16;
+/** Acknowledged reads (per round) after which the server is killed. */
+const KILL_AFTER = 400;
+const MAX_PER_LOOP = 1000;
+const ROUNDS = 2;
+
+const PATIENT = 'dur-patient';
+const GP = 'dur-gp';
+const DOCS = ['dur-doc-0', 'dur-doc-1', 'dur-doc-2', 'dur-doc-3', 'dur-doc-4'];
+const gp: TestActor = { kind: 'practitioner', practitioner: GP, profession: '10', purpose: 'TREAT' };
+const patient: TestActor = { kind: 'patient', patient: PATIENT };
+
+interface Child {
+  proc: ChildProcess;
+  base: string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const live = new Set<ChildProcess>();
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-audit-durability-'));
+t.teardown(() => {
+  for (const proc of live) proc.kill('SIGKILL');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** The parent's environment without anything that configures the server, the loader or tap. */
+function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (/^(CARNET_|TAP|NODE_OPTIONS$|PORT$|HOST$|LOG_LEVEL$)/.test(key)) continue;
+    env[key] = value;
+  }
+  return { ...env, ...extra };
+}
+
+/** Starts the server on `dir` and resolves once its first stdout line (the listening line) is read. */
+function startServer(dir: string): Promise<Child> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: PROJECT,
+    env: childEnv({ PORT: '0', CARNET_DATA_DIR: dir, LOG_LEVEL: 'warn' }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(proc);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.once('exit', (code, signal) => {
+      live.delete(proc);
+      resolve({ code, signal });
+    });
+  });
+  let stderr = '';
+  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    const onData = (chunk: string) => {
+      stdout += chunk;
+      const newline = stdout.indexOf('\n');
+      if (newline < 0) return;
+      proc.stdout!.off('data', onData);
+      proc.stdout!.resume(); // keep draining so the child never blocks on a full pipe
+      const first = stdout.slice(0, newline);
+      const match = LISTENING.exec(first);
+      if (!match) {
+        reject(new Error(`unexpected first stdout line: ${first}\nstderr: ${stderr}`));
+        return;
+      }
+      resolve({ proc, base: `http://127.0.0.1:${match[1]}/fhir`, stderr: () => stderr, exited });
+    };
+    proc.stdout!.setEncoding('utf8').on('data', onData);
+    void exited.then(({ code, signal }) => reject(new Error(`server exited (code ${code}, signal ${signal}) before listening\nstderr: ${stderr}`)));
+  });
+}
+
+async function authorization(child: Child, actor: TestActor): Promise<string> {
+  return `Bearer ${await developmentTokenFor(dataDir, child.base, actor)}`;
+}
+
+async function put(child: Child, auth: string, resource: { resourceType: string; id: string }): Promise<void> {
+  const res = await fetch(`${child.base}/${resource.resourceType}/${resource.id}`, {
+    method: 'PUT',
+    headers: { 'content-type': FHIR_JSON, accept: FHIR_JSON, authorization: auth },
+    body: JSON.stringify(resource),
+  });
+  if (res.status >= 300) throw new Error(`PUT ${resource.resourceType}/${resource.id}: ${res.status} ${await res.text()}`);
+}
+
+/** The record: a patient whose general practitioner is GP, and documents GP wrote. Loaded by a vendor system. */
+async function load(child: Child): Promise<void> {
+  const loader = await authorization(child, { kind: 'system', client: 'dur-loader' });
+  await put(child, loader, { resourceType: 'Practitioner', id: GP, name: [{ family: 'Généraliste' }] } as { resourceType: string; id: string });
+  await put(child, loader, { resourceType: 'Patient', id: PATIENT, name: [{ family: 'Durable' }], generalPractitioner: [{ reference: `Practitioner/${GP}` }] } as { resourceType: string; id: string });
+  for (const id of DOCS) {
+    await put(child, loader, {
+      resourceType: 'DocumentReference',
+      id,
+      status: 'current',
+      type: { coding: [{ system: 'http://loinc.org', code: '57833-6' }] },
+      subject: { reference: `Patient/${PATIENT}` },
+      author: [{ reference: `Practitioner/${GP}` }],
+      date: '2026-02-01T10:00:00Z',
+      content: [{ attachment: { contentType: 'application/pdf', url: `Binary/${id}` } }],
+    } as { resourceType: string; id: string });
+  }
+}
+
+interface RoundResult {
+  /** Reads answered 200, by document id. */
+  acknowledged: Map<string, number>;
+  sent: number;
+  inFlightAtKill: number;
+  failedAfterKill: number;
+}
+
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+/** Reads from LOOPS concurrent loops as GP; SIGKILLs the child once KILL_AFTER reads are answered. */
+async function readUntilKilled(child: Child): Promise<RoundResult> {
+  const auth = await authorization(child, gp);
+  const acknowledged = new Map<string, number>(DOCS.map((d) => [d, 0]));
+  let sent = 0;
+  let inFlight = 0;
+  let inFlightAtKill = -1;
+  let failedAfterKill = 0;
+  let killed = false;
+  const loop = async (n: number) => {
+    for (let i = 0; i < MAX_PER_LOOP && !killed; i++) {
+      const id = DOCS[(n + i) % DOCS.length];
+      sent++;
+      inFlight++;
+      let status: number;
+      try {
+        const res = await fetch(`${child.base}/DocumentReference/${id}`, { headers: { accept: FHIR_JSON, authorization: auth } });
+        status = res.status;
+        // A 200 is an acknowledgement once its status line arrived: the record must already be on disk.
+        if (status === 200) acknowledged.set(id, (acknowledged.get(id) ?? 0) + 1);
+        const body = (await res.json()) as { id?: string };
+        if (status !== 200 || body.id !== id) throw new Error(`read of ${id} answered ${status}: ${JSON.stringify(body)}`);
+      } catch (error) {
+        if (!killed) throw error;
+        failedAfterKill++;
+        return;
+      } finally {
+        inFlight--;
+      }
+      if (!killed && sum(acknowledged) >= KILL_AFTER) {
+        killed = true;
+        inFlightAtKill = inFlight;
+        child.proc.kill('SIGKILL');
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: LOOPS }, (_, n) => loop(n)));
+  return { acknowledged, sent, inFlightAtKill, failedAfterKill };
+}
+
+/** GP's successful read records in the patient's access log, by document id, read as the patient through every page. */
+async function recordedReads(child: Child): Promise<{ byDocument: Map<string, number>; pages: number }> {
+  const auth = await authorization(child, patient);
+  const byDocument = new Map<string, number>(DOCS.map((d) => [d, 0]));
+  let url: string | undefined = `${child.base}/AuditEvent?patient=${PATIENT}&subtype=read&_count=200`;
+  let pages = 0;
+  const seen = new Set<string>();
+  while (url !== undefined) {
+    if (++pages > 500) throw new Error('more than 500 pages of AuditEvents: the next links do not end');
+    const res = await fetch(url, { headers: { accept: FHIR_JSON, authorization: auth } });
+    const bundle = (await res.json()) as Bundle;
+    if (res.status !== 200) throw new Error(`${url} answered ${res.status}: ${JSON.stringify(bundle)}`);
+    for (const entry of bundle.entry ?? []) {
+      const event = entry.resource as AuditEvent;
+      if (entry.search?.mode !== 'match' || seen.has(event.id as string)) continue;
+      seen.add(event.id as string);
+      const byGp = event.agent.some((a) => a.requestor && a.who?.reference === `Practitioner/${GP}`);
+      if (event.subtype?.[0]?.code !== 'read' || event.outcome !== '0' || !byGp) continue;
+      for (const entity of event.entity ?? []) {
+        const what = entity.what?.reference ?? '';
+        const id = what.startsWith('DocumentReference/') ? what.slice('DocumentReference/'.length) : undefined;
+        if (id !== undefined && byDocument.has(id)) byDocument.set(id, (byDocument.get(id) ?? 0) + 1);
+      }
+    }
+    url = bundle.link?.find((l) => l.relation === 'next')?.url;
+  }
+  return { byDocument, pages };
+}
+
+t.test('every answered read has its AuditEvent on disk, through kill -9, twice in a row', async (t) => {
+  const acknowledged = new Map<string, number>(DOCS.map((d) => [d, 0]));
+  let sentTotal = 0;
+  for (let round = 1; round <= ROUNDS; round++) {
+    const child = await startServer(dataDir);
+    if (round === 1) await load(child);
+    const result = await readUntilKilled(child);
+    const exit = await child.exited;
+    t.equal(exit.signal, 'SIGKILL', `round ${round}: the server died of SIGKILL`);
+    t.ok(sum(result.acknowledged) >= KILL_AFTER, `round ${round}: ${sum(result.acknowledged)} reads answered 200 before the kill`);
+    t.ok(result.inFlightAtKill > 0, `round ${round}: ${result.inFlightAtKill} reads in flight at the kill`);
+    t.ok(result.sent < LOOPS * MAX_PER_LOOP, `round ${round}: the kill, not the loop bound, ended the stream`);
+    t.comment(`round ${round}: sent ${result.sent}, answered 200 ${sum(result.acknowledged)}, failed by the kill ${result.failedAfterKill}`);
+    for (const [id, n] of result.acknowledged) acknowledged.set(id, (acknowledged.get(id) ?? 0) + n);
+    sentTotal += result.sent;
+  }
+
+  const child = await startServer(dataDir);
+  t.teardown(() => {
+    child.proc.kill('SIGKILL');
+  });
+  const { byDocument, pages } = await recordedReads(child);
+  t.comment(`recorded reads by ${GP}: ${sum(byDocument)} over ${pages} pages, for ${sum(acknowledged)} answered and ${sentTotal} sent`);
+  for (const id of DOCS) {
+    t.ok(
+      (byDocument.get(id) ?? 0) >= (acknowledged.get(id) ?? 0),
+      `DocumentReference/${id}: ${byDocument.get(id)} read records for ${acknowledged.get(id)} reads answered 200`,
+    );
+  }
+  t.ok(sum(byDocument) >= sum(acknowledged), `at least as many read records (${sum(byDocument)}) as reads answered (${sum(acknowledged)})`);
+  t.ok(sum(byDocument) <= sentTotal, `no more read records (${sum(byDocument)}) than reads sent (${sentTotal})`);
+  child.proc.kill('SIGTERM');
+  t.equal((await child.exited).code, 0, 'the recovered server stops cleanly');
+});

@@ -1,0 +1,679 @@
+// Property test of the consent rules through the HTTP API: for each seed, a random world (patients,
+// professionals, organisations, documents of random types, observations, consents) is loaded by a
+// vendor system, then every kind of actor reads it every way the API offers (read, vread,
+// history, searches with and without criteria, _summary=count, _include, _revinclude, _has,
+// chains, paging). What each actor may see is re-derived here from the rules as written (the
+// issue and docs/), independently of src/policy/decide.ts and restrict.ts; only the access matrix
+// (data) is asked through mayRead. Every search must return exactly the allowed set (entries,
+// totals, pages), every read 200 exactly when allowed, 404 otherwise, 403 for organisations.
+//
+// A failure names its seed: rerun it alone with PROPERTY_SEEDS=<seed> (comma-separated list).
+import fs from 'node:fs';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import type { Bundle, BundleEntry, Coding, Resource } from '@medplum/fhirtypes';
+import { BASE, fhir, json, PROJECT, testServer, type TestActor, type TestServer } from '../helpers.js';
+import { block, emergencyOff, mask, permit } from './fixture.js';
+import { mayRead } from '../../src/policy/matrix.js';
+
+const SEEDS = (process.env.PROPERTY_SEEDS ?? '11,20260101,7')
+  .split(',')
+  .map((s) => Number(s.trim()))
+  .filter((n) => Number.isInteger(n));
+
+// ------------------------------------------------------------------------------------------------
+// A tiny seeded PRNG (mulberry32)
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class Rng {
+  private readonly next: () => number;
+  constructor(seed: number) {
+    this.next = mulberry32(seed);
+  }
+  float(): number {
+    return this.next();
+  }
+  /** An integer in [lo, hi]. */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.next() * items.length)];
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Document type and class codes, from the access matrix file
+
+const LOINC = 'http://loinc.org';
+const LOINC_OID = 'urn:oid:2.16.840.1.113883.6.1';
+const DISCHARGE = '11490-0';
+const PRESCRIPTION = '57833-6';
+
+interface MatrixFile {
+  categories: Record<string, { types?: { system: string; code: string }[]; classes?: { system: string; code: string }[] }>;
+}
+const matrixFile = JSON.parse(fs.readFileSync(path.join(PROJECT, 'profiles/access-matrix.json'), 'utf8')) as MatrixFile;
+const MATRIX_TYPES = Object.values(matrixFile.categories).flatMap((c) => c.types ?? []).map(({ system, code }) => ({ system, code }));
+const MATRIX_CLASSES = Object.values(matrixFile.categories).flatMap((c) => c.classes ?? []).map(({ system, code }) => ({ system, code }));
+const typeOf = (code: string) => {
+  const found = MATRIX_TYPES.find((c) => c.code === code);
+  if (!found) throw new Error(`${code} is not in profiles/access-matrix.json`);
+  return found;
+};
+// Types no category lists: readable only by professions with "*".
+const UNLISTED = [
+  { system: LOINC, code: '51969-4' },
+  { system: LOINC, code: '68599-0' },
+];
+
+function randomType(rng: Rng): Coding {
+  const r = rng.float();
+  // Discharge reports and prescriptions (the seeds' examples) come often.
+  const base = r < 0.2 ? typeOf(DISCHARGE) : r < 0.4 ? typeOf(PRESCRIPTION) : r < 0.5 ? rng.pick(UNLISTED) : rng.pick(MATRIX_TYPES);
+  // Producers sometimes leave the system out, or spell LOINC as its OID.
+  const s = rng.float();
+  if (s < 0.08) return { code: base.code };
+  if (s < 0.16 && base.system === LOINC) return { system: LOINC_OID, code: base.code };
+  return { ...base };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The world
+
+const PROFESSIONS = ['10', '21', '28', '80', '60'] as const;
+const FAMILIES = ['Durand', 'Petit', 'Bernard', 'Moreau', 'Laurent', 'Simon', 'Michel', 'Lefebvre'];
+const CONFIDENTIAL = { system: 'urn:carnet:security', code: 'confidential-from-representatives' };
+
+interface Professional {
+  id: string;
+  profession: string;
+  specialty?: string;
+  organization?: string;
+}
+
+type ConsentKind = 'permit' | 'block' | 'mask' | 'emergency-off';
+interface ConsentFacts {
+  id: string;
+  patient: string;
+  kind: ConsentKind;
+  /** permit: a practitioner id; block: 'Practitioner/x' or 'Organization/x'; mask: a document id. */
+  target?: string;
+  active: boolean;
+}
+
+interface World {
+  organizations: string[];
+  professionals: Professional[];
+  /** Every resource, by Type/id: its versions in order (the last is current). */
+  versions: Map<string, Resource[]>;
+  consents: Map<string, ConsentFacts>;
+  /** Writes, in order. */
+  writes: Resource[];
+}
+
+const keyOf = (r: { resourceType: string; id?: string }) => `${r.resourceType}/${r.id}`;
+const idFrom = (ref: string | undefined, type: string): string | undefined => (ref?.startsWith(`${type}/`) ? ref.slice(type.length + 1) : undefined);
+
+function generate(rng: Rng): World {
+  const world: World = { organizations: [], professionals: [], versions: new Map(), consents: new Map(), writes: [] };
+  const write = (r: Resource) => {
+    const list = world.versions.get(keyOf(r)) ?? [];
+    list.push(r);
+    world.versions.set(keyOf(r), list);
+    world.writes.push(r);
+  };
+  for (let i = 0; i < 3; i++) {
+    const id = `org-${i}`;
+    world.organizations.push(id);
+    write({ resourceType: 'Organization', id, name: `Organisation ${i}` });
+  }
+  const nPros = rng.int(4, 6);
+  for (let i = 0; i < nPros; i++) {
+    const profession = rng.pick(PROFESSIONS);
+    const pro: Professional = {
+      id: `pr-${i}`,
+      profession,
+      ...(profession === '60' && rng.chance(0.4) ? { specialty: 'SI01' } : {}),
+      ...(rng.chance(0.75) ? { organization: rng.pick(world.organizations) } : {}),
+    };
+    world.professionals.push(pro);
+    write({ resourceType: 'Practitioner', id: pro.id, name: [{ family: `Soignant${i}` }] } as Resource);
+  }
+  const nPatients = rng.int(4, 8);
+  const patients: string[] = [];
+  for (let i = 0; i < nPatients; i++) {
+    const id = `pt-${i}`;
+    patients.push(id);
+    const r = rng.float();
+    write({
+      resourceType: 'Patient',
+      id,
+      name: [{ family: FAMILIES[i], given: ['Camille'] }],
+      ...(r < 0.2 ? { active: false } : r < 0.6 ? { active: true } : {}),
+      ...(rng.chance(0.5) ? { generalPractitioner: [{ reference: `Practitioner/${rng.pick(world.professionals).id}` }] } : {}),
+    } as Resource);
+  }
+  const nDocs = rng.int(10, 30);
+  const docs: { id: string; patient: string }[] = [];
+  for (let i = 0; i < nDocs; i++) {
+    const id = `doc-${i}`;
+    const patient = rng.pick(patients);
+    docs.push({ id, patient });
+    const r = rng.float();
+    const pro = () => `Practitioner/${rng.pick(world.professionals).id}`;
+    const author =
+      r < 0.45 ? [pro()] : r < 0.72 ? [`Patient/${patient}`] : r < 0.85 ? [`Organization/${rng.pick(world.organizations)}`] : [pro(), `Patient/${patient}`];
+    const content = {
+      resourceType: 'DocumentReference',
+      id,
+      status: 'current',
+      type: { coding: [randomType(rng)] },
+      ...(rng.chance(0.15) ? { category: [{ coding: [{ ...rng.pick(MATRIX_CLASSES) }] }] } : {}),
+      subject: { reference: `Patient/${patient}` },
+      author: author.map((reference) => ({ reference })),
+      date: '2026-02-01T10:00:00Z',
+      content: [{ attachment: { contentType: 'application/pdf', url: `Binary/${id}` } }],
+      ...(rng.chance(0.15) ? { meta: { security: [CONFIDENTIAL] } } : {}),
+    } as Resource;
+    write(content);
+  }
+  let obsCount = 0;
+  for (const patient of patients) {
+    for (let j = rng.int(0, 2); j > 0; j--) {
+      const id = `obs-${obsCount++}`;
+      write({
+        resourceType: 'Observation',
+        id,
+        status: 'final',
+        code: { coding: [{ system: LOINC, code: '29463-7' }], text: 'weight' },
+        subject: { reference: `Patient/${patient}` },
+        // A performer is no care relationship.
+        ...(rng.chance(0.3) ? { performer: [{ reference: `Practitioner/${rng.pick(world.professionals).id}` }] } : {}),
+        ...(rng.chance(0.15) ? { meta: { security: [CONFIDENTIAL] } } : {}),
+        valueQuantity: { value: rng.int(3, 99), unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' },
+      } as Resource);
+    }
+  }
+  // Consents: some inactive; some written twice (status flipped) so the policy sees changes.
+  let consentCount = 0;
+  const consent = (facts: Omit<ConsentFacts, 'id' | 'active'>) => {
+    const id = `c-${consentCount++}`;
+    const active = rng.chance(0.78);
+    const f: ConsentFacts = { ...facts, id, active };
+    const shape = (): Resource => {
+      switch (f.kind) {
+        case 'permit':
+          return permit(id, f.patient, f.target as string);
+        case 'block':
+          return block(id, f.patient, f.target as string);
+        case 'mask':
+          return mask(id, f.patient, f.target as string);
+        case 'emergency-off':
+          return emergencyOff(id, f.patient);
+      }
+    };
+    if (rng.chance(0.2)) write({ ...shape(), status: active ? 'inactive' : 'active' } as Resource);
+    write({ ...shape(), status: active ? 'active' : 'inactive' } as Resource);
+    world.consents.set(id, f);
+  };
+  for (const patient of patients) {
+    for (const pro of world.professionals) if (rng.chance(0.25)) consent({ patient, kind: 'permit', target: pro.id });
+    if (rng.chance(0.3)) consent({ patient, kind: 'block', target: `Practitioner/${rng.pick(world.professionals).id}` });
+    if (rng.chance(0.25)) consent({ patient, kind: 'block', target: `Organization/${rng.pick(world.organizations)}` });
+    for (const d of docs) if (d.patient === patient && rng.chance(0.25)) consent({ patient, kind: 'mask', target: d.id });
+    if (rng.chance(0.3)) consent({ patient, kind: 'emergency-off' });
+  }
+  // New versions of some documents, after the consents: a new description, sometimes a new type.
+  for (const d of docs) {
+    if (!rng.chance(0.3)) continue;
+    const list = world.versions.get(`DocumentReference/${d.id}`) as Resource[];
+    const previous = list[list.length - 1] as Resource & Record<string, unknown>;
+    write({ ...previous, description: `version ${list.length + 1}`, ...(rng.chance(0.5) ? { type: { coding: [randomType(rng)] } } : {}) } as Resource);
+  }
+  return world;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Who reads, and what the rules let them see (re-derived from the rules, not from src/policy)
+
+type Reader =
+  | { kind: 'practitioner'; pro: Professional; purpose: 'TREAT' | 'ETREAT' }
+  | { kind: 'patient'; patient: string }
+  | { kind: 'representative'; id: string; patients: string[] }
+  | { kind: 'system'; client: string }
+  | { kind: 'organisation'; role: string; organization: string };
+
+const LOADER = 'loader';
+
+function label(reader: Reader): string {
+  switch (reader.kind) {
+    case 'practitioner':
+      return `practitioner ${reader.pro.id} (profession ${reader.pro.profession}${reader.pro.specialty ? `/${reader.pro.specialty}` : ''}, ${reader.pro.organization ?? 'no organisation'}, ${reader.purpose})`;
+    case 'patient':
+      return `patient ${reader.patient}`;
+    case 'representative':
+      return `representative ${reader.id} of ${reader.patients.join(', ')}`;
+    case 'system':
+      return `vendor system ${reader.client}`;
+    case 'organisation':
+      return `${reader.role} ${reader.organization}`;
+  }
+}
+
+function testActor(reader: Reader): TestActor {
+  switch (reader.kind) {
+    case 'practitioner':
+      return {
+        kind: 'practitioner',
+        practitioner: reader.pro.id,
+        profession: reader.pro.profession,
+        purpose: reader.purpose,
+        ...(reader.pro.specialty ? { specialty: reader.pro.specialty } : {}),
+        ...(reader.pro.organization ? { organization: reader.pro.organization } : {}),
+      };
+    case 'patient':
+      return { kind: 'patient', patient: reader.patient };
+    case 'representative':
+      return { kind: 'representative', relatedPerson: reader.id, patients: reader.patients };
+    case 'system':
+      return { kind: 'system', client: reader.client };
+    case 'organisation':
+      return { kind: 'organisation', role: reader.role, organization: reader.organization };
+  }
+}
+
+const DIRECTORY = new Set(['Practitioner', 'Organization']);
+
+class Rules {
+  constructor(private readonly world: World) {}
+
+  current(key: string): Resource | undefined {
+    const list = this.world.versions.get(key);
+    return list?.[list.length - 1];
+  }
+
+  all(type: string): Resource[] {
+    return [...this.world.versions.keys()].filter((k) => k.startsWith(`${type}/`)).map((k) => this.current(k) as Resource);
+  }
+
+  /** The patient whose record a resource belongs to. */
+  patientOf(r: Resource): string | undefined {
+    const any = r as Resource & Record<string, { reference?: string } | undefined>;
+    switch (r.resourceType) {
+      case 'Patient':
+        return r.id;
+      case 'DocumentReference':
+      case 'Observation':
+        return idFrom(any.subject?.reference, 'Patient');
+      case 'Consent':
+        return idFrom(any.patient?.reference, 'Patient');
+      default:
+        return undefined;
+    }
+  }
+
+  authors(r: Resource): string[] {
+    return r.resourceType === 'DocumentReference' ? ((r as Resource & { author?: { reference?: string }[] }).author ?? []).map((a) => a.reference ?? '') : [];
+  }
+
+  /** The patient compartment (R4): Patient itself; DocumentReference subject or author; Observation subject or performer; Consent patient. */
+  inCompartment(r: Resource, patients: string[]): boolean {
+    const refs: string[] = [];
+    const any = r as Resource & Record<string, unknown>;
+    const ref = (v: unknown) => (v as { reference?: string } | undefined)?.reference;
+    switch (r.resourceType) {
+      case 'Patient':
+        return patients.includes(r.id as string);
+      case 'DocumentReference':
+        refs.push(ref(any.subject) ?? '', ...this.authors(r));
+        break;
+      case 'Observation':
+        refs.push(ref(any.subject) ?? '', ...((any.performer as unknown[] | undefined) ?? []).map((p) => ref(p) ?? ''));
+        break;
+      case 'Consent':
+        refs.push(ref(any.patient) ?? '');
+        break;
+      default:
+        return false;
+    }
+    return refs.some((x) => patients.some((p) => x === `Patient/${p}`));
+  }
+
+  labelled(r: Resource): boolean {
+    return (r.meta?.security ?? []).some((s) => s.system === CONFIDENTIAL.system && s.code === CONFIDENTIAL.code);
+  }
+
+  activeConsents(patient: string): ConsentFacts[] {
+    return [...this.world.consents.values()].filter((c) => c.patient === patient && c.active);
+  }
+
+  /** May `reader` (never an organisation: those are refused outright) read this version of a resource? */
+  allowed(reader: Reader, r: Resource): boolean {
+    if (reader.kind === 'organisation') return false;
+    // The directory of professionals and organisations is no patient's data.
+    if (DIRECTORY.has(r.resourceType)) return true;
+    switch (reader.kind) {
+      case 'system':
+        // Vendor systems read back only what they created: the loader created everything.
+        return reader.client === LOADER && r.resourceType !== 'AuditEvent';
+      case 'patient':
+        return this.inCompartment(r, [reader.patient]);
+      case 'representative':
+        return this.inCompartment(r, reader.patients) && !this.labelled(r);
+      case 'practitioner':
+        return this.practitionerMayRead(reader, r);
+    }
+  }
+
+  private practitionerMayRead(reader: Extract<Reader, { kind: 'practitioner' }>, r: Resource): boolean {
+    const me = reader.pro.id;
+    if (r.resourceType === 'AuditEvent') return false;
+    if (r.resourceType === 'Consent') {
+      // Only an active permit naming them.
+      const facts = this.world.consents.get(r.id as string);
+      return facts !== undefined && facts.active && facts.kind === 'permit' && facts.target === me;
+    }
+    const patientId = this.patientOf(r);
+    if (patientId === undefined) return true;
+    const patient = this.current(`Patient/${patientId}`) as (Resource & { active?: boolean; generalPractitioner?: { reference?: string }[] }) | undefined;
+    const choices = this.activeConsents(patientId);
+    const gp = (patient?.generalPractitioner ?? []).some((g) => g.reference === `Practitioner/${me}`);
+    const permitted = choices.some((c) => c.kind === 'permit' && c.target === me);
+    const isDocument = r.resourceType === 'DocumentReference';
+    const author = isDocument && this.authors(r).includes(`Practitioner/${me}`);
+    const emergency = reader.purpose === 'ETREAT' && !choices.some((c) => c.kind === 'emergency-off');
+    if (!gp && !permitted && !author && !emergency) return false;
+    const blocked = choices.some((c) => c.kind === 'block' && (c.target === `Practitioner/${me}` || (reader.pro.organization !== undefined && c.target === `Organization/${reader.pro.organization}`)));
+    if (blocked) return false;
+    if (patient?.active === false) return false;
+    if (isDocument && !author) {
+      const doc = r as Resource & { type?: { coding?: Coding[] }; category?: { coding?: Coding[] }[] };
+      const authors = this.authors(r);
+      const facts = {
+        types: doc.type?.coding ?? [],
+        classes: (doc.category ?? []).flatMap((c) => c.coding ?? []),
+        authoredByPatient: authors.length > 0 && authors.every((a) => /^(Patient|RelatedPerson)\//.test(a)),
+      };
+      if (!mayRead(reader.pro.profession, reader.pro.specialty, facts)) return false;
+      if (choices.some((c) => c.kind === 'mask' && c.target === r.id)) return false;
+    }
+    return true;
+  }
+
+  /** Current resources of `type` the reader may see. */
+  visible(reader: Reader, type: string): Resource[] {
+    return this.all(type).filter((r) => this.allowed(reader, r));
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// HTTP
+
+class Client {
+  private readonly tokens = new Map<string, string>();
+  constructor(private readonly server: TestServer) {}
+
+  async headers(actor: TestActor): Promise<Record<string, string>> {
+    const key = JSON.stringify(actor);
+    if (!this.tokens.has(key)) this.tokens.set(key, await this.server.token(actor));
+    return { authorization: `Bearer ${this.tokens.get(key)}` };
+  }
+
+  async get(actor: TestActor, url: string) {
+    return fhir(this.server.app, 'GET', url, undefined, await this.headers(actor));
+  }
+
+  async put(actor: TestActor, r: Resource) {
+    const res = await fhir(this.server.app, 'PUT', `${r.resourceType}/${r.id}`, r, await this.headers(actor));
+    if (res.statusCode >= 300) throw new Error(`PUT ${keyOf(r)}: ${res.statusCode} ${res.body}`);
+  }
+}
+
+interface Page {
+  status: number;
+  matches: string[];
+  includes: string[];
+  total?: number;
+  next?: string;
+  body: string;
+}
+
+function entriesOf(bundle: Bundle, mode: 'match' | 'include'): string[] {
+  return (bundle.entry ?? []).filter((e: BundleEntry) => e.search?.mode === mode).map((e) => keyOf(e.resource as Resource));
+}
+
+async function searchPage(client: Client, actor: TestActor, url: string): Promise<Page> {
+  const res = await client.get(actor, url);
+  if (res.statusCode !== 200) return { status: res.statusCode, matches: [], includes: [], body: res.body };
+  const bundle = json<Bundle>(res);
+  const next = bundle.link?.find((l) => l.relation === 'next')?.url;
+  return {
+    status: 200,
+    matches: entriesOf(bundle, 'match'),
+    includes: entriesOf(bundle, 'include'),
+    ...(bundle.total !== undefined ? { total: bundle.total } : {}),
+    ...(next ? { next: next.startsWith(BASE) ? `/fhir${next.slice(BASE.length)}` : next } : {}),
+    body: res.body,
+  };
+}
+
+const sorted = (xs: Iterable<string>) => [...xs].sort();
+
+// ------------------------------------------------------------------------------------------------
+// The property
+
+interface Expectation {
+  url: string;
+  matches: string[];
+  includes?: string[];
+}
+
+function searches(world: World, rules: Rules, reader: Reader): Expectation[] {
+  const keys = (rs: Resource[]) => rs.map(keyOf);
+  const visible = (type: string) => rules.visible(reader, type);
+  const docs = visible('DocumentReference');
+  const patients = rules.all('Patient');
+  const visiblePatients = new Set(keys(visible('Patient')));
+  const out: Expectation[] = [
+    { url: 'DocumentReference?_count=100', matches: keys(docs) },
+    { url: 'Observation?_count=100', matches: keys(visible('Observation')) },
+    { url: 'Patient?_count=100', matches: [...visiblePatients] },
+    { url: 'Consent?_count=100', matches: keys(visible('Consent')) },
+    { url: 'Practitioner?_count=100', matches: keys(visible('Practitioner')) },
+    { url: 'Organization?_count=100', matches: keys(visible('Organization')) },
+  ];
+  // Includes: the targets of the matched documents' subject and author, that the reader may see.
+  const includeTargets = (matched: Resource[]) => {
+    const refs = new Set(matched.flatMap((d) => [(d as Resource & { subject?: { reference?: string } }).subject?.reference ?? '', ...rules.authors(d)]));
+    const targets = [...refs].map((ref) => rules.current(ref)).filter((r): r is Resource => r !== undefined && rules.allowed(reader, r));
+    const matchedKeys = new Set(keys(matched));
+    return keys(targets).filter((k) => !matchedKeys.has(k));
+  };
+  for (const patient of patients) {
+    const id = patient.id as string;
+    const family = ((patient as Resource & { name?: { family?: string }[] }).name ?? [])[0]?.family as string;
+    const ofPatient = docs.filter((d) => rules.patientOf(d) === id);
+    out.push({ url: `DocumentReference?patient=${id}&_count=100`, matches: keys(ofPatient) });
+    out.push({ url: `Observation?subject=Patient/${id}&_count=100`, matches: keys(visible('Observation').filter((o) => rules.patientOf(o) === id)) });
+    out.push({ url: `Consent?patient=${id}&_count=100`, matches: keys(visible('Consent').filter((c) => rules.patientOf(c) === id)) });
+    out.push({
+      url: `DocumentReference?patient=${id}&_include=DocumentReference:subject&_include=DocumentReference:author&_count=100`,
+      matches: keys(ofPatient),
+      includes: includeTargets(ofPatient),
+    });
+    // Chains only go through what the reader may see: the patient must be visible too.
+    const patientVisible = visiblePatients.has(`Patient/${id}`);
+    out.push({ url: `Observation?patient.name=${family}&_count=100`, matches: patientVisible ? keys(visible('Observation').filter((o) => rules.patientOf(o) === id)) : [] });
+    out.push({ url: `DocumentReference?subject:Patient.name=${family}&_count=100`, matches: patientVisible ? keys(ofPatient) : [] });
+    // _has on the directory: what it reveals of a patient must be visible to the reader.
+    const gps = ((patient as Resource & { generalPractitioner?: { reference?: string }[] }).generalPractitioner ?? []).map((g) => g.reference as string);
+    out.push({ url: `Practitioner?_has:Patient:general-practitioner:_id=${id}&_count=100`, matches: patientVisible ? gps : [] });
+    out.push({
+      url: `Practitioner?_has:DocumentReference:author:patient=${id}&_count=100`,
+      matches: [...new Set(ofPatient.flatMap((d) => rules.authors(d)).filter((a) => a.startsWith('Practitioner/')))],
+    });
+  }
+  out.push({
+    url: 'Patient?_count=100&_revinclude=DocumentReference:subject&_revinclude=Consent:patient',
+    matches: [...visiblePatients],
+    includes: keys([...docs, ...visible('Consent')].filter((r) => visiblePatients.has(`Patient/${rules.patientOf(r)}`))),
+  });
+  // Token criteria with a system, and with the code alone (any system: none, LOINC's OID...).
+  const typed = (code: string, system?: string) =>
+    docs.filter((d) => ((d as Resource & { type?: { coding?: Coding[] } }).type?.coding ?? []).some((c) => c.code === code && (system === undefined || c.system === system)));
+  for (const code of [PRESCRIPTION, DISCHARGE]) {
+    for (const system of [LOINC, undefined]) {
+      const token = system ? `${system}|${code}` : code;
+      const withType = new Set(typed(code, system).map((d) => rules.patientOf(d)));
+      out.push({ url: `DocumentReference?type=${token}&_count=100`, matches: keys(typed(code, system)) });
+      out.push({ url: `Patient?_has:DocumentReference:subject:type=${token}&_count=100`, matches: [...visiblePatients].filter((k) => withType.has(k.slice('Patient/'.length))) });
+    }
+  }
+  return out;
+}
+
+async function checkReader(t: Test, client: Client, world: World, rules: Rules, reader: Reader): Promise<void> {
+  const actor = testActor(reader);
+  const who = label(reader);
+
+  if (reader.kind === 'organisation') {
+    // Organisation roles read nothing: refused, visibly.
+    const urls = ['DocumentReference?_count=100', 'DocumentReference?_summary=count', 'Patient?_count=100', 'Practitioner?_count=100', 'AuditEvent?_count=10'];
+    for (const key of world.versions.keys()) urls.push(key);
+    for (const url of urls) t.equal((await client.get(actor, url)).statusCode, 403, `${who}: GET ${url} is 403`);
+    return;
+  }
+
+  // Reads: current versions, every version, every history.
+  for (const [key, versions] of world.versions) {
+    const current = versions[versions.length - 1];
+    const allowed = rules.allowed(reader, current);
+    const read = await client.get(actor, key);
+    t.equal(read.statusCode, allowed ? 200 : 404, `${who}: GET ${key}`);
+    if (read.statusCode === 200 && allowed) t.equal(json(read).id, current.id, `${who}: GET ${key} answers it`);
+    if (current.resourceType !== 'DocumentReference') continue;
+    for (let v = 1; v <= versions.length; v++) {
+      const vAllowed = rules.allowed(reader, versions[v - 1]);
+      t.equal((await client.get(actor, `${key}/_history/${v}`)).statusCode, vAllowed ? 200 : 404, `${who}: GET ${key}/_history/${v}`);
+    }
+    const history = await client.get(actor, `${key}/_history`);
+    t.equal(history.statusCode, allowed ? 200 : 404, `${who}: GET ${key}/_history`);
+    if (history.statusCode === 200) {
+      const shown = (json<Bundle>(history).entry ?? []).map((e) => e.resource?.meta?.versionId);
+      // Each version shown must be one the rules let this reader see, and each of those is shown.
+      const expected = versions.map((r, i) => (rules.allowed(reader, r) ? String(i + 1) : undefined)).filter((v): v is string => v !== undefined);
+      t.same(sorted(shown.map(String)), sorted(expected), `${who}: GET ${key}/_history shows exactly the versions the rules allow`);
+    }
+  }
+  t.equal((await client.get(actor, 'DocumentReference/no-such-document')).statusCode, 404, `${who}: a missing document is 404 too`);
+
+  // Searches: exactly the allowed set, with the right total.
+  for (const expectation of searches(world, rules, reader)) {
+    const page = await searchPage(client, actor, expectation.url);
+    if (page.status !== 200) {
+      t.fail(`${who}: GET ${expectation.url} answered ${page.status}: ${page.body}`);
+      continue;
+    }
+    t.same(sorted(page.matches), sorted(expectation.matches), `${who}: GET ${expectation.url} matches exactly the allowed set`);
+    t.equal(page.total, expectation.matches.length, `${who}: GET ${expectation.url} total counts the allowed matches only`);
+    if (expectation.includes) t.same(sorted(page.includes), sorted(expectation.includes), `${who}: GET ${expectation.url} includes exactly the allowed targets`);
+  }
+
+  // _summary=count: the total alone.
+  const docs = rules.visible(reader, 'DocumentReference').map(keyOf);
+  const counted = await searchPage(client, actor, 'DocumentReference?_summary=count');
+  t.equal(counted.total, docs.length, `${who}: DocumentReference?_summary=count`);
+  t.same(counted.matches, [], `${who}: _summary=count carries no entries`);
+
+  // Paging with small pages: each allowed match exactly once, whatever the page size.
+  for (const [type, size] of [['DocumentReference', 3], ['Observation', 2], ['Patient', 2]] as const) {
+    const expected = rules.visible(reader, type).map(keyOf);
+    const seen: string[] = [];
+    let url: string | undefined = `${type}?_count=${size}`;
+    let pages = 0;
+    let firstTotal: number | undefined;
+    while (url !== undefined && pages < 100) {
+      const page = await searchPage(client, actor, url);
+      if (page.status !== 200) {
+        t.fail(`${who}: paging ${type}: ${url} answered ${page.status}: ${page.body}`);
+        break;
+      }
+      if (pages === 0) firstTotal = page.total;
+      t.ok(page.matches.length <= size, `${who}: page ${pages + 1} of ${type} holds at most ${size}`);
+      seen.push(...page.matches);
+      url = page.next;
+      pages++;
+    }
+    t.equal(seen.length, new Set(seen).size, `${who}: paging ${type} by ${size} never repeats a match`);
+    t.same(sorted(seen), sorted(expected), `${who}: paging ${type} by ${size} yields each allowed match once`);
+    t.equal(firstTotal, expected.length, `${who}: paging ${type}: the total`);
+  }
+
+  // AuditEvents: professionals and vendor systems read none; a patient's own log names them.
+  if (reader.kind === 'practitioner' || reader.kind === 'system') {
+    t.equal((await searchPage(client, actor, 'AuditEvent?_summary=count')).total, 0, `${who}: reads no AuditEvent`);
+    const someone = rules.all('Patient')[0].id;
+    t.equal((await searchPage(client, actor, `AuditEvent?patient=${someone}&_count=10`)).total, 0, `${who}: reads no AuditEvent of ${someone}`);
+  }
+  if (reader.kind === 'patient') {
+    const page = await client.get(actor, 'AuditEvent?_count=20&_sort=-date');
+    t.equal(page.statusCode, 200, `${who}: reads their access log`);
+    type Event = Resource & { entity?: { what?: { reference?: string } }[]; agent?: { who?: { reference?: string } }[] };
+    const events = (json<Bundle>(page).entry ?? []).map((e) => e.resource as Event);
+    const me = `Patient/${reader.patient}`;
+    t.ok(events.length > 0, `${who}: their access log is not empty`);
+    // Their compartment: events about their record, and their own requests (they are the agent).
+    t.ok(
+      events.every((e) => (e.entity ?? []).some((x) => x.what?.reference === me) || (e.agent ?? []).some((a) => a.who?.reference === me)),
+      `${who}: every AuditEvent they read is about them or by them`,
+    );
+  }
+}
+
+for (const seed of SEEDS) {
+  t.test(`seed ${seed} (rerun with PROPERTY_SEEDS=${seed})`, async (t) => {
+    const rng = new Rng(seed);
+    const world = generate(rng);
+    const rules = new Rules(world);
+    const server = await testServer();
+    t.teardown(() => server.close());
+    const client = new Client(server);
+    const loader: TestActor = { kind: 'system', client: LOADER };
+    for (const r of world.writes) await client.put(loader, r);
+    const patients = rules.all('Patient').map((p) => p.id as string);
+    t.comment(
+      `seed ${seed}: ${world.professionals.length} professionals (${world.professionals.map((p) => `${p.id}:${p.profession}${p.specialty ? `/${p.specialty}` : ''}${p.organization ? `@${p.organization}` : ''}`).join(' ')}), ` +
+        `${patients.length} patients, ${rules.all('DocumentReference').length} documents, ${rules.all('Observation').length} observations, ${world.consents.size} consents`,
+    );
+
+    const readers: Reader[] = [];
+    for (const pro of world.professionals) for (const purpose of ['TREAT', 'ETREAT'] as const) readers.push({ kind: 'practitioner', pro, purpose });
+    for (const patient of patients) readers.push({ kind: 'patient', patient });
+    const shuffled = [...patients].sort(() => rng.float() - 0.5);
+    readers.push({ kind: 'representative', id: 'rep-0', patients: [shuffled[0]] });
+    readers.push({ kind: 'representative', id: 'rep-1', patients: [shuffled[1], shuffled[2]] });
+    readers.push({ kind: 'system', client: LOADER });
+    readers.push({ kind: 'system', client: 'other-vendor' });
+    readers.push({ kind: 'organisation', role: rng.pick(['mandatory-insurer', 'complementary-insurer', 'employer', 'state']), organization: 'ins-0' });
+
+    for (const reader of readers) {
+      await t.test(label(reader), async (t) => {
+        await checkReader(t, client, world, rules, reader);
+      });
+    }
+  });
+}
