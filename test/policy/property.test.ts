@@ -312,15 +312,15 @@ class Rules {
 
   /** The patient whose record a resource belongs to. */
   patientOf(r: Resource): string | undefined {
-    const any = r as Resource & Record<string, { reference?: string } | undefined>;
+    const ref = (field: string) => (r as unknown as Record<string, { reference?: string } | undefined>)[field]?.reference;
     switch (r.resourceType) {
       case 'Patient':
         return r.id;
       case 'DocumentReference':
       case 'Observation':
-        return idFrom(any.subject?.reference, 'Patient');
+        return idFrom(ref('subject'), 'Patient');
       case 'Consent':
-        return idFrom(any.patient?.reference, 'Patient');
+        return idFrom(ref('patient'), 'Patient');
       default:
         return undefined;
     }
@@ -601,7 +601,7 @@ async function checkReader(t: Test, client: Client, world: World, rules: Rules, 
 
   // Paging with small pages: each allowed match exactly once, whatever the page size.
   for (const [type, size] of [['DocumentReference', 3], ['Observation', 2], ['Patient', 2]] as const) {
-    const expected = rules.visible(reader, type).map(keyOf);
+    const expected: string[] = rules.visible(reader, type).map(keyOf);
     const seen: string[] = [];
     let url: string | undefined = `${type}?_count=${size}`;
     let pages = 0;
