@@ -29,8 +29,11 @@ export async function prepareDelete(ctx: FhirContext, req: FhirRequest, type: st
   checkId(id);
   if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
   const granted = access(req, type, 'd');
-  await assertReadable(ctx, granted, await ctx.store.read(type, id), `${type}/${id}`, 'delete');
-  return prepare(req, type, id, req.ifMatch !== undefined ? parseIfMatch(req.ifMatch) : undefined);
+  const current = await ctx.store.read(type, id);
+  await assertReadable(ctx, granted, current, `${type}/${id}`, 'delete');
+  const prepared = prepare(req, type, id, req.ifMatch !== undefined ? parseIfMatch(req.ifMatch) : undefined);
+  // The audit record names the patient whose resource it was: the tombstone will not say.
+  return current.kind === 'found' && current.version.resource ? { ...prepared, before: current.version.resource } : prepared;
 }
 
 /** DELETE [type]?criteria: deletes the one match; several matches answer 412 (R4 3.1.0.7.1). */
@@ -41,7 +44,8 @@ export async function prepareConditionalDelete(ctx: FhirContext, req: FhirReques
   if (matches[0]?.resource) await assertAllowed(ctx, granted, 'delete', matches[0].resource, matches[0].creator, `${type}/${matches[0].id}`);
   if (matches.length > 1) throw new PreconditionFailed(`The criteria "${criteria}" match more than one ${type}`, 'multiple-matches');
   if (matches.length === 0) return { ...prepare(req, type, '', undefined, `No ${type} matches "${criteria}"`), op: undefined };
-  return prepare(req, type, matches[0].id, matches[0].versionId);
+  const prepared = prepare(req, type, matches[0].id, matches[0].versionId);
+  return matches[0].resource ? { ...prepared, before: matches[0].resource } : prepared;
 }
 
 export async function remove(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {

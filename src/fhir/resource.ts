@@ -84,6 +84,8 @@ export interface Prepared {
   op: WriteOp | undefined;
   /** Writes that go with it in the same transaction (a notification to the patient). */
   extra?: WriteOp[];
+  /** For a delete: the content it removes, so that its audit record can name the patient. */
+  before?: Resource;
   respond(result: WriteResult): FhirResponse;
 }
 
@@ -92,7 +94,7 @@ export async function applyOne(ctx: FhirContext, req: FhirRequest, prepared: Pre
   if (!prepared.op) return prepared.respond({ kind: 'absent' });
   const ops: WriteOp[] = [prepared.op, ...(prepared.extra ?? [])];
   const op = prepared.op;
-  const touched = op.kind === 'delete' ? { resources: [`${op.type}/${op.id}`], patients: [] } : touchedBy([op.resource]);
+  const touched = op.kind === 'delete' ? { ...touchedBy(prepared.before ? [prepared.before] : []), resources: [`${op.type}/${op.id}`] } : touchedBy([op.resource]);
   if (ctx.audit && req.actor) ops.push(auditOp(ctx, req, 'success', touched));
   const [result] = await ctx.store.transact(ops, ctx.now());
   written(ctx, [prepared.op]);

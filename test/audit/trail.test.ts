@@ -114,3 +114,12 @@ t.test('another patient\'s log is out of reach', async (t) => {
   const res = json<Bundle>(await fhir(app, 'GET', 'AuditEvent?patient=pa', undefined, await as({ kind: 'patient', patient: 'pb' })));
   t.equal(res.total, 0);
 });
+
+t.test('a delete is recorded in the log of the patient whose resource it was', async (t) => {
+  const mine = doc('d-mine', 'pa', '60591-5', 'Patient/pa');
+  await fhir(app, 'PUT', 'DocumentReference/d-mine', mine, await as(patient));
+  t.equal((await fhir(app, 'DELETE', 'DocumentReference/d-mine', undefined, await as(patient))).statusCode, 200);
+  const record = (await log()).events.find((e) => subtype(e) === 'delete');
+  t.ok(record, 'the delete is in the patient\'s log');
+  t.ok(record?.entity?.some((e) => e.what?.reference === 'DocumentReference/d-mine'));
+});
