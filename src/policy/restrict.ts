@@ -4,12 +4,11 @@
 import type { Actor } from '../auth/actor.js';
 import { Forbidden } from '../fhir/outcome.js';
 import type { Condition, ReferenceValue } from '../search/types.js';
-import { patientParamOf, hasCompartment } from './compartment.js';
+import { DIRECTORY, patientParamOf, hasCompartment } from './compartment.js';
 import { PURPOSE_SYSTEM } from './consents.js';
 import { CONFIDENTIAL_FROM_REPRESENTATIVES, creatorKey } from './decide.js';
 import type { ReadableTypes } from './matrix.js';
 
-const DIRECTORY = new Set(['Practitioner', 'PractitionerRole', 'Organization']);
 const NOTHING: Condition = { kind: 'any', of: [] };
 
 function activeConsents(provisionType: 'permit' | 'deny', extra: Condition[]): Condition {
