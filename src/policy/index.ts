@@ -2,13 +2,13 @@
 // reading a patient's Consents (cached per patient, dropped when that patient's Consents or
 // Patient resource change). Uses search/ and the store port, never fhir/ routes.
 
-import type { Consent, Patient, Resource } from '@medplum/fhirtypes';
+import type { Binary, Consent, Patient, Resource } from '@medplum/fhirtypes';
 import type { Actor } from '../auth/actor.js';
 import type { Store } from '../store/port.js';
 import type { Condition } from '../search/types.js';
 import { patientOf } from './compartment.js';
 import { stateOf, type ConsentState } from './consents.js';
-import { decide, type Action, type Decision } from './decide.js';
+import { creatorKey, decide, type Action, type Decision } from './decide.js';
 import { mayRead, readableTypes } from './matrix.js';
 import { policyConditions } from './restrict.js';
 
@@ -45,9 +45,29 @@ export class Policy {
 
   /** May `actor` do `action` to `resource` (created by `creator`)? */
   async decide(actor: Actor, action: Action, resource: Resource, creator?: string): Promise<Decision> {
+    if (resource.resourceType === 'Binary') return this.decideBinary(actor, action, resource as Binary, creator);
     const patientId = patientOf(resource);
     const state = patientId !== undefined ? await this.stateOf(patientId) : undefined;
     return decide({ actor, action, resource, ...(state ? { state } : {}), ...(creator !== undefined ? { creator } : {}), mayRead });
+  }
+
+  /**
+   * A Binary is as sensitive as the resource its securityContext names (R4 Binary: "a proxy of the
+   * security sensitivity"), typically the DocumentReference whose content it is: reading the bytes
+   * of a masked or hidden document is refused exactly like reading the document. A Binary without
+   * securityContext is reachable only by whoever created it (and the patients, through their scopes).
+   */
+  private async decideBinary(actor: Actor, action: Action, binary: Binary, creator?: string): Promise<Decision> {
+    const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(binary.securityContext?.reference ?? '');
+    if (!match) {
+      if (actor.kind === 'patient' || actor.kind === 'representative' || action === 'create' || creator === creatorKey(actor)) return decide({ actor, action, resource: binary, ...(creator !== undefined ? { creator } : {}), mayRead });
+      return { permit: false, status: 404, reason: 'a Binary without securityContext is its creator\'s' };
+    }
+    const target = await this.store.read(match[1], match[2]);
+    if (target.kind !== 'found' || !target.version.resource) return { permit: false, status: 404, reason: 'the securityContext of this Binary is not readable' };
+    const verdict = await this.decide(actor, 'read', target.version.resource, target.version.creator);
+    if (!verdict.permit || action === 'read') return verdict;
+    return decide({ actor, action, resource: binary, ...(creator !== undefined ? { creator } : {}), mayRead });
   }
 
   /** Conditions that restrict a search of `type` to what `actor` may see (403 when nothing ever is). */

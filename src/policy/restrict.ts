@@ -80,6 +80,9 @@ function documentTypes(readable: ReadableTypes): Condition | undefined {
 function practitionerConditions(actor: Practitioner, type: string, readable: ReadableTypes): Condition[] {
   if (DIRECTORY.has(type)) return [];
   if (type === 'AuditEvent') return [NOTHING];
+  // Binaries are read one at a time, through their securityContext (policy/index.ts); a search
+  // lists only those the professional created.
+  if (type === 'Binary') return [{ kind: 'creator', creators: [creatorKey(actor)] }];
   if (type === 'Consent') {
     return [
       { kind: 'token', param: 'status', values: [{ code: 'active' }] },

@@ -238,3 +238,21 @@ t.test('a professional may record the patient\'s agreement to their care; the pa
   const { id: _p, ...forOther } = permit('unused', 'p1', 'dr-someone-else');
   t.equal((await fhir(app, 'POST', 'Consent', forOther, await as(newcomer))).statusCode, 403, 'nor a permit for someone else');
 });
+
+t.test('the bytes of a document are guarded like the document (Binary.securityContext)', async (t) => {
+  const pdf = Buffer.from('%PDF-1.4 test').toString('base64');
+  for (const [id, document] of [['bin-presc', 'doc-presc'], ['bin-masked', 'doc-by-perm']]) {
+    await put({ resourceType: 'Binary', id, contentType: 'application/pdf', securityContext: { reference: `DocumentReference/${document}` }, data: pdf } as Resource);
+  }
+  await put({ resourceType: 'Binary', id: 'bin-loose', contentType: 'application/pdf', data: pdf } as Resource);
+  t.equal(await status(doctor('dr-gp'), 'Binary/bin-presc'), 200);
+  t.equal(await status(doctor('dr-gp'), 'Binary/bin-masked'), 404, 'the bytes of a masked document');
+  t.equal(await status(doctor('dr-perm'), 'Binary/bin-masked'), 200, 'its author reads them');
+  t.equal(await status(doctor('dr-blocked'), 'Binary/bin-presc'), 404, 'a blocked professional');
+  t.equal(await status(doctor('dr-none'), 'Binary/bin-presc'), 404, 'no care relationship');
+  t.equal(await status(doctor('podo', '80'), 'Binary/bin-presc'), 200);
+  t.equal(await status(doctor('dr-gp'), 'Binary/bin-loose'), 404, 'a Binary without securityContext is its creator\'s');
+  t.equal(await status({ kind: 'system', client: 'loader' }, 'Binary/bin-loose'), 200);
+  const batch = json<Bundle>(await fhir(app, 'POST', '/fhir', { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: 'Binary/bin-masked' } }] }, await as(doctor('dr-gp'))));
+  t.equal(batch.entry?.[0].response?.status, '404 Not Found', 'nor through a batch');
+});
