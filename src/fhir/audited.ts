@@ -92,7 +92,11 @@ export function auditOp(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcom
 /** Records a finished interaction (unless its write already did) before the answer is sent. */
 export async function recordSuccess(ctx: FhirContext, req: FhirRequest, response: FhirResponse): Promise<void> {
   if (!ctx.audit || response.audited || !req.actor) return;
-  await ctx.auditLog.write(auditOp(ctx, req, 'success', touchedBy(carried(response))));
+  const touched = touchedBy(carried(response));
+  // BALP Query records name the patients and the query, not every resource a page returned.
+  const interaction = interactionOf(req);
+  const listed = interaction.startsWith('search') || interaction === 'history-type' || interaction === 'history-system' ? { ...touched, resources: [] } : touched;
+  await ctx.auditLog.write(auditOp(ctx, req, 'success', listed));
 }
 
 /** Records a refused or failed interaction; what it tried to touch comes with the error, when known. */
