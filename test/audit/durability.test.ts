@@ -4,18 +4,15 @@
 // loops; the server is SIGKILLed mid-stream; after a restart on the same directory, the patient's
 // access log must hold a read record from that practitioner for every read that was answered 200,
 // document by document. Two crash rounds: the second one reads on top of a recovered database.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import type { AuditEvent, Bundle } from '@medplum/fhirtypes';
 import { developmentTokenFor, type TestActor } from '../helpers.js';
+import { startServer, type Child } from '../child-server.js';
 
-const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const FHIR_JSON = 'application/fhir+json';
-const LISTENING = /^Carnet FHIR R4 API listening on http:\/\/127\.0\.0\.1:(\d+)\/fhir/;
 
 /** Concurrent read loops; each stops at its first failure (the kill) or after MAX_PER_LOOP reads. */
 const LOOPS = 16;
@@ -30,66 +27,8 @@ const DOCS = ['dur-doc-0', 'dur-doc-1', 'dur-doc-2', 'dur-doc-3', 'dur-doc-4'];
 const gp: TestActor = { kind: 'practitioner', practitioner: GP, profession: '10', purpose: 'TREAT' };
 const patient: TestActor = { kind: 'patient', patient: PATIENT };
 
-interface Child {
-  proc: ChildProcess;
-  base: string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const live = new Set<ChildProcess>();
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-audit-durability-'));
-t.teardown(() => {
-  for (const proc of live) proc.kill('SIGKILL');
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
-
-/** The parent's environment without anything that configures the server, the loader or tap. */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (/^(CARNET_|TAP|NODE_OPTIONS$|PORT$|HOST$|LOG_LEVEL$)/.test(key)) continue;
-    env[key] = value;
-  }
-  return { ...env, ...extra };
-}
-
-/** Starts the server on `dir` and resolves once its first stdout line (the listening line) is read. */
-function startServer(dir: string): Promise<Child> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: PROJECT,
-    env: childEnv({ PORT: '0', CARNET_DATA_DIR: dir, LOG_LEVEL: 'warn' }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(proc);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    proc.once('exit', (code, signal) => {
-      live.delete(proc);
-      resolve({ code, signal });
-    });
-  });
-  let stderr = '';
-  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    const onData = (chunk: string) => {
-      stdout += chunk;
-      const newline = stdout.indexOf('\n');
-      if (newline < 0) return;
-      proc.stdout!.off('data', onData);
-      proc.stdout!.resume(); // keep draining so the child never blocks on a full pipe
-      const first = stdout.slice(0, newline);
-      const match = LISTENING.exec(first);
-      if (!match) {
-        reject(new Error(`unexpected first stdout line: ${first}\nstderr: ${stderr}`));
-        return;
-      }
-      resolve({ proc, base: `http://127.0.0.1:${match[1]}/fhir`, stderr: () => stderr, exited });
-    };
-    proc.stdout!.setEncoding('utf8').on('data', onData);
-    void exited.then(({ code, signal }) => reject(new Error(`server exited (code ${code}, signal ${signal}) before listening\nstderr: ${stderr}`)));
-  });
-}
+t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
 async function authorization(child: Child, actor: TestActor): Promise<string> {
   return `Bearer ${await developmentTokenFor(dataDir, child.base, actor)}`;

@@ -3,17 +3,14 @@
 // directory, SIGKILLs it while creates are in flight, restarts it on the same directory and
 // reads every acknowledged resource back. Two crash rounds: the second one writes on top of a
 // database recovered from the first crash.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { developmentTokenFor } from '../helpers.js';
+import { startServer as startChild, type Child as ServerChild } from '../child-server.js';
 
-const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const FHIR_JSON = 'application/fhir+json';
-const LISTENING = /^Carnet FHIR R4 API listening on http:\/\/127\.0\.0\.1:(\d+)\/fhir/;
 const IDENTIFIER_SYSTEM = 'urn:carnet:test:durability';
 
 /** Loops writing concurrently; each stops at its first failure (the kill) or after MAX_PER_LOOP creates. */
@@ -22,70 +19,18 @@ const LOOPS = 16;
 const KILL_AFTER = 300;
 const MAX_PER_LOOP = 2000;
 
-interface Child {
-  proc: ChildProcess;
-  port: number;
-  base: string;
+interface Child extends ServerChild {
   /** Authorization header value: a development token for this server. */
   auth: string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-const live = new Set<ChildProcess>();
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-durability-'));
-t.teardown(() => {
-  for (const proc of live) proc.kill('SIGKILL');
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
+t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
-/** The parent's environment without anything that configures the server, the loader or tap. */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (/^(CARNET_|TAP|NODE_OPTIONS$|PORT$|HOST$|LOG_LEVEL$)/.test(key)) continue;
-    env[key] = value;
-  }
-  return { ...env, ...extra };
-}
-
-/** Starts the server on `dir` and resolves once its first stdout line (the listening line) is read. */
-function startServer(dir: string): Promise<Child> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: PROJECT,
-    env: childEnv({ PORT: '0', CARNET_DATA_DIR: dir, LOG_LEVEL: 'warn' }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(proc);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    proc.once('exit', (code, signal) => {
-      live.delete(proc);
-      resolve({ code, signal });
-    });
-  });
-  let stderr = '';
-  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    const onData = (chunk: string) => {
-      stdout += chunk;
-      const newline = stdout.indexOf('\n');
-      if (newline < 0) return;
-      proc.stdout!.off('data', onData);
-      proc.stdout!.resume(); // keep draining so the child never blocks on a full pipe
-      const first = stdout.slice(0, newline);
-      const match = LISTENING.exec(first);
-      if (!match) {
-        reject(new Error(`unexpected first stdout line: ${first}\nstderr: ${stderr}`));
-        return;
-      }
-      const port = Number(match[1]);
-      const base = `http://127.0.0.1:${port}/fhir`;
-      developmentTokenFor(dir, base).then((token) => resolve({ proc, port, base, auth: `Bearer ${token}`, stderr: () => stderr, exited }), reject);
-    };
-    proc.stdout!.setEncoding('utf8').on('data', onData);
-    void exited.then(({ code, signal }) => reject(new Error(`server exited (code ${code}, signal ${signal}) before listening\nstderr: ${stderr}`)));
-  });
+/** The server on `dir`, with a development token for it. */
+async function startServer(dir: string): Promise<Child> {
+  const child = await startChild(dir);
+  return { ...child, auth: `Bearer ${await developmentTokenFor(dir, child.base)}` };
 }
 
 interface Acknowledged {

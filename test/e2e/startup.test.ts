@@ -1,21 +1,17 @@
 // Start-up, shutdown and logging of the real server process (src/main.ts through tsx):
 // the listening line, SIGTERM, configuration errors, and logs free of health data.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { developmentTokenFor } from '../helpers.js';
+import { LISTENING, spawnChild, type Exit } from '../child-server.js';
 
-const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const FHIR_JSON = 'application/fhir+json';
-const LISTENING = /^Carnet FHIR R4 API listening on http:\/\/127\.0\.0\.1:(\d+)\/fhir\b/;
 
-const live = new Set<ChildProcess>();
 const tempDirs: string[] = [];
 t.teardown(() => {
-  for (const proc of live) proc.kill('SIGKILL');
   for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -23,11 +19,6 @@ function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-startup-'));
   tempDirs.push(dir);
   return dir;
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
 }
 
 interface Child {
@@ -39,35 +30,14 @@ interface Child {
   exited: Promise<Exit>;
 }
 
-/** The parent's environment without anything that configures the server, the loader or tap. */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (/^(CARNET_|TAP|NODE_OPTIONS$|PORT$|HOST$|LOG_LEVEL$)/.test(key)) continue;
-    env[key] = value;
-  }
-  return { ...env, ...extra };
-}
 
 function spawnServer(env: Record<string, string>): Child {
   const dataDir = tempDir();
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: PROJECT,
-    env: childEnv({ PORT: '0', CARNET_DATA_DIR: dataDir, ...env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(proc);
+  const { proc, exited } = spawnChild({ CARNET_DATA_DIR: dataDir, ...env });
   let stdout = '';
   let stderr = '';
   proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<Exit>((resolve) => {
-    // 'close' rather than 'exit': stdout and stderr are then fully read.
-    proc.once('close', (code, signal) => {
-      live.delete(proc);
-      resolve({ code, signal });
-    });
-  });
   return { proc, dataDir, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
