@@ -49,7 +49,7 @@ function patientConditions(actor: Practitioner, withRelationship: boolean): Cond
 function ofPatient(type: string, where: Condition[]): Condition {
   if (type === 'Patient') return { kind: 'all', of: where };
   const param = patientParamOf(type) as string;
-  return { kind: 'any', of: [{ kind: 'chain', param, targetTypes: ['Patient'], where }, { kind: 'missing', param, missing: true }] };
+  return { kind: 'any', of: [{ kind: 'chain', param, targetTypes: ['Patient'], where, perRow: true }, { kind: 'missing', param, missing: true }] };
 }
 
 const byPatientAuthor: Condition = {

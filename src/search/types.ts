@@ -129,8 +129,13 @@ export type Condition =
   | { kind: 'uri'; param: string; match: 'exact' | 'below' | 'above'; values: string[] }
   /** :missing=true|false on any parameter. */
   | { kind: 'missing'; param: string; missing: boolean }
-  /** Chained: the reference parameter points at a resource of targetType matching `where` (all conditions). */
-  | { kind: 'chain'; param: string; targetTypes: string[]; where: Condition[] }
+  /**
+   * Chained: the reference parameter points at a resource of targetType matching `where` (all
+   * conditions). `perRow` (set by policy/) asks the engine to check it for each candidate row
+   * rather than by enumerating every matching target first: right when the other conditions are
+   * the selective ones, as with a consent restriction.
+   */
+  | { kind: 'chain'; param: string; targetTypes: string[]; where: Condition[]; perRow?: boolean }
   /** _has:Type:param:...: some resource of sourceType whose reference parameter points here matches `where`. */
   | { kind: 'has'; sourceType: string; param: string; where: Condition[] }
   /** Composite: for one of the values, every component matches within the same group. */

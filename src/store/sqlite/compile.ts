@@ -44,14 +44,23 @@ class Compiler {
         return `${c}.id ${cond.not ? 'NOT IN' : 'IN'} (${list})`;
       }
       case 'missing': {
+        // Correlated through the owner index: cheap per row, and never a list of every resource
+        // of the type that has the parameter.
         const kind = this.kindOf(types, cond.param);
-        const sub = this.owned(kind, cond.param, c, types, () => '1');
-        return cond.missing ? `NOT (${sub})` : sub;
+        const t = this.alias('t');
+        const sub = `EXISTS (SELECT 1 FROM ${INDEX_TABLES[kind].table} ${t} WHERE ${t}.type = ${c}.type AND ${t}.id = ${c}.id AND ${t}.param = ${this.bind(cond.param)})`;
+        return cond.missing ? `NOT ${sub}` : sub;
       }
       case 'chain': {
         const r = this.alias('r');
         const target = this.alias('c');
         const inner = this.where(cond.where, target, cond.targetTypes);
+        if (cond.perRow) {
+          // Correlated on the candidate row, through the (type, id, param) owner index.
+          return `EXISTS (SELECT 1 FROM idx_reference ${r} JOIN resource_current ${target} ON ${target}.type = ${r}.target_type AND ${target}.id = ${r}.target_id
+            WHERE ${r}.type = ${c}.type AND ${r}.id = ${c}.id AND ${r}.param = ${this.bind(cond.param)} AND ${target}.deleted = 0
+            AND ${target}.type IN (${cond.targetTypes.map((t) => this.bind(t)).join(', ')})${inner.map((w) => ` AND ${w}`).join('')})`;
+        }
         return `(${c}.type, ${c}.id) IN (SELECT ${r}.type, ${r}.id FROM idx_reference ${r} JOIN resource_current ${target} ON ${target}.type = ${r}.target_type AND ${target}.id = ${r}.target_id
           WHERE ${r}.type IN (${types.map((t) => this.bind(t)).join(', ')}) AND ${r}.param = ${this.bind(cond.param)} AND ${target}.deleted = 0
           AND ${target}.type IN (${cond.targetTypes.map((t) => this.bind(t)).join(', ')})${inner.map((w) => ` AND ${w}`).join('')})`;
