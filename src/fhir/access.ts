@@ -146,9 +146,18 @@ export function unrestricted(ctx: FhirContext, granted: Access, types: string[])
   return !granted.compartment && types.every((type) => ctx.policy.conditions(granted.actor, type).length === 0);
 }
 
+/**
+ * A plan as the request's token may run it: search permission on every type (403 otherwise),
+ * then one restriction (restrict() covers every type of the plan at once).
+ */
+export function searchable(ctx: FhirContext, req: FhirRequest, plan: SearchPlan): { plan: SearchPlan; granted: Access } {
+  const granted = plan.types.map((type) => access(req, type, 's'));
+  // The grants differ only in whether a compartment applies; the narrowest one decides.
+  const narrowest = granted.find((g) => g.compartment) ?? granted[0];
+  return { plan: restrict(ctx, narrowest, plan), granted: narrowest };
+}
+
 /** A search the request's token may run (conditional criteria, conditional references). */
 export async function searchAs(ctx: FhirContext, req: FhirRequest, plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
-  let restricted = plan;
-  for (const type of plan.types) restricted = restrict(ctx, access(req, type, 's'), restricted);
-  return ctx.store.search(restricted, query);
+  return ctx.store.search(searchable(ctx, req, plan).plan, query);
 }

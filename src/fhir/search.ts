@@ -13,7 +13,7 @@ import { bundle, fullUrl, pageLinks, withCursor } from './bundle.js';
 import { Invalid } from './outcome.js';
 import { isServedType, SERVED_TYPES } from './registry.js';
 import { shape } from './shape.js';
-import { access, restrict, visible, type Access } from './access.js';
+import { access, restrict, searchable, visible, type Access } from './access.js';
 import { hasCompartment } from '../policy/compartment.js';
 import { FhirError } from './outcome.js';
 
@@ -98,12 +98,7 @@ export async function search(ctx: FhirContext, req: FhirRequest, type: string | 
   const types = type !== undefined ? [type] : systemTypes(params);
   const typeParam = params.filter(([name]) => name === '_type');
   const parsed = parseSearch(types, type !== undefined ? params : params.filter(([name]) => name !== '_type'), req.prefer.lenient);
-  let plan = parsed.plan;
-  let granted: Access | undefined;
-  for (const searched of types) {
-    granted = access(req, searched, 's');
-    plan = restrict(ctx, granted, plan);
-  }
+  const { plan, granted } = searchable(ctx, req, parsed.plan);
   const countOnly = parsed.summary === 'count';
   const count = countOnly ? 0 : Math.min(parsed.count ?? ctx.defaultPageSize, ctx.maxPageSize);
   const page = await withCursor(parsed.cursor, () =>
@@ -111,7 +106,7 @@ export async function search(ctx: FhirContext, req: FhirRequest, type: string | 
   );
   const shaping = { ...(parsed.summary ? { summary: parsed.summary } : {}), ...(parsed.elements ? { elements: parsed.elements } : {}) };
   const entry = (v: Version, mode: 'match' | 'include'): BundleEntry => ({ fullUrl: fullUrl(ctx, v), resource: shape(v.resource as Resource, shaping), search: { mode } });
-  const matches = granted ? await visible(ctx, granted, page.matches, (m) => req.log?.(m)) : page.matches;
+  const matches = await visible(ctx, granted, page.matches, (m) => req.log?.(m));
   const entries = matches.map((v) => entry(v, 'match'));
   if (!countOnly && (parsed.include.length > 0 || parsed.revinclude.length > 0)) {
     entries.push(...(await included(ctx, req, parsed, matches)).map((v) => entry(v, 'include')));

@@ -3,9 +3,6 @@
 
 import type { Consent, Patient, Reference } from '@medplum/fhirtypes';
 
-export const CONSENT_SCOPE = { system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' };
-export const CONSENT_CATEGORY = { system: 'http://loinc.org', code: '59284-0' };
-export const ROLE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType';
 export const PURPOSE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 
 /** One understood choice of the patient. */
