@@ -1,6 +1,7 @@
 // store/port: the storage port every engine implements. It speaks FHIR-shaped values
 // (types, ids, versions, index entries, search plans), never SQL or MongoDB, nor HTTP.
 
+import type { Readable } from 'node:stream';
 import type { Resource } from '@medplum/fhirtypes';
 import type { IndexEntry, SearchPlan } from '../search/types.js';
 
@@ -129,10 +130,40 @@ export interface ClientRegistry {
   consumeAssertion(clientId: string, jti: string, expiresAt: number): Promise<boolean>;
 }
 
+/** What is known of stored bytes: enough to check an attachment's size and hash without reading them. */
+export interface BlobInfo {
+  /** Content address: the SHA-256 of the bytes, lowercase hex. Equal bytes share one blob. */
+  key: string;
+  size: number;
+  /** SHA-1 of the bytes, base64 (the form of FHIR Attachment.hash). */
+  sha1: string;
+}
+
+/** An inclusive byte range, as HTTP Range gives it (`bytes=start-end`). */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Attachment bytes (Binary content), kept outside the resource rows and streamed both ways, so a
+ * 50 MiB imaging report never sits whole in memory. Content-addressed: put() of equal bytes is
+ * idempotent, and a blob whose write transaction failed is an unreferenced orphan, never a
+ * half-written document.
+ */
+export interface BlobStore {
+  /** Stores the bytes durably (fsync'd, or majority-acknowledged) before resolving. */
+  put(source: Uint8Array | AsyncIterable<Uint8Array>): Promise<BlobInfo>;
+  stat(key: string): Promise<BlobInfo | undefined>;
+  /** The bytes, or one range of them; undefined when no such blob exists. */
+  get(key: string, range?: ByteRange): Promise<Readable | undefined>;
+}
+
 export interface Store {
   /** Engine name for logs and the start-up line. */
   readonly name: string;
   readonly clients: ClientRegistry;
+  readonly blobs: BlobStore;
   read(type: string, id: string): Promise<ReadResult>;
   readVersion(type: string, id: string, versionId: number): Promise<ReadResult>;
   history(scope: HistoryScope, query: HistoryQuery): Promise<HistoryPage>;

@@ -21,6 +21,7 @@ import {
 } from '../port.js';
 import type { IndexEntry, SearchPlan } from '../../search/types.js';
 import { compileRestriction, compileSearch } from './compile.js';
+import { FileBlobs } from './blobs.js';
 import { SqliteClients } from './clients.js';
 import { DDL, INDEX_TABLES, SCHEMA_VERSION } from './schema.js';
 
@@ -127,6 +128,7 @@ function decodeCursor(cursor: string): number | undefined {
 export class SqliteStore implements Store {
   readonly name = 'sqlite';
   readonly clients: SqliteClients;
+  readonly blobs: FileBlobs;
   private readonly db: Database.Database;
   private readonly statements;
 
@@ -150,6 +152,7 @@ export class SqliteStore implements Store {
     if (!columns.some((c) => c.name === 'creator')) this.db.exec('ALTER TABLE resource_current ADD COLUMN creator TEXT');
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     this.clients = new SqliteClients(this.db);
+    this.blobs = new FileBlobs(options.dataDir);
     this.statements = {
       current: this.db.prepare<[string, string], VersionRow>(
         'SELECT v.*, c.creator FROM resource_current c JOIN resource_version v ON v.seq = c.seq WHERE c.type = ? AND c.id = ?',
@@ -323,5 +326,6 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     this.db.close();
+    this.blobs.close();
   }
 }
