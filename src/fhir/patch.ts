@@ -1,12 +1,15 @@
-// fhir/patch: PATCH [base]/[type]/[id] with a JSON Patch document (R4 http 3.1.0.6, RFC 6902),
-// applied with fast-json-patch to the current version, then validated like any update.
+// fhir/patch: PATCH [base]/[type]/[id] (R4 http 3.1.0.6) with a JSON Patch document (RFC 6902,
+// applied with fast-json-patch) or a FHIRPath Patch (a Parameters resource, fhirpath-patch.ts),
+// applied to the current version, then validated like any update.
 
 import jsonpatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
+import type { Parameters, Resource } from '@medplum/fhirtypes';
 import { indexEntries } from '../search/extract.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError, Gone, Invalid, MethodNotAllowed, NotFound, PreconditionFailed, UnsupportedMediaType, Unprocessable } from './outcome.js';
 import { applyOne, checkId, etag, incomingResource, parseIfMatch, versionResponse, type Prepared } from './resource.js';
+import { applyFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
 import { access, assertAllowed, assertReadable, assertWritable } from './access.js';
 
 export const JSON_PATCH = 'application/json-patch+json';
@@ -22,18 +25,34 @@ const MALFORMED = new Set([
   'OPERATION_VALUE_CANNOT_CONTAIN_UNDEFINED',
 ]);
 
-function patchDocument(req: FhirRequest): Operation[] {
+type PatchDocument = { kind: 'json-patch'; operations: Operation[] } | { kind: 'fhirpath-patch'; parameters: Parameters };
+
+function patchDocument(req: FhirRequest): PatchDocument {
+  if (req.body.kind === 'json' && req.body.mediaType !== JSON_PATCH && isFhirPathPatch(req.body.value)) return { kind: 'fhirpath-patch', parameters: req.body.value };
   if (req.body.kind !== 'json' || req.body.mediaType !== JSON_PATCH) {
-    throw new UnsupportedMediaType(`PATCH takes a JSON Patch document with Content-Type ${JSON_PATCH}`);
+    throw new UnsupportedMediaType(`PATCH takes a JSON Patch document with Content-Type ${JSON_PATCH}, or a FHIRPath Patch Parameters resource in FHIR JSON`);
   }
   if (!Array.isArray(req.body.value)) throw new Invalid('A JSON Patch document is an array of operations');
-  return req.body.value as Operation[];
+  return { kind: 'json-patch', operations: req.body.value as Operation[] };
+}
+
+function applyJsonPatch(resource: unknown, operations: Operation[]): unknown {
+  try {
+    return jsonpatch.applyPatch(structuredClone(resource), operations, true, true, true).newDocument;
+  } catch (error) {
+    const name = error instanceof jsonpatch.JsonPatchError ? error.name : undefined;
+    const index = error instanceof jsonpatch.JsonPatchError ? error.index : undefined;
+    const where = index !== undefined ? `operation ${index}: ` : '';
+    if (name !== undefined && MALFORMED.has(name)) throw new Invalid(`Malformed JSON Patch, ${where}${name}`);
+    // R4 3.1.0.6: a patch that cannot be applied (failed test, missing path) is 422.
+    throw new Unprocessable(`The patch cannot be applied, ${where}${name ?? String(error)}`);
+  }
 }
 
 export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<Prepared> {
   checkId(id);
   const granted = access(req, type, 'u');
-  const operations = patchDocument(req);
+  const document = patchDocument(req);
   const current = await ctx.store.read(type, id);
   if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
   await assertReadable(ctx, granted, current, `${type}/${id}`, 'update');
@@ -43,17 +62,8 @@ export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: str
   if (req.ifMatch !== undefined && parseIfMatch(req.ifMatch) !== version.versionId) {
     throw new PreconditionFailed(`${type}/${id}: version conflict, If-Match ${req.ifMatch} but current is ${etag(version.versionId)}`);
   }
-  let patched: unknown;
-  try {
-    patched = jsonpatch.applyPatch(structuredClone(version.resource), operations, true, true, true).newDocument;
-  } catch (error) {
-    const name = error instanceof jsonpatch.JsonPatchError ? error.name : undefined;
-    const index = error instanceof jsonpatch.JsonPatchError ? error.index : undefined;
-    const where = index !== undefined ? `operation ${index}: ` : '';
-    if (name !== undefined && MALFORMED.has(name)) throw new Invalid(`Malformed JSON Patch, ${where}${name}`);
-    // R4 3.1.0.6: a patch that cannot be applied (failed test, missing path) is 422.
-    throw new Unprocessable(`The patch cannot be applied, ${where}${name ?? String(error)}`);
-  }
+  const patched: unknown =
+    document.kind === 'json-patch' ? applyJsonPatch(version.resource, document.operations) : applyFhirPathPatch(version.resource as Resource, document.parameters);
   const result = patched as { resourceType?: unknown; id?: unknown };
   if (result.resourceType !== type || result.id !== id) throw new Unprocessable('A patch may not change resourceType or id');
   let resource;

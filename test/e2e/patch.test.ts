@@ -61,8 +61,8 @@ t.test('PATCH of a missing resource is 404, of a deleted one 410', async (t) => 
   t.equal((await patch('Patient/p7', [{ op: 'add', path: '/active', value: true }])).statusCode, 410);
 });
 
-t.test('PATCH with a FHIR JSON body (FHIRPath Patch) is 415', async (t) => {
+t.test('PATCH with a FHIR JSON body that is not a FHIRPath Patch Parameters is 415', async (t) => {
   await fhir(app, 'PUT', 'Patient/p8', { resourceType: 'Patient', id: 'p8' });
-  const res = await fhir(app, 'PATCH', 'Patient/p8', { resourceType: 'Parameters' });
+  const res = await fhir(app, 'PATCH', 'Patient/p8', { resourceType: 'Patient', id: 'p8', active: true });
   t.equal(res.statusCode, 415);
 });
