@@ -9,6 +9,7 @@ import { registerFhirRoutes } from './fhir/http.js';
 import { actorForLog } from './auth/actor.js';
 import type { AuthContext } from './auth/context.js';
 import { NoPolicyForBenchmark, Policy } from './policy/index.js';
+import { provideDocumentBundle } from './mhd/provide.js';
 import { GroupCommit } from './audit/group-commit.js';
 import { registerAuthHook } from './auth/hook.js';
 import { registerAuthRoutes } from './auth/routes.js';
@@ -61,6 +62,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     defaultPageSize: deps.defaultPageSize ?? 20,
     maxPageSize: deps.maxPageSize ?? 1000,
     now,
+    transactionChecks: [provideDocumentBundle],
   };
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -6,7 +6,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from '@medplum/fhirtypes';
 import type { WriteOp, WriteResult } from '../store/port.js';
 import { parseCriteria } from '../search/plan.js';
-import type { Body, FhirContext, FhirRequest, FhirResponse, Method, Target } from './context.js';
+import type { Body, FhirContext, FhirRequest, FhirResponse, Method, Target, TransactionEntry } from './context.js';
 import { bundle } from './bundle.js';
 import { FhirError, Invalid, operationOutcome, PreconditionFailed } from './outcome.js';
 import { conflictError, written, type Prepared } from './resource.js';
@@ -213,7 +213,17 @@ async function resolveIdentity(ctx: FhirContext, entry: Entry, ids: Map<string, 
   }
 }
 
-async function transaction(ctx: FhirContext, outer: FhirRequest, raws: BundleEntry[]): Promise<FhirResponse> {
+function entryView(entry: Entry): TransactionEntry {
+  const { req } = entry;
+  const view: TransactionEntry = { index: entry.index, method: req.method, type: typeOf(req.target) };
+  const id = entry.assignedId ?? (req.target.kind === 'instance' ? req.target.id : undefined);
+  if (id !== undefined) view.id = id;
+  if (req.body.kind === 'json' && req.method !== 'PATCH') view.resource = req.body.value as Resource;
+  return view;
+}
+
+async function transaction(ctx: FhirContext, outer: FhirRequest, bundleOf: Bundle): Promise<FhirResponse> {
+  const raws = bundleOf.entry ?? [];
   const entries = raws.map((raw, index) => {
     try {
       return parseEntry(ctx, outer, raw, index);
@@ -230,13 +240,22 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, raws: BundleEnt
       throw entryError(entry.index, error);
     }
   }
-  const prepared = new Map<number, Prepared>();
-  const touched = new Map<string, number>();
   for (const entry of writes) {
     try {
       if (entry.req.body.kind === 'json') await rewriteReferences(ctx, entry.req, entry.req.body.value, ids, entry.fullUrl);
+    } catch (error) {
+      throw entryError(entry.index, error);
+    }
+  }
+  const followers: FhirRequest[] = [];
+  for (const check of ctx.transactionChecks) followers.push(...(await check(ctx, outer, bundleOf, writes.filter((e) => !e.noMatch).map(entryView))));
+  const prepared = new Map<number, Prepared>();
+  const touched = new Map<string, number>();
+  const all = [...writes.map((entry) => ({ index: entry.index, req: entry.req, skip: entry.noMatch === true, assignedId: entry.assignedId })), ...followers.map((req, i) => ({ index: entries.length + i, req, skip: false, assignedId: undefined }))];
+  for (const entry of all) {
+    try {
       const { req } = entry;
-      if (entry.noMatch) continue;
+      if (entry.skip) continue;
       const t = req.target;
       let p: Prepared;
       if (req.method === 'POST' && t.kind === 'type') p = await prepareCreate(ctx, req, t.type, entry.assignedId);
@@ -253,7 +272,7 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, raws: BundleEnt
       }
       prepared.set(entry.index, p);
     } catch (error) {
-      throw entryError(entry.index, error);
+      throw entry.index < entries.length ? entryError(entry.index, error) : error;
     }
   }
   const order = [...prepared.entries()].filter(([, p]) => p.op !== undefined);
@@ -273,7 +292,7 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, raws: BundleEnt
   }
   const out = new Array<BundleEntry>(entries.length);
   order.forEach(([index, p], i) => {
-    out[index] = entryResponse(p.respond(results[i]));
+    if (index < entries.length) out[index] = entryResponse(p.respond(results[i]));
   });
   for (const entry of entries) {
     if (out[entry.index]) continue;
@@ -301,6 +320,5 @@ export async function processBundle(ctx: FhirContext, req: FhirRequest): Promise
   if (!value || typeof value !== 'object' || value.resourceType !== 'Bundle') throw new Invalid('POST to the base takes a Bundle', 'resourceType');
   if (value.type !== 'batch' && value.type !== 'transaction') throw new Invalid(`Bundle.type must be batch or transaction, not "${value.type}"`, 'Bundle.type');
   if (value.entry !== undefined && !Array.isArray(value.entry)) throw new Invalid('Bundle.entry must be an array', 'Bundle.entry');
-  const entries = value.entry ?? [];
-  return value.type === 'batch' ? batch(ctx, req, entries) : transaction(ctx, req, entries);
+  return value.type === 'batch' ? batch(ctx, req, value.entry ?? []) : transaction(ctx, req, value as Bundle);
 }

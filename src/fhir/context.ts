@@ -1,7 +1,7 @@
 // fhir/context: the values every interaction receives (the store, the base URL, limits) and
 // the transport-neutral request and response that HTTP routes and Bundle entries share.
 
-import type { Resource } from '@medplum/fhirtypes';
+import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { Store } from '../store/port.js';
 import type { Actor } from '../auth/actor.js';
 import type { Policy } from '../policy/index.js';
@@ -21,7 +21,28 @@ export interface FhirContext {
   maxPageSize: number;
   /** The instant of a write: one value per interaction or transaction. */
   now(): string;
+  /** Profile-level rules for transactions (IHE MHD's Provide Document Bundle), wired by app.ts. */
+  transactionChecks: TransactionCheck[];
 }
+
+/** One write entry of a transaction once ids are decided and references rewritten. */
+export interface TransactionEntry {
+  index: number;
+  method: Method;
+  type: string;
+  /** The id the entry writes (assigned for a create). */
+  id?: string;
+  /** The entry's resource, with references rewritten; a check may complete it (it is written as it is). */
+  resource?: Resource;
+}
+
+/**
+ * Checks a transaction before anything is prepared: throws to reject the whole Bundle (naming the
+ * entry), may complete entries' resources, and returns extra writes that follow from the Bundle
+ * (a replaced document becoming superseded). Extra writes commit in the same transaction, go
+ * through the same policy checks, and get no entry of their own in the response.
+ */
+export type TransactionCheck = (ctx: FhirContext, req: FhirRequest, bundle: Bundle, entries: TransactionEntry[]) => Promise<FhirRequest[]>;
 
 /** Where a request points, once its path is parsed (from a URL or a Bundle entry's request.url). */
 export type Target =

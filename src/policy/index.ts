@@ -64,6 +64,9 @@ export class Policy {
       return { permit: false, status: 404, reason: 'a Binary without securityContext is its creator\'s' };
     }
     const target = await this.store.read(match[1], match[2]);
+    // A document's bytes are created with it, in one transaction (IHE MHD ITI-65): the document
+    // does not exist yet, and its own create is decided on its own.
+    if (action === 'create' && target.kind === 'missing') return decide({ actor, action, resource: binary, mayRead });
     if (target.kind !== 'found' || !target.version.resource) return { permit: false, status: 404, reason: 'the securityContext of this Binary is not readable' };
     const verdict = await this.decide(actor, 'read', target.version.resource, target.version.creator);
     if (!verdict.permit || action === 'read') return verdict;

@@ -1,0 +1,164 @@
+// mhd: IHE MHD on top of fhir/ and store/ (https://profiles.ihe.net/ITI/MHD/). This file is the
+// Document Recipient's ITI-65 Provide Document Bundle rules, run as a transaction check: the
+// Bundle is an ordinary FHIR transaction, and these rules reject it whole before anything is
+// written, or complete it (attachment size and hash, Binary.securityContext, superseding).
+
+import crypto from 'node:crypto';
+import type { Attachment, Binary, Bundle, DocumentReference, List, Patient, Reference, Resource } from '@medplum/fhirtypes';
+import type { FhirContext, FhirRequest, TransactionCheck, TransactionEntry } from '../fhir/context.js';
+import { Unprocessable } from '../fhir/outcome.js';
+
+export const MHD_LIST_TYPES = 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes';
+const PROVIDE_BUNDLE_PROFILE = /\/(IHE\.MHD\.(UnContained\.)?(Minimal|Comprehensive)\.ProvideBundle|pdsm-comprehensive-provide-document-bundle)$/;
+const LITERAL = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/;
+
+/** A failed ITI-65 rule: 422 naming the entry, the element and the rule. */
+function broken(entry: TransactionEntry, rule: string, message: string, element?: string): Unprocessable {
+  const where = `Bundle.entry[${entry.index}]`;
+  return new Unprocessable(`${where}: ${message} (IHE MHD ITI-65 rule ${rule})`, element ? `${where}.resource.${element}` : where, 'business-rule');
+}
+
+function isSubmissionSet(resource: Resource | undefined): resource is List {
+  return resource?.resourceType === 'List' && !!resource.code?.coding?.some((c) => c.system === MHD_LIST_TYPES && c.code === 'submissionset');
+}
+
+/** Whether a transaction is an ITI-65 Provide Document Bundle: it claims the profile or carries a SubmissionSet. */
+export function isProvideBundle(bundle: Bundle, entries: TransactionEntry[]): boolean {
+  return !!bundle.meta?.profile?.some((p) => PROVIDE_BUNDLE_PROFILE.test(p)) || entries.some((e) => isSubmissionSet(e.resource));
+}
+
+const refOf = (entry: TransactionEntry) => `${entry.type}/${entry.id ?? ''}`;
+
+/** The Binary bytes an attachment points at inside the Bundle, or inline. */
+function bytesOf(attachment: Attachment, inBundle: Map<string, TransactionEntry>): { bytes: Buffer; binary?: TransactionEntry } | undefined {
+  if (attachment.data !== undefined) return { bytes: Buffer.from(attachment.data, 'base64') };
+  const target = attachment.url !== undefined ? inBundle.get(attachment.url) : undefined;
+  if (target?.resource?.resourceType !== 'Binary') return undefined;
+  return { bytes: Buffer.from((target.resource as Binary).data ?? '', 'base64'), binary: target };
+}
+
+async function knownPatient(ctx: FhirContext, entry: TransactionEntry, subject: Reference | undefined, inBundle: Map<string, TransactionEntry>, element: string): Promise<string> {
+  const reference = subject?.reference;
+  if (reference === undefined) throw broken(entry, 'subject-required', 'the document has no subject: Carnet files every document in a patient\'s record', element);
+  const match = LITERAL.exec(reference);
+  if (!match || match[1] !== 'Patient') throw broken(entry, 'subject-patient', `subject "${reference}" is not a reference to a Patient of this server`, element);
+  if (inBundle.has(reference)) {
+    throw broken(entry, 'subject-known', `subject ${reference} is created by this Bundle: the patient must already be known to Carnet (by id, or by INS with "Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|<INS>")`, element);
+  }
+  const read = await ctx.store.read('Patient', match[2]);
+  if (read.kind !== 'found') throw broken(entry, 'subject-known', `subject ${reference} is not a patient known to Carnet`, element);
+  if ((read.version.resource as Patient).active === false) throw broken(entry, 'account-open', `the record of ${reference} is closed: no document can be added`, element);
+  return reference;
+}
+
+function checkAttachment(entry: TransactionEntry, attachment: Attachment, inBundle: Map<string, TransactionEntry>, element: string): TransactionEntry | undefined {
+  const content = bytesOf(attachment, inBundle);
+  if (!content) {
+    const url = attachment.url ?? '';
+    if (LITERAL.test(url) && url.startsWith('Binary/')) return undefined; // a Binary already on this server, checked when read
+    throw broken(entry, 'attachment-resolvable', `attachment.url "${url}" points at no Binary of this Bundle or server: Carnet keeps the document's bytes`, `${element}.url`);
+  }
+  const { bytes } = content;
+  if (attachment.size !== undefined && attachment.size !== bytes.length) {
+    throw broken(entry, 'attachment-size', `attachment.size is ${attachment.size} but the document has ${bytes.length} bytes`, `${element}.size`);
+  }
+  const sha1 = crypto.createHash('sha1').update(bytes).digest('base64');
+  if (attachment.hash !== undefined && attachment.hash !== sha1) {
+    throw broken(entry, 'attachment-hash', `attachment.hash ${attachment.hash} is not the SHA-1 of the document's bytes (${sha1})`, `${element}.hash`);
+  }
+  // The Document Recipient completes what the source left out, so consumers can always check.
+  attachment.size ??= bytes.length;
+  attachment.hash ??= sha1;
+  return content.binary;
+}
+
+/** The replaced, appended or transformed documents must exist, for the same patient; a replaced one must be current. */
+async function checkRelations(ctx: FhirContext, req: FhirRequest, entry: TransactionEntry, document: DocumentReference, patient: string, writtenHere: Set<string>): Promise<FhirRequest[]> {
+  const followers: FhirRequest[] = [];
+  for (const [i, relation] of (document.relatesTo ?? []).entries()) {
+    const element = `relatesTo[${i}].target`;
+    const match = LITERAL.exec(relation.target?.reference ?? '');
+    if (!match || match[1] !== 'DocumentReference') throw broken(entry, 'relates-to-known', `relatesTo target "${relation.target?.reference ?? ''}" is not a DocumentReference of this server`, element);
+    const read = await ctx.store.read('DocumentReference', match[2]);
+    if (read.kind !== 'found') throw broken(entry, 'relates-to-known', `relatesTo target ${match[0]} does not exist`, element);
+    const target = read.version.resource as DocumentReference;
+    if (target.subject?.reference !== patient) throw broken(entry, 'relates-to-patient', `relatesTo target ${match[0]} is another patient's document`, element);
+    if (relation.code !== 'replaces') continue;
+    if (target.status !== 'current' && !writtenHere.has(match[0])) throw broken(entry, 'replace-current', `${match[0]} is ${target.status}: only a current document can be replaced`, element);
+    // MHD: the replaced document becomes superseded in the same transaction, unless the Bundle
+    // already says so itself (the IHE and ANS examples carry that PATCH).
+    if (!writtenHere.has(match[0])) followers.push(supersede(req, match[2], read.version.versionId));
+  }
+  return followers;
+}
+
+/** The PATCH that marks a replaced document superseded, made as the pushing actor (so the policy judges it). */
+function supersede(req: FhirRequest, id: string, versionId: number): FhirRequest {
+  return {
+    ...(req.actor ? { actor: req.actor } : {}),
+    ...(req.log ? { log: req.log } : {}),
+    method: 'PATCH',
+    target: { kind: 'instance', type: 'DocumentReference', id },
+    query: [],
+    ifMatch: `W/"${versionId}"`,
+    prefer: req.prefer,
+    body: {
+      kind: 'json',
+      mediaType: 'application/fhir+json',
+      value: {
+        resourceType: 'Parameters',
+        parameter: [
+          {
+            name: 'operation',
+            part: [
+              { name: 'type', valueCode: 'replace' },
+              { name: 'path', valueString: 'DocumentReference.status' },
+              { name: 'value', valueCode: 'superseded' },
+            ],
+          },
+        ],
+      },
+    },
+  };
+}
+
+export const provideDocumentBundle: TransactionCheck = async (ctx, req, bundle, entries) => {
+  if (!isProvideBundle(bundle, entries)) return [];
+  const inBundle = new Map(entries.filter((e) => e.id !== undefined).map((e) => [refOf(e), e]));
+  const writtenHere = new Set(entries.filter((e) => e.type === 'DocumentReference').map(refOf));
+  const submissionSets = entries.filter((e) => isSubmissionSet(e.resource));
+  const first = entries[0] ?? { index: 0, method: 'POST', type: 'Bundle' };
+  if (submissionSets.length !== 1) {
+    throw broken(submissionSets[1] ?? first, 'one-submissionset', `a Provide Document Bundle carries exactly one SubmissionSet List (code ${MHD_LIST_TYPES}|submissionset), this one has ${submissionSets.length}`);
+  }
+  const [setEntry] = submissionSets;
+  const submissionSet = setEntry.resource as List;
+  const listed = new Set((submissionSet.entry ?? []).map((e) => e.item?.reference));
+  const documents = entries.filter((e) => e.resource?.resourceType === 'DocumentReference');
+  if (documents.length === 0) throw broken(setEntry, 'documents', 'the Bundle carries no DocumentReference');
+  const followers: FhirRequest[] = [];
+  let patient: string | undefined;
+  for (const entry of documents) {
+    const document = entry.resource as DocumentReference;
+    if (entry.method !== 'POST' && entry.method !== 'PUT') throw broken(entry, 'document-write', 'a DocumentReference is provided with POST (or PUT)');
+    if (!listed.has(refOf(entry))) throw broken(entry, 'submissionset-entry', `the SubmissionSet (Bundle.entry[${setEntry.index}]) does not list this DocumentReference`);
+    const subject = await knownPatient(ctx, entry, document.subject, inBundle, 'subject');
+    if (patient !== undefined && subject !== patient) throw broken(entry, 'same-patient', `every document of a Bundle is for one patient: ${subject} is not ${patient}`, 'subject');
+    patient = subject;
+    for (const [i, content] of (document.content ?? []).entries()) {
+      const binary = checkAttachment(entry, content.attachment, inBundle, `content[${i}].attachment`);
+      if (binary?.resource) {
+        // The bytes are as sensitive as the document: the consent engine follows securityContext.
+        const context = (binary.resource as Binary).securityContext?.reference;
+        if (context !== undefined && context !== refOf(entry)) throw broken(binary, 'binary-context', `Binary.securityContext is ${context}, not the DocumentReference that points at it (${refOf(entry)})`, 'securityContext');
+        (binary.resource as Binary).securityContext = { reference: refOf(entry) };
+      }
+    }
+    followers.push(...(await checkRelations(ctx, req, entry, document, subject, writtenHere)));
+  }
+  if (submissionSet.subject !== undefined) {
+    const subject = await knownPatient(ctx, setEntry, submissionSet.subject, inBundle, 'subject');
+    if (subject !== patient) throw broken(setEntry, 'same-patient', `the SubmissionSet's subject ${subject} is not the documents' patient ${patient ?? ''}`, 'subject');
+  }
+  return followers;
+};

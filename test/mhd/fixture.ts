@@ -1,0 +1,44 @@
+// Fixtures for the IHE MHD tests: the official IHE and ANS examples from ../shared/data, and the
+// server state they assume (the patient, the documents they append to or replace).
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Bundle, DocumentReference, Patient, Resource } from '@medplum/fhirtypes';
+import { fhir, SHARED_DATA } from '../helpers.js';
+
+export const IHE = path.join(SHARED_DATA, 'mhd/ITI.MHD/examples');
+export const PDSM = path.join(SHARED_DATA, 'fr/pdsm');
+export const PDSM4DMP = path.join(SHARED_DATA, 'fr/pdsm4dmp/examples');
+export const INS_SYSTEM = 'urn:oid:1.2.250.1.213.1.4.8';
+/** The INS the ANS PDSm-for-DMP examples use in their conditional references. */
+export const ANS_INS = '123456789012345';
+
+export function load<T = Resource>(...parts: string[]): T {
+  return JSON.parse(fs.readFileSync(path.join(...parts), 'utf8')) as T;
+}
+
+export const iheBundle = (name: string) => load<Bundle>(IHE, `Bundle-${name}.json`);
+
+async function put(app: FastifyInstance, resource: Resource, headers: Record<string, string> = {}): Promise<void> {
+  const res = await fhir(app, 'PUT', `${resource.resourceType}/${resource.id}`, resource, headers);
+  if (res.statusCode >= 300) throw new Error(`seeding ${resource.resourceType}/${resource.id}: ${res.statusCode} ${res.body}`);
+}
+
+/**
+ * What the examples assume exists on the Document Recipient. The documents they replace are
+ * published in their state after the replacement (status superseded) and some without subject:
+ * they are seeded as they were before it (current, for the examples' patient).
+ */
+export async function seedExamples(app: FastifyInstance, headers: Record<string, string> = {}): Promise<{ ansPatient: string }> {
+  await put(app, load<Patient>(IHE, 'Patient-ex-patient.json'), headers);
+  await put(app, load(IHE, 'Practitioner-ex-practitioner.json'), headers);
+  await put(app, load(IHE, 'Organization-ex-organization.json'), headers);
+  await put(app, load<DocumentReference>(IHE, 'DocumentReference-ex-DocumentReferenceComprehensive.json'), headers);
+  await put(app, { ...load<DocumentReference>(IHE, 'DocumentReference-ex-documentreference.json'), subject: { reference: 'Patient/ex-patient' } }, headers);
+  await put(app, load<Patient>(PDSM, 'examples/Patient-fr-patient-123.json'), headers);
+  await put(app, { ...load<DocumentReference>(PDSM, 'examples-branch-add-exemples-iti65/DocumentReference-doc-old.json'), status: 'current' }, headers);
+  const ansPatient: Patient = { resourceType: 'Patient', id: 'ans-ins-patient', identifier: [{ system: INS_SYSTEM, value: ANS_INS }], name: [{ family: 'Test', given: ['Ans'] }] };
+  await put(app, ansPatient, headers);
+  await put(app, { ...load<DocumentReference>(PDSM4DMP, 'DocumentReference-doc-x-id.json'), status: 'current', subject: { reference: 'Patient/ans-ins-patient' } }, headers);
+  return { ansPatient: 'Patient/ans-ins-patient' };
+}

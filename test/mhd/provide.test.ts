@@ -1,0 +1,209 @@
+// ITI-65 Provide Document Bundle through the real HTTP API: the official IHE MHD and ANS PDSm
+// examples, then one test per rule the Document Recipient enforces. A rejected Bundle stores nothing.
+import crypto from 'node:crypto';
+import t from 'tap';
+import type { Binary, Bundle, BundleEntry, DocumentReference, List, OperationOutcome } from '@medplum/fhirtypes';
+import { fhir, json, testServer } from '../helpers.js';
+import { ANS_INS, iheBundle, INS_SYSTEM, load, PDSM, PDSM4DMP, seedExamples } from './fixture.js';
+
+const server = await testServer();
+t.teardown(() => server.close());
+const { app } = server;
+await seedExamples(app);
+
+const push = (bundle: unknown) => fhir(app, 'POST', '', bundle);
+const outcome = (res: { body: string }) => json<OperationOutcome>(res as never);
+const count = async (type: string) => (json<Bundle>(await fhir(app, 'GET', `${type}?_summary=count`)).total ?? -1);
+const stored = async () => ({ documents: await count('DocumentReference'), binaries: await count('Binary'), lists: await count('List') });
+const locationOf = (bundle: Bundle, index: number) => (bundle.entry?.[index]?.response?.location ?? '').replace(/\/_history\/\d+$/, '');
+
+/** Pushes and expects a rejection naming the entry and the rule, with nothing stored. */
+async function rejected(t: Tap.Test, bundle: unknown, status: number, pattern: RegExp): Promise<void> {
+  const before = await stored();
+  const res = await push(bundle);
+  t.equal(res.statusCode, status, pattern.source);
+  t.match(outcome(res).issue?.[0]?.diagnostics, pattern);
+  t.same(await stored(), before, 'nothing is stored');
+}
+
+t.test('official IHE MHD comprehensive Provide Document Bundles are accepted', async (t) => {
+  for (const name of ['ex-comprehensiveProvideDocumentBundleSimple', 'ex-comprehensiveProvideDocumentBundleMultiple', 'ex-comprehensiveProvideDocumentBundleComplete', 'ex-unContainedComprehensiveProvideDocumentBundleComplete']) {
+    const bundle = iheBundle(name);
+    const res = await push(bundle);
+    t.equal(res.statusCode, 200, name);
+    const response = json<Bundle>(res);
+    t.equal(response.type, 'transaction-response');
+    t.ok(response.entry?.every((e) => e.response?.status === '201 Created'), `${name}: every entry created`);
+    const documents = bundle.entry?.flatMap((e, i) => (e.resource?.resourceType === 'DocumentReference' ? [locationOf(response, i)] : [])) ?? [];
+    for (const location of documents) {
+      const document = json<DocumentReference>(await fhir(app, 'GET', location.replace(/^.*\/fhir\//, '')));
+      t.equal(document.subject?.reference, 'Patient/ex-patient', `${name}: filed in the patient's record`);
+      const url = document.content[0].attachment.url ?? '';
+      t.match(url, /^Binary\//, `${name}: the attachment points at the stored Binary`);
+      const binary = json<Binary>(await fhir(app, 'GET', url, undefined, { accept: 'application/fhir+json' }));
+      t.equal(binary.securityContext?.reference, location.replace(/^.*\/fhir\//, ''), `${name}: the Binary is as sensitive as its document`);
+      const bytes = Buffer.from(binary.data ?? '', 'base64');
+      t.equal(document.content[0].attachment.hash, crypto.createHash('sha1').update(bytes).digest('base64'));
+    }
+  }
+  const appended = json<DocumentReference>(await fhir(app, 'GET', 'DocumentReference/ex-DocumentReferenceComprehensive'));
+  t.equal(appended.status, 'current', 'an appended document stays current');
+});
+
+t.test('the ANS PDSm-for-DMP submission finds the patient by INS through a conditional reference', async (t) => {
+  const res = await push(load<Bundle>(PDSM4DMP, 'Bundle-example-td2-iti65-lot-soumission.json'));
+  t.equal(res.statusCode, 200);
+  const response = json<Bundle>(res);
+  const document = json<DocumentReference>(await fhir(app, 'GET', locationOf(response, 1).replace(/^.*\/fhir\//, '')));
+  t.equal(document.subject?.reference, 'Patient/ans-ins-patient');
+  const found = json<Bundle>(await fhir(app, 'GET', `DocumentReference?patient.identifier=${encodeURIComponent(`${INS_SYSTEM}|${ANS_INS}`)}`));
+  t.ok(found.entry?.some((e) => e.resource?.id === document.id), 'ITI-67 finds it by the patient\'s INS');
+});
+
+t.test('the ANS replacement supersedes the replaced document in the same transaction', async (t) => {
+  const res = await push(load<Bundle>(PDSM4DMP, 'Bundle-example-td2-1-remplacement.json'));
+  t.equal(res.statusCode, 200);
+  t.equal(json<DocumentReference>(await fhir(app, 'GET', 'DocumentReference/doc-x-id')).status, 'superseded');
+});
+
+t.test('official examples that break a rule are rejected, naming the entry and the rule', async (t) => {
+  // The IHE replace example declares 24 bytes for a 23-byte Binary.
+  await rejected(t, iheBundle('ex-comprehensiveProvideDocumentBundleReplace'), 422, /^Bundle\.entry\[2\]: attachment\.size is 24 but the document has 23 bytes .*rule attachment-size/);
+  // The ANS PDSm replace example's hash is not the SHA-1 of its Binary.
+  await rejected(t, load(PDSM, 'examples-branch-add-exemples-iti65/Bundle-bundle-exemple-comprehensiveprovidedocument-replace.json'), 422, /^Bundle\.entry\[1\]: attachment\.hash .* is not the SHA-1 .*rule attachment-hash/);
+  // The IHE minimal example registers its patient in the same Bundle: not a patient Carnet knows.
+  await rejected(t, iheBundle('ex-minimalProvideDocumentBundleSimple'), 422, /^Bundle\.entry\[1\]: subject Patient\/.* is created by this Bundle.*rule subject-known/);
+  await rejected(t, iheBundle('ex-minimalProvideDocumentBundleSimpleContained'), 422, /^Bundle\.entry\[1\]: the document has no subject.*rule subject-required/);
+  await rejected(t, iheBundle('ex-comprehensiveProvideDocumentBundleDocument'), 422, /^Bundle\.entry\[1\]: subject "http:\/\/example\.org\/fhir\/Patient\/fdoc-patient" is not a reference to a Patient of this server/);
+  // A PUT to a type without search criteria is not a FHIR conditional update.
+  await rejected(t, iheBundle('ex-ProvideDocumentBundle-addToFolder'), 400, /^Bundle\.entry\[2\]: Conditional criteria "" select nothing/);
+});
+
+// A minimal valid Provide Document Bundle for the rule tests, with its parts named.
+function provide(options: { bytes?: Buffer; size?: number; hash?: string; patient?: string } = {}): Bundle & { entry: BundleEntry[] } {
+  const bytes = options.bytes ?? Buffer.from('%PDF-1.4 compte rendu');
+  const attachment: Record<string, unknown> = { contentType: 'application/pdf', url: 'urn:uuid:00000000-0000-4000-8000-000000000003' };
+  if (options.size !== undefined) attachment.size = options.size;
+  if (options.hash !== undefined) attachment.hash = options.hash;
+  const subject = { reference: options.patient ?? 'Patient/ex-patient' };
+  return {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    meta: { profile: ['https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Comprehensive.ProvideBundle'] },
+    entry: [
+      {
+        fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000001',
+        request: { method: 'POST', url: 'List' },
+        resource: {
+          resourceType: 'List',
+          status: 'current',
+          mode: 'working',
+          code: { coding: [{ system: 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes', code: 'submissionset' }] },
+          subject,
+          date: '2026-11-27T10:00:00+01:00',
+          entry: [{ item: { reference: 'urn:uuid:00000000-0000-4000-8000-000000000002' } }],
+        } as List,
+      },
+      {
+        fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000002',
+        request: { method: 'POST', url: 'DocumentReference' },
+        resource: { resourceType: 'DocumentReference', status: 'current', subject, content: [{ attachment }] } as DocumentReference,
+      },
+      {
+        fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000003',
+        request: { method: 'POST', url: 'Binary' },
+        resource: { resourceType: 'Binary', contentType: 'application/pdf', data: bytes.toString('base64') },
+      },
+    ],
+  };
+}
+const documentOf = (bundle: ReturnType<typeof provide>) => bundle.entry[1].resource as DocumentReference;
+const setOf = (bundle: ReturnType<typeof provide>) => bundle.entry[0].resource as List;
+
+t.test('size and hash left out by the source are completed by the recipient', async (t) => {
+  const bytes = Buffer.from('%PDF-1.4 lettre de liaison');
+  const res = await push(provide({ bytes }));
+  t.equal(res.statusCode, 200);
+  const document = json<DocumentReference>(await fhir(app, 'GET', locationOf(json<Bundle>(res), 1).replace(/^.*\/fhir\//, '')));
+  t.equal(document.content[0].attachment.size, bytes.length);
+  t.equal(document.content[0].attachment.hash, crypto.createHash('sha1').update(bytes).digest('base64'));
+});
+
+t.test('attachment size and hash must match the bytes', async (t) => {
+  await rejected(t, provide({ size: 3 }), 422, /^Bundle\.entry\[1\]: attachment\.size is 3 .*rule attachment-size/);
+  await rejected(t, provide({ hash: crypto.createHash('sha1').update('other').digest('base64') }), 422, /rule attachment-hash/);
+  const res = await rejectedExpression(provide({ size: 3 }));
+  t.same(res, ['Bundle.entry[1].resource.content[0].attachment.size']);
+});
+
+async function rejectedExpression(bundle: unknown): Promise<string[] | undefined> {
+  return outcome(await push(bundle)).issue?.[0]?.expression;
+}
+
+t.test('the subject must be a patient known to Carnet, with an open record', async (t) => {
+  await rejected(t, provide({ patient: 'Patient/nobody' }), 422, /subject Patient\/nobody is not a patient known to Carnet.*rule subject-known/);
+  await rejected(t, provide({ patient: 'Organization/ex-organization' }), 422, /rule subject-patient/);
+  await fhir(app, 'PUT', 'Patient/closed', { resourceType: 'Patient', id: 'closed', active: false });
+  await rejected(t, provide({ patient: 'Patient/closed' }), 422, /record of Patient\/closed is closed.*rule account-open/);
+  const unknownIns = provide({ patient: `Patient?identifier=${INS_SYSTEM}|999999999999999` });
+  await rejected(t, unknownIns, 412, /conditional reference .* matches no resource/);
+});
+
+t.test('every document of the Bundle is for the SubmissionSet\'s patient', async (t) => {
+  await fhir(app, 'PUT', 'Patient/other', { resourceType: 'Patient', id: 'other' });
+  const bundle = provide();
+  setOf(bundle).subject = { reference: 'Patient/other' };
+  await rejected(t, bundle, 422, /^Bundle\.entry\[0\]: the SubmissionSet's subject Patient\/other is not the documents' patient.*rule same-patient/);
+});
+
+t.test('exactly one SubmissionSet, listing every document', async (t) => {
+  const none = provide();
+  none.entry.shift();
+  await rejected(t, none, 422, /exactly one SubmissionSet.*this one has 0.*rule one-submissionset/);
+  const two = provide();
+  two.entry.push({ ...two.entry[0], fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000009' });
+  await rejected(t, two, 422, /^Bundle\.entry\[3\]: .*this one has 2/);
+  const unlisted = provide();
+  setOf(unlisted).entry = [];
+  await rejected(t, unlisted, 422, /^Bundle\.entry\[1\]: the SubmissionSet \(Bundle\.entry\[0\]\) does not list this DocumentReference.*rule submissionset-entry/);
+});
+
+t.test('the attachment must point at bytes Carnet keeps', async (t) => {
+  const bundle = provide();
+  documentOf(bundle).content[0].attachment.url = 'https://elsewhere.example/doc.pdf';
+  await rejected(t, bundle, 422, /attachment\.url "https:\/\/elsewhere\.example\/doc\.pdf" points at no Binary.*rule attachment-resolvable/);
+});
+
+t.test('a Binary may not claim another resource as its security context', async (t) => {
+  const bundle = provide();
+  (bundle.entry[2].resource as Binary).securityContext = { reference: 'Patient/ex-patient' };
+  await rejected(t, bundle, 422, /^Bundle\.entry\[2\]: Binary\.securityContext is Patient\/ex-patient.*rule binary-context/);
+});
+
+t.test('relatesTo targets must be documents of the same patient; a replaced one must be current', async (t) => {
+  const unknown = provide();
+  documentOf(unknown).relatesTo = [{ code: 'appends', target: { reference: 'DocumentReference/none' } }];
+  await rejected(t, unknown, 422, /relatesTo target DocumentReference\/none does not exist.*rule relates-to-known/);
+  const foreign = provide();
+  documentOf(foreign).relatesTo = [{ code: 'replaces', target: { reference: 'DocumentReference/doc-old' } }];
+  await rejected(t, foreign, 422, /DocumentReference\/doc-old is another patient's document.*rule relates-to-patient/);
+});
+
+t.test('a replacement without the supersede patch still supersedes the old document, atomically', async (t) => {
+  await fhir(app, 'PUT', 'DocumentReference/old-report', { resourceType: 'DocumentReference', id: 'old-report', status: 'current', subject: { reference: 'Patient/ex-patient' }, content: [{ attachment: { url: 'Binary/none' } }] });
+  const bundle = provide();
+  documentOf(bundle).relatesTo = [{ code: 'replaces', target: { reference: 'DocumentReference/old-report' } }];
+  const res = await push(bundle);
+  t.equal(res.statusCode, 200);
+  t.equal(json<Bundle>(res).entry?.length, 3, 'the response has one entry per request entry');
+  t.equal(json<DocumentReference>(await fhir(app, 'GET', 'DocumentReference/old-report')).status, 'superseded');
+  const found = json<Bundle>(await fhir(app, 'GET', 'DocumentReference?_id=old-report&status=superseded'));
+  t.equal(found.entry?.length, 1, 'status=superseded finds it');
+  // Replacing it again: it is no longer current.
+  await rejected(t, bundle, 422, /DocumentReference\/old-report is superseded: only a current document can be replaced.*rule replace-current/);
+});
+
+t.test('a transaction without SubmissionSet nor MHD profile is an ordinary transaction', async (t) => {
+  const res = await push({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'DocumentReference' }, resource: { resourceType: 'DocumentReference', status: 'current', content: [{ attachment: { url: 'http://x/y' } }] } }] });
+  t.equal(res.statusCode, 200);
+});
