@@ -5,6 +5,7 @@
 
 import type { Resource } from '@medplum/fhirtypes';
 import { authorize, type Access } from '../auth/authorize.js';
+import type { Actor } from '../auth/actor.js';
 import type { Permission } from '../auth/scopes.js';
 import { compartmentCondition, DIRECTORY, inCompartment, patientOf } from '../policy/compartment.js';
 import type { Action, Decision } from '../policy/decide.js';
@@ -119,8 +120,10 @@ function compartmentFor(granted: Access, types: string[]): Condition[] {
 function restrictNested(ctx: FhirContext, granted: Access, conditions: Condition[]): Condition[] {
   return conditions.map((condition): Condition => {
     switch (condition.kind) {
-      case 'chain':
-        return { ...condition, where: [...restrictNested(ctx, granted, condition.where), ...policyFor(ctx, granted, condition.targetTypes), ...compartmentFor(granted, condition.targetTypes)] };
+      case 'chain': {
+        const policy = identityMatch(granted.actor, condition.targetTypes, condition.where) ? [] : policyFor(ctx, granted, condition.targetTypes);
+        return { ...condition, where: [...restrictNested(ctx, granted, condition.where), ...policy, ...compartmentFor(granted, condition.targetTypes)] };
+      }
       case 'has':
         return { ...condition, where: [...restrictNested(ctx, granted, condition.where), ...policyFor(ctx, granted, [condition.sourceType]), ...compartmentFor(granted, [condition.sourceType])] };
       default:
@@ -155,6 +158,32 @@ export function searchable(ctx: FhirContext, req: FhirRequest, plan: SearchPlan)
   // The grants differ only in whether a compartment applies; the narrowest one decides.
   const narrowest = granted.find((g) => g.compartment) ?? granted[0];
   return { plan: restrict(ctx, narrowest, plan), granted: narrowest };
+}
+
+/**
+ * Identity resolution: matching a Patient by an exact identifier (the INS). A vendor system or a
+ * professional files and finds data for a patient it knows by INS without being able to read that
+ * patient's record: the match only becomes the reference it writes (a conditional reference), or
+ * selects among resources it may see anyway (a `patient.identifier` chain). The Patient itself
+ * stays unreadable, so the read restriction is not applied to that match, for these actors only.
+ */
+function identityMatch(actor: Actor | undefined, types: string[], where: Condition[]): boolean {
+  return (
+    (actor?.kind === 'system' || actor?.kind === 'practitioner') &&
+    types.length === 1 &&
+    types[0] === 'Patient' &&
+    where.length > 0 &&
+    where.every((c) => c.kind === 'token' && c.param === 'identifier' && !c.not && c.values.every((v) => typeof v.system === 'string' && v.system !== '' && typeof v.code === 'string'))
+  );
+}
+
+/** Resolves a conditional reference of a write: an identity match, or a search as the token may run it. */
+export async function resolveReference(ctx: FhirContext, req: FhirRequest, plan: SearchPlan): Promise<SearchPage> {
+  if (identityMatch(req.actor, plan.types, plan.where)) {
+    access(req, 'Patient', 's'); // the token still needs to allow searching Patients
+    return ctx.store.search(plan, { count: 2 });
+  }
+  return searchAs(ctx, req, plan, { count: 2 });
 }
 
 /** A search the request's token may run (conditional criteria, conditional references). */

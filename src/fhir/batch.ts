@@ -16,7 +16,7 @@ import { prepareUpdate } from './update.js';
 import { preparePatch, JSON_PATCH } from './patch.js';
 import { prepareDelete } from './delete.js';
 import { dispatch, parseTarget } from './dispatch.js';
-import { searchAs } from './access.js';
+import { resolveReference, searchAs } from './access.js';
 import { auditOp, touchedBy } from './audited.js';
 
 const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
@@ -122,7 +122,7 @@ async function batch(ctx: FhirContext, outer: FhirRequest, entries: BundleEntry[
 /** Resolves a conditional reference ("Patient?identifier=...") to exactly one resource. */
 async function resolveConditional(ctx: FhirContext, req: FhirRequest, reference: string): Promise<string> {
   const [type, query] = reference.split('?', 2);
-  const { matches } = await searchAs(ctx, req, parseCriteria(type, query), { count: 2 });
+  const { matches } = await resolveReference(ctx, req, parseCriteria(type, query));
   if (matches.length !== 1) {
     throw new PreconditionFailed(`The conditional reference "${reference}" matches ${matches.length === 0 ? 'no' : 'more than one'} resource; it must match exactly one`);
   }

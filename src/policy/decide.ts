@@ -112,6 +112,8 @@ function decidePractitioner(input: DecideInput & { actor: Extract<Actor, { kind:
     const doc = resource as DocumentReference;
     if (action === 'read' && !input.mayRead(actor.profession, actor.specialty, documentFacts(doc))) return hidden('this document type is not open to the profession');
     if (rules.some((r) => r.kind === 'mask' && r.documentId === resource.id)) return hidden('the patient has masked this document');
+    // A document is its author's: only they correct it (entered-in-error) or replace it.
+    if (action === 'update' || action === 'delete') return refused('only the author of a document changes it');
   }
   return { permit: true, emergency: emergency && !gp && !permitted && !author };
 }

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { Bundle, DocumentReference, Patient, Resource } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, DocumentReference, List, Patient, Resource } from '@medplum/fhirtypes';
 import { fhir, SHARED_DATA } from '../helpers.js';
 
 export const IHE = path.join(SHARED_DATA, 'mhd/ITI.MHD/examples');
@@ -41,4 +41,36 @@ export async function seedExamples(app: FastifyInstance, headers: Record<string,
   await put(app, ansPatient, headers);
   await put(app, { ...load<DocumentReference>(PDSM4DMP, 'DocumentReference-doc-x-id.json'), status: 'current', subject: { reference: 'Patient/ans-ins-patient' } }, headers);
   return { ansPatient: 'Patient/ans-ins-patient' };
+}
+
+export const MHD_COMPREHENSIVE_BUNDLE = 'https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Comprehensive.ProvideBundle';
+const FULL_URL = (n: number) => `urn:uuid:00000000-0000-4000-8000-00000000000${n}`;
+/** The fullUrl of the Binary in provideBundle(): attachments point at it. */
+export const BINARY_FULL_URL = FULL_URL(3);
+
+/**
+ * A Provide Document Bundle (ITI-65) with one SubmissionSet, one DocumentReference and its Binary:
+ * entry 0 the SubmissionSet, 1 the document (its attachment url set to the Binary), 2 the Binary.
+ */
+export function provideBundle(subject: string, document: Omit<DocumentReference, 'subject'>, bytes: Buffer, contentType = 'application/pdf'): Bundle & { entry: BundleEntry[] } {
+  const submissionSet: List = {
+    resourceType: 'List',
+    status: 'current',
+    mode: 'working',
+    code: { coding: [{ system: 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes', code: 'submissionset' }] },
+    subject: { reference: subject },
+    date: '2026-11-27T10:00:00+01:00',
+    entry: [{ item: { reference: FULL_URL(2) } }],
+  };
+  for (const content of document.content) content.attachment.url ??= BINARY_FULL_URL;
+  return {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    meta: { profile: [MHD_COMPREHENSIVE_BUNDLE] },
+    entry: [
+      { fullUrl: FULL_URL(1), request: { method: 'POST', url: 'List' }, resource: submissionSet },
+      { fullUrl: FULL_URL(2), request: { method: 'POST', url: 'DocumentReference' }, resource: { ...document, subject: { reference: subject } } as DocumentReference },
+      { fullUrl: BINARY_FULL_URL, request: { method: 'POST', url: 'Binary' }, resource: { resourceType: 'Binary', contentType, data: bytes.toString('base64') } },
+    ],
+  };
 }

@@ -2,9 +2,9 @@
 // examples, then one test per rule the Document Recipient enforces. A rejected Bundle stores nothing.
 import crypto from 'node:crypto';
 import t from 'tap';
-import type { Binary, Bundle, BundleEntry, DocumentReference, List, OperationOutcome } from '@medplum/fhirtypes';
+import type { Attachment, Binary, Bundle, DocumentReference, List, OperationOutcome } from '@medplum/fhirtypes';
 import { fhir, json, testServer } from '../helpers.js';
-import { ANS_INS, iheBundle, INS_SYSTEM, load, PDSM, PDSM4DMP, seedExamples } from './fixture.js';
+import { ANS_INS, iheBundle, INS_SYSTEM, load, PDSM, PDSM4DMP, provideBundle, seedExamples } from './fixture.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
@@ -79,43 +79,13 @@ t.test('official examples that break a rule are rejected, naming the entry and t
   await rejected(t, iheBundle('ex-ProvideDocumentBundle-addToFolder'), 400, /^Bundle\.entry\[2\]: Conditional criteria "" select nothing/);
 });
 
-// A minimal valid Provide Document Bundle for the rule tests, with its parts named.
-function provide(options: { bytes?: Buffer; size?: number; hash?: string; patient?: string } = {}): Bundle & { entry: BundleEntry[] } {
+// A minimal valid Provide Document Bundle for the rule tests.
+function provide(options: { bytes?: Buffer; size?: number; hash?: string; patient?: string } = {}) {
   const bytes = options.bytes ?? Buffer.from('%PDF-1.4 compte rendu');
-  const attachment: Record<string, unknown> = { contentType: 'application/pdf', url: 'urn:uuid:00000000-0000-4000-8000-000000000003' };
+  const attachment: Attachment = { contentType: 'application/pdf' };
   if (options.size !== undefined) attachment.size = options.size;
   if (options.hash !== undefined) attachment.hash = options.hash;
-  const subject = { reference: options.patient ?? 'Patient/ex-patient' };
-  return {
-    resourceType: 'Bundle',
-    type: 'transaction',
-    meta: { profile: ['https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Comprehensive.ProvideBundle'] },
-    entry: [
-      {
-        fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000001',
-        request: { method: 'POST', url: 'List' },
-        resource: {
-          resourceType: 'List',
-          status: 'current',
-          mode: 'working',
-          code: { coding: [{ system: 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes', code: 'submissionset' }] },
-          subject,
-          date: '2026-11-27T10:00:00+01:00',
-          entry: [{ item: { reference: 'urn:uuid:00000000-0000-4000-8000-000000000002' } }],
-        } as List,
-      },
-      {
-        fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000002',
-        request: { method: 'POST', url: 'DocumentReference' },
-        resource: { resourceType: 'DocumentReference', status: 'current', subject, content: [{ attachment }] } as DocumentReference,
-      },
-      {
-        fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000003',
-        request: { method: 'POST', url: 'Binary' },
-        resource: { resourceType: 'Binary', contentType: 'application/pdf', data: bytes.toString('base64') },
-      },
-    ],
-  };
+  return provideBundle(options.patient ?? 'Patient/ex-patient', { resourceType: 'DocumentReference', status: 'current', content: [{ attachment }] }, bytes);
 }
 const documentOf = (bundle: ReturnType<typeof provide>) => bundle.entry[1].resource as DocumentReference;
 const setOf = (bundle: ReturnType<typeof provide>) => bundle.entry[0].resource as List;
