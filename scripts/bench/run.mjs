@@ -16,19 +16,12 @@
 // development bearer token minted here (the server is started without NODE_ENV=production).
 // Figures and how to read them: docs/performance.md.
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
-
-const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const MAIN = path.join(PROJECT, 'dist/main.js');
-const LISTENING = /^Carnet FHIR R4 API listening on http:\/\/127\.0\.0\.1:(\d+)\/fhir\b/;
-const READY_IN = /ready in (\d+) ms/;
+import { authorizationFor, cleanup, PROJECT, requireBuild, startServer } from './server.mjs';
 const FHIR_JSON = 'application/fhir+json';
 
 const { values: opts } = parseArgs({
@@ -55,100 +48,7 @@ const connections = positive('connections');
 const starts = positive('starts');
 const idCount = positive('ids');
 
-if (!fs.existsSync(MAIN)) {
-  console.error(`${path.relative(process.cwd(), MAIN)} is missing: run \`npm run build\` first`);
-  process.exit(1);
-}
-
-// ---- server processes -------------------------------------------------------------------------
-
-const children = new Set();
-const tempDirs = [];
-
-function serverEnv(dataDir) {
-  const env = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    // NODE_ENV is dropped too: development tokens (below) are refused when it is production.
-    if (!/^(CARNET_|NODE_OPTIONS$|NODE_ENV$|PORT$|HOST$|LOG_LEVEL$)/.test(key)) env[key] = value;
-  }
-  return { ...env, PORT: '0', HOST: '127.0.0.1', CARNET_DATA_DIR: dataDir, CARNET_SQLITE_SYNC: opts.sync, CARNET_TOKEN_CACHE: opts['token-cache'], LOG_LEVEL: opts['log-level'] };
-}
-
-/** Spawns the server on a fresh data directory; resolves when its listening line is read. */
-function startServer() {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-bench-'));
-  tempDirs.push(dataDir);
-  const t0 = performance.now();
-  const proc = spawn(process.execPath, [MAIN], { cwd: PROJECT, env: serverEnv(dataDir), stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => {
-    children.delete(proc);
-    resolve({ code, signal });
-  }));
-  let stderr = '';
-  proc.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    const onData = (chunk) => {
-      stdout += chunk;
-      // Complete lines only; the listening line is not always the first (LOG_LEVEL=info).
-      const line = stdout.slice(0, stdout.lastIndexOf('\n') + 1).split('\n').find((l) => LISTENING.test(l));
-      if (line === undefined) return;
-      const match = LISTENING.exec(line);
-      const ready = READY_IN.exec(line);
-      const startupMs = performance.now() - t0;
-      proc.stdout.off('data', onData);
-      proc.stdout.resume(); // request log lines are read and dropped
-      const port = Number(match[1]);
-      resolve({
-        proc,
-        exited,
-        dataDir,
-        startupMs,
-        selfReportedMs: ready ? Number(ready[1]) : undefined,
-        origin: `http://127.0.0.1:${port}`,
-        async stop() {
-          proc.kill('SIGTERM');
-          const exit = await exited;
-          if (exit.code !== 0) console.warn(`warning: server exited with ${JSON.stringify(exit)}\n${stderr}`);
-        },
-      });
-    };
-    proc.stdout.setEncoding('utf8').on('data', onData);
-    exited.then((exit) => reject(new Error(`server exited ${JSON.stringify(exit)} before listening\n${stderr}`)));
-  });
-}
-
-/**
- * The Authorization header for `server`: a development token (a system client with every scope),
- * signed with the development issuer's key the server created in its data directory. None for a
- * build without authentication.
- */
-async function authorizationFor(server) {
-  const dist = (file) => path.join(PROJECT, 'dist/auth', file);
-  if (!fs.existsSync(dist('keys.js'))) return {};
-  const { loadOrCreateKey, KEY_NAMES } = await import(pathToFileURL(dist('keys.js')).href);
-  const { mintToken, CARNET_CLAIMS: c } = await import(pathToFileURL(dist('claims.js')).href);
-  const { DEVELOPMENT_ISSUER } = await import(pathToFileURL(dist('context.js')).href);
-  const key = await loadOrCreateKey(server.dataDir, KEY_NAMES.development);
-  const token = await mintToken(key, {
-    issuer: DEVELOPMENT_ISSUER,
-    audience: `${server.origin}/fhir`,
-    subject: 'carnet-bench',
-    ttl: 3600,
-    claims: { [c.kind]: 'system', [c.clientId]: 'carnet-bench', [c.scope]: 'system/*.cruds' },
-  });
-  return { authorization: `Bearer ${token}` };
-}
-
-function cleanup() {
-  for (const proc of children) proc.kill('SIGKILL');
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
-}
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
+requireBuild();
 
 // ---- workload ---------------------------------------------------------------------------------
 
@@ -242,7 +142,7 @@ async function main() {
   const startups = [];
   const selfReported = [];
   for (let i = 0; i < starts; i++) {
-    const server = await startServer();
+    const server = await startServer({ CARNET_SQLITE_SYNC: opts.sync, CARNET_TOKEN_CACHE: opts['token-cache'], LOG_LEVEL: opts['log-level'] });
     startups.push(server.startupMs);
     if (server.selfReportedMs !== undefined) selfReported.push(server.selfReportedMs);
     // One request before stopping: checks that the server answers.
@@ -252,7 +152,7 @@ async function main() {
     await server.stop();
   }
 
-  const server = await startServer();
+  const server = await startServer({ CARNET_SQLITE_SYNC: opts.sync, CARNET_TOKEN_CACHE: opts['token-cache'], LOG_LEVEL: opts['log-level'] });
   const auth = await authorizationFor(server);
   // (b) create throughput.
   const create = await run({
