@@ -43,6 +43,8 @@ const ITI67: [string, string, string][] = [
   ['format', 'http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode|urn:ihe:iti:xds-sd:text:2008', 'urn:ihe:iti:xds-sd:pdf:2008'],
   ['related:identifier', 'urn:ietf:rfc:3986|urn:uuid:7d5bb8ac-68ee-4926-85e7-baaaaaaaaaad', 'urn:ietf:rfc:3986|urn:uuid:other'],
   ['creation', 'ge2020-02-01', 'lt2000-01-01'],
+  ['period-start', 'ge1990-02-01', 'gt1991-01-01'],
+  ['period-end', 'le2020-12-31', 'lt2020-01-01'],
 ];
 
 t.test('ITI-67: every MHD parameter finds the document, and a wrong value does not', async (t) => {
