@@ -17,7 +17,7 @@ import { preparePatch, JSON_PATCH } from './patch.js';
 import { prepareDelete } from './delete.js';
 import { dispatch, parseTarget } from './dispatch.js';
 import { resolveReference, searchAs } from './access.js';
-import { auditOp, touchedBy } from './audited.js';
+import { auditOp, recordFailure, recordSuccess, touchedBy } from './audited.js';
 
 const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 // R4 3.1.0.11.2: a transaction processes deletes, then creates, then updates, then reads.
@@ -105,18 +105,39 @@ function errorEntry(error: FhirError): BundleEntry {
   return { response: { status: `${error.status} ${STATUS_CODES[error.status] ?? ''}`.trim(), outcome: operationOutcome(error.issues) } };
 }
 
+/**
+ * Runs one entry on its own and records it in the audit trail as the interaction it is (a read
+ * entry is a read, permitted or denied); a failure becomes the entry's OperationOutcome.
+ */
+async function runEntry(ctx: FhirContext, req: FhirRequest, index: number): Promise<BundleEntry> {
+  try {
+    const response = await dispatch(ctx, req);
+    await recordSuccess(ctx, req, response);
+    return entryResponse(response);
+  } catch (error) {
+    await recordFailure(ctx, req, error);
+    const fhir = entryError(index, error);
+    if (!(fhir instanceof FhirError)) throw error;
+    return errorEntry(fhir);
+  }
+}
+
 async function batch(ctx: FhirContext, outer: FhirRequest, entries: BundleEntry[]): Promise<FhirResponse> {
   const out: BundleEntry[] = [];
   for (const [index, raw] of entries.entries()) {
+    let req: FhirRequest;
     try {
-      out.push(entryResponse(await dispatch(ctx, parseEntry(ctx, outer, raw, index).req)));
+      req = parseEntry(ctx, outer, raw, index).req;
     } catch (error) {
       const fhir = entryError(index, error);
       if (!(fhir instanceof FhirError)) throw error;
       out.push(errorEntry(fhir));
+      continue;
     }
+    out.push(await runEntry(ctx, req, index));
   }
-  return { status: 200, headers: {}, resource: bundle('batch-response', out) };
+  // Each entry has its own record; the batch as a whole adds none.
+  return { status: 200, headers: {}, resource: bundle('batch-response', out), audited: ctx.audit };
 }
 
 /** Resolves a conditional reference ("Patient?identifier=...") to exactly one resource. */
@@ -300,11 +321,9 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, bundleOf: Bundl
       out[entry.index] = { response: { status: '204 No Content' } };
       continue;
     }
-    try {
-      out[entry.index] = entryResponse(await dispatch(ctx, entry.req));
-    } catch (error) {
-      throw entryError(entry.index, error);
-    }
+    // Reads run after the writes committed (R4 3.1.0.11.2): a failed read is answered in its
+    // entry, as in a batch, since the writes it follows are already durable.
+    out[entry.index] = await runEntry(ctx, entry.req, entry.index);
   }
   for (const entry of entries) {
     const response = out[entry.index];

@@ -123,3 +123,33 @@ t.test('a delete is recorded in the log of the patient whose resource it was', a
   t.ok(record, 'the delete is in the patient\'s log');
   t.ok(record?.entity?.some((e) => e.what?.reference === 'DocumentReference/d-mine'));
 });
+
+t.test('each read entry of a batch is recorded as the read it is, a denied one as denied', async (t) => {
+  const res = await fhir(app, 'POST', '/fhir', { resourceType: 'Bundle', type: 'batch', entry: [
+    { request: { method: 'GET', url: 'DocumentReference/d1' } },
+    { request: { method: 'GET', url: 'DocumentReference/d-masked' } },
+  ] }, await as(gp));
+  t.equal(res.statusCode, 200);
+  t.same(json<Bundle>(res).entry?.map((e) => e.response?.status), ['200 OK', '404 Not Found']);
+  const [masked, read] = (await log()).events;
+  t.equal(subtype(read), 'read');
+  t.equal(read.outcome, '0');
+  t.ok(read.entity?.some((e) => e.what?.reference === 'DocumentReference/d1'));
+  t.equal(subtype(masked), 'read');
+  t.equal(masked.outcome, '4', 'the masked document\'s read is recorded as refused');
+  t.equal(who(masked), 'Practitioner/gp');
+});
+
+t.test('a transaction\'s read entries are recorded too, and a failed read does not hide committed writes', async (t) => {
+  const res = await fhir(app, 'POST', '/fhir', { resourceType: 'Bundle', type: 'transaction', entry: [
+    { fullUrl: 'urn:uuid:5d0a6c34-0000-4000-8000-000000000001', resource: { resourceType: 'Observation', status: 'final', code: { text: 'w' }, subject: { reference: 'Patient/pa' } }, request: { method: 'POST', url: 'Observation' } },
+    { request: { method: 'GET', url: 'DocumentReference/d1' } },
+    { request: { method: 'GET', url: 'DocumentReference/d-masked' } },
+  ] }, await as(gp));
+  t.equal(res.statusCode, 200);
+  const entries = json<Bundle>(res).entry ?? [];
+  t.same(entries.map((e) => e.response?.status), ['201 Created', '200 OK', '404 Not Found']);
+  const [masked, read, create] = (await log()).events;
+  t.same([subtype(create), subtype(read), subtype(masked)], ['transaction', 'read', 'read']);
+  t.same([read.outcome, masked.outcome], ['0', '4']);
+});
