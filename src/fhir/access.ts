@@ -3,7 +3,7 @@
 // interaction calls these before it reads or writes, so that batch and transaction entries are
 // checked exactly like requests.
 
-import type { Resource } from '@medplum/fhirtypes';
+import type { Binary, Resource } from '@medplum/fhirtypes';
 import { authorize, type Access } from '../auth/authorize.js';
 import type { Actor } from '../auth/actor.js';
 import type { Permission } from '../auth/scopes.js';
@@ -31,9 +31,28 @@ export function reaches(granted: Access, resource: Resource): boolean {
   return !granted.compartment || DIRECTORY.has(resource.resourceType) || inCompartment(resource, granted.compartment);
 }
 
-/** A write must leave the resource inside the reachable compartments. */
+// A Binary's bytes belong to the resource its securityContext names (a document): R4 Binary.
+const CONTEXT = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/;
+const contextOf = (resource: Resource) => (resource.resourceType === 'Binary' ? CONTEXT.exec((resource as Binary).securityContext?.reference ?? '') : null);
+
+/**
+ * reaches(), and for a Binary with a securityContext, whether the access reaches that resource:
+ * a patient reads the bytes of the documents of their own record (and no one else's).
+ */
+async function reachable(ctx: FhirContext, granted: Access, resource: Resource): Promise<boolean> {
+  if (reaches(granted, resource)) return true;
+  const context = contextOf(resource);
+  if (!context) return false;
+  const target = await ctx.store.read(context[1], context[2]);
+  return target.kind === 'found' && target.version.resource !== undefined && reaches(granted, target.version.resource);
+}
+
+/**
+ * A write must leave the resource inside the reachable compartments. A Binary with a
+ * securityContext (a document's bytes, deposited with it) is judged by that context when read.
+ */
 export function assertWritable(granted: Access, resource: Resource): void {
-  if (!reaches(granted, resource)) throw new Forbidden(`${resource.resourceType} would be outside the compartment of patient ${granted.compartment?.join(', ')}, which is all this token reaches`);
+  if (!reaches(granted, resource) && !contextOf(resource)) throw new Forbidden(`${resource.resourceType} would be outside the compartment of patient ${granted.compartment?.join(', ')}, which is all this token reaches`);
 }
 
 /** The policy's verdict on one resource: the permit with its obligations, or the error to throw. */
@@ -43,7 +62,7 @@ async function policyVerdict(ctx: FhirContext, granted: Access, action: Action, 
     error.denied = { resources: [what], patients: patient ? [patient] : [] };
     return error;
   };
-  if (!reaches(granted, resource)) return refusal(new NotFound(what));
+  if (!(await reachable(ctx, granted, resource))) return refusal(new NotFound(what));
   const decision = await ctx.policy.decide(granted.actor, action, resource, creator);
   if (decision.permit) return decision;
   // A hidden resource reads exactly like one that does not exist.
