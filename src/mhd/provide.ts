@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import type { Attachment, Binary, Bundle, DocumentReference, List, Patient, Reference, Resource } from '@medplum/fhirtypes';
 import type { FhirContext, FhirRequest, TransactionCheck, TransactionEntry } from '../fhir/context.js';
 import { Unprocessable } from '../fhir/outcome.js';
+import type { SearchPlan } from '../search/types.js';
 
 export const MHD_LIST_TYPES = 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes';
 const PROVIDE_BUNDLE_PROFILE = /\/(IHE\.MHD\.(UnContained\.)?(Minimal|Comprehensive)\.ProvideBundle|pdsm-comprehensive-provide-document-bundle)$/;
@@ -70,6 +71,27 @@ function checkAttachment(entry: TransactionEntry, attachment: Attachment, inBund
   attachment.size ??= bytes.length;
   attachment.hash ??= sha1;
   return content.binary;
+}
+
+/**
+ * A document's uniqueId (masterIdentifier) names it for ever (XDS: XDSDuplicateUniqueIdInRegistry):
+ * a second document with the same one, in the Bundle or already provided, is refused. An
+ * unattended source that retries a push it believes lost learns that it arrived.
+ */
+async function checkUniqueIds(ctx: FhirContext, documents: TransactionEntry[]): Promise<void> {
+  const seen = new Map<string, TransactionEntry>();
+  for (const entry of documents) {
+    const id = (entry.resource as DocumentReference).masterIdentifier;
+    if (id?.value === undefined) continue;
+    const key = `${id.system ?? ''}|${id.value}`;
+    const first = seen.get(key);
+    if (first) throw broken(entry, 'unique-id', `masterIdentifier ${id.value} is also the uniqueId of Bundle.entry[${first.index}]`, 'masterIdentifier');
+    seen.set(key, entry);
+    const plan: SearchPlan = { types: ['DocumentReference'], where: [{ kind: 'token', param: 'identifier', values: [{ system: id.system ?? null, code: id.value }] }], sort: [] };
+    // Existence only, whoever may read it: a uniqueId is unique in the whole national record.
+    const { matches } = await ctx.store.search(plan, { count: 1 });
+    if (matches.length > 0) throw broken(entry, 'unique-id', `a document with uniqueId ${id.value} was already provided`, 'masterIdentifier');
+  }
 }
 
 /** The replaced, appended or transformed documents must exist, for the same patient; a replaced one must be current. */
@@ -156,6 +178,7 @@ export const provideDocumentBundle: TransactionCheck = async (ctx, req, bundle, 
     }
     followers.push(...(await checkRelations(ctx, req, entry, document, subject, writtenHere)));
   }
+  await checkUniqueIds(ctx, documents);
   if (submissionSet.subject !== undefined) {
     const subject = await knownPatient(ctx, setEntry, submissionSet.subject, inBundle, 'subject');
     if (subject !== patient) throw broken(setEntry, 'same-patient', `the SubmissionSet's subject ${subject} is not the documents' patient ${patient ?? ''}`, 'subject');

@@ -27,27 +27,40 @@ async function rejected(t: Tap.Test, bundle: unknown, status: number, pattern: R
 }
 
 t.test('official IHE MHD comprehensive Provide Document Bundles are accepted', async (t) => {
-  for (const name of ['ex-comprehensiveProvideDocumentBundleSimple', 'ex-comprehensiveProvideDocumentBundleMultiple', 'ex-comprehensiveProvideDocumentBundleComplete', 'ex-unContainedComprehensiveProvideDocumentBundleComplete']) {
+  // The IHE examples all reuse one document uniqueId: each is pushed to a recipient of its own.
+  for (const name of ['ex-comprehensiveProvideDocumentBundleSimple', 'ex-comprehensiveProvideDocumentBundleComplete', 'ex-unContainedComprehensiveProvideDocumentBundleComplete']) {
+    const recipient = await testServer();
+    t.teardown(() => recipient.close());
+    await seedExamples(recipient.app);
     const bundle = iheBundle(name);
-    const res = await push(bundle);
+    const res = await fhir(recipient.app, 'POST', '', bundle);
     t.equal(res.statusCode, 200, name);
     const response = json<Bundle>(res);
     t.equal(response.type, 'transaction-response');
     t.ok(response.entry?.every((e) => e.response?.status === '201 Created'), `${name}: every entry created`);
     const documents = bundle.entry?.flatMap((e, i) => (e.resource?.resourceType === 'DocumentReference' ? [locationOf(response, i)] : [])) ?? [];
     for (const location of documents) {
-      const document = json<DocumentReference>(await fhir(app, 'GET', location.replace(/^.*\/fhir\//, '')));
+      const document = json<DocumentReference>(await fhir(recipient.app, 'GET', location.replace(/^.*\/fhir\//, '')));
       t.equal(document.subject?.reference, 'Patient/ex-patient', `${name}: filed in the patient's record`);
       const url = document.content[0].attachment.url ?? '';
       t.match(url, /^Binary\//, `${name}: the attachment points at the stored Binary`);
-      const binary = json<Binary>(await fhir(app, 'GET', url, undefined, { accept: 'application/fhir+json' }));
+      const binary = json<Binary>(await fhir(recipient.app, 'GET', url, undefined, { accept: 'application/fhir+json' }));
       t.equal(binary.securityContext?.reference, location.replace(/^.*\/fhir\//, ''), `${name}: the Binary is as sensitive as its document`);
       const bytes = Buffer.from(binary.data ?? '', 'base64');
       t.equal(document.content[0].attachment.hash, crypto.createHash('sha1').update(bytes).digest('base64'));
     }
+    const appended = json<DocumentReference>(await fhir(recipient.app, 'GET', 'DocumentReference/ex-DocumentReferenceComprehensive'));
+    t.equal(appended.status, 'current', `${name}: an appended document stays current`);
   }
-  const appended = json<DocumentReference>(await fhir(app, 'GET', 'DocumentReference/ex-DocumentReferenceComprehensive'));
-  t.equal(appended.status, 'current', 'an appended document stays current');
+});
+
+t.test('a document uniqueId is provided once: in the Bundle, and across pushes', async (t) => {
+  // The IHE Multiple example gives its two documents the same uniqueId.
+  await rejected(t, iheBundle('ex-comprehensiveProvideDocumentBundleMultiple'), 422, /^Bundle\.entry\[2\]: masterIdentifier .* is also the uniqueId of Bundle\.entry\[1\].*rule unique-id/);
+  const first = await push(iheBundle('ex-comprehensiveProvideDocumentBundleSimple'));
+  t.equal(first.statusCode, 200);
+  // A source retrying a push it believes lost learns that it arrived; nothing is duplicated.
+  await rejected(t, iheBundle('ex-comprehensiveProvideDocumentBundleSimple'), 422, /^Bundle\.entry\[1\]: a document with uniqueId urn:oid:1\.2\.840\.113556\.1\.8000\.2554\.53432\.348\.12973\.17740\.34205\.4355\.50220\.62012 was already provided.*rule unique-id/);
 });
 
 t.test('the ANS PDSm-for-DMP submission finds the patient by INS through a conditional reference', async (t) => {
