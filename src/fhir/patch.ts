@@ -3,11 +3,13 @@
 
 import jsonpatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
+import type { Resource } from '@medplum/fhirtypes';
 import { indexEntries } from '../search/extract.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError, Gone, Invalid, MethodNotAllowed, NotFound, PreconditionFailed, UnsupportedMediaType, Unprocessable } from './outcome.js';
 import { applyOne, checkId, etag, incomingResource, parseIfMatch, versionResponse, type Prepared } from './resource.js';
 import { access, assertAllowed, assertReadable, assertWritable } from './access.js';
+import { withContent } from './binary.js';
 
 export const JSON_PATCH = 'application/json-patch+json';
 
@@ -43,9 +45,11 @@ export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: str
   if (req.ifMatch !== undefined && parseIfMatch(req.ifMatch) !== version.versionId) {
     throw new PreconditionFailed(`${type}/${id}: version conflict, If-Match ${req.ifMatch} but current is ${etag(version.versionId)}`);
   }
+  // A Binary is patched as clients see it, its bytes in `data` (they move back to the blob store on write).
+  const before = await withContent(ctx.store, version.resource as Resource);
   let patched: unknown;
   try {
-    patched = jsonpatch.applyPatch(structuredClone(version.resource), operations, true, true, true).newDocument;
+    patched = jsonpatch.applyPatch(structuredClone(before), operations, true, true, true).newDocument;
   } catch (error) {
     const name = error instanceof jsonpatch.JsonPatchError ? error.name : undefined;
     const index = error instanceof jsonpatch.JsonPatchError ? error.index : undefined;
