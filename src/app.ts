@@ -13,6 +13,7 @@ import { provideDocumentBundle } from './mhd/provide.js';
 import { GroupCommit } from './audit/group-commit.js';
 import { registerAuthHook } from './auth/hook.js';
 import { registerAuthRoutes } from './auth/routes.js';
+import { DEFAULT_BUNDLE_BODY_LIMIT } from './config.js';
 
 export interface AppDeps {
   store: Store;
@@ -21,6 +22,8 @@ export interface AppDeps {
   /** The public base of the FHIR API; a function when it is known only after listening (PORT=0). */
   baseUrl: string | (() => string);
   bodyLimit?: number;
+  /** Largest body of a Bundle pushed to the base and of Binary content (default 80 MiB). */
+  bundleBodyLimit?: number;
   defaultPageSize?: number;
   maxPageSize?: number;
   /** pino options, or false to log nothing (tests). */
@@ -83,6 +86,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   registerAuthHook(app, deps.auth.verifier);
   registerAuthRoutes(app, deps.auth);
-  registerFhirRoutes(app, ctx);
+  registerFhirRoutes(app, ctx, '/fhir', { body: deps.bodyLimit ?? 20 * 1024 * 1024, document: deps.bundleBodyLimit ?? DEFAULT_BUNDLE_BODY_LIMIT });
   return app;
 }

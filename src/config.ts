@@ -15,6 +15,8 @@ export interface Config {
   baseUrlSet: boolean;
   /** Largest request body accepted, in bytes (413 above it). */
   bodyLimit: number;
+  /** Largest body of a Bundle pushed to the base (ITI-65) and of Binary content, in bytes. */
+  bundleBodyLimit: number;
   /** SQLite durability: 'normal' survives a process crash (kill -9); 'full' also survives power loss. */
   sync: 'normal' | 'full';
   logLevel: string;
@@ -32,6 +34,8 @@ export interface Config {
 }
 
 type Env = Record<string, string | undefined>;
+
+export const DEFAULT_BUNDLE_BODY_LIMIT = 80 * 1024 * 1024;
 
 function integer(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
@@ -65,6 +69,9 @@ export function loadConfig(env: Env = process.env): Config {
     baseUrl,
     baseUrlSet: Boolean(env.CARNET_BASE_URL),
     bodyLimit: integer(env, 'CARNET_BODY_LIMIT', 20 * 1024 * 1024, 1024),
+    // 80 MiB: a 50 MiB document is 66.7 MiB once base64-encoded in a Bundle or a JSON Binary,
+    // and leaves room for the DocumentReference, List and a few smaller documents beside it.
+    bundleBodyLimit: integer(env, 'CARNET_BUNDLE_BODY_LIMIT', DEFAULT_BUNDLE_BODY_LIMIT, 1024),
     sync,
     logLevel: env.LOG_LEVEL || 'info',
     ...(env.CARNET_ISSUERS ? { issuersFile: path.resolve(env.CARNET_ISSUERS) } : {}),

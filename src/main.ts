@@ -45,6 +45,7 @@ async function main(): Promise<void> {
     auth,
     baseUrl: () => baseUrl,
     bodyLimit: config.bodyLimit,
+    bundleBodyLimit: config.bundleBodyLimit,
     defaultPageSize: config.defaultPageSize,
     maxPageSize: config.maxPageSize,
     logger: { level: config.logLevel, redact: LOG_REDACT },

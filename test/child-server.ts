@@ -45,9 +45,9 @@ export interface Child {
   exited: Promise<Exit>;
 }
 
-/** Starts the server on `dataDir` and resolves once its first stdout line (the listening line) is read. */
-export function startServer(dataDir: string): Promise<Child> {
-  const { proc, exited } = spawnChild({ CARNET_DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+/** Starts the server on `dataDir` (with `env` added) and resolves once its first stdout line (the listening line) is read. */
+export function startServer(dataDir: string, env: Record<string, string> = {}): Promise<Child> {
+  const { proc, exited } = spawnChild({ CARNET_DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...env });
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   return new Promise((resolve, reject) => {

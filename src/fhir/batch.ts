@@ -18,6 +18,7 @@ import { prepareDelete } from './delete.js';
 import { dispatch, parseTarget } from './dispatch.js';
 import { resolveReference, searchAs } from './access.js';
 import { auditOp, recordFailure, recordSuccess, touchedBy } from './audited.js';
+import { storeContent } from './binary.js';
 
 const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
 // R4 3.1.0.11.2: a transaction processes deletes, then creates, then updates, then reads.
@@ -302,7 +303,7 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, bundleOf: Bundl
     const ops = order.map(([, p]) => p.op as WriteOp);
     const extra = order.flatMap(([, p]) => p.extra ?? []);
     const audit = ctx.audit && outer.actor ? [auditOp(ctx, outer, 'success', touchedBy(ops.flatMap((op) => (op.kind === 'delete' ? [] : [op.resource]))))] : [];
-    results = await ctx.store.transact([...ops, ...extra, ...audit], ctx.now());
+    results = await ctx.store.transact(await storeContent(ctx.store, [...ops, ...extra, ...audit]), ctx.now());
     written(ctx, order.map(([, p]) => p.op as WriteOp));
   } catch (error) {
     const conflict = conflictError(error);

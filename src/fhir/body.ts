@@ -2,19 +2,22 @@
 // become a Binary (R4 Binary: "POST [base]/Binary with the content's own media type").
 
 import { randomUUID } from 'node:crypto';
-import type { Resource } from '@medplum/fhirtypes';
+import type { Binary, Resource } from '@medplum/fhirtypes';
 import type { Body } from './context.js';
 import { Invalid, UnsupportedMediaType } from './outcome.js';
 import { incomingResource } from './resource.js';
+import { withPointer } from './binary.js';
 
 export function resourceFromBody(body: Body, type: string): Resource {
   switch (body.kind) {
     case 'none':
       throw new Invalid(`A ${type} resource is required in the request body`);
     case 'raw':
+    case 'content':
       if (type !== 'Binary') {
         throw new UnsupportedMediaType(`Content-Type "${body.mediaType}" is not FHIR JSON; use application/fhir+json`);
       }
+      if (body.kind === 'content') return withPointer(incomingResource({ resourceType: 'Binary', contentType: body.mediaType }, type) as Binary, body.blob);
       return incomingResource({ resourceType: 'Binary', contentType: body.mediaType, data: body.data.toString('base64') }, type);
     case 'json':
       return incomingResource(body.value, type);

@@ -2,7 +2,7 @@
 // the transport-neutral request and response that HTTP routes and Bundle entries share.
 
 import type { Bundle, Resource } from '@medplum/fhirtypes';
-import type { Store } from '../store/port.js';
+import type { BlobInfo, Store } from '../store/port.js';
 import type { Actor } from '../auth/actor.js';
 import type { Policy } from '../policy/index.js';
 import type { GroupCommit } from '../audit/group-commit.js';
@@ -65,6 +65,8 @@ export type Body =
   | { kind: 'none' }
   | { kind: 'json'; value: unknown; mediaType: string }
   | { kind: 'raw'; data: Buffer; mediaType: string }
+  /** Binary content already streamed into the blob store as it arrived (fhir/binary). */
+  | { kind: 'content'; blob: BlobInfo; mediaType: string }
   /** application/x-www-form-urlencoded, as POST [type]/_search sends its parameters. */
   | { kind: 'form'; params: [string, string][] };
 

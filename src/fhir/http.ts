@@ -2,8 +2,8 @@
 // headers, Prefer), hands them to dispatch, and writes FhirResponses back (JSON or Binary bytes).
 // Owns the error handler: every error leaves as an OperationOutcome with its status.
 
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Binary } from '@medplum/fhirtypes';
 import type { Body, FhirContext, FhirRequest, FhirResponse, Method, Preferences, Target } from './context.js';
 import { dispatch, parseTarget } from './dispatch.js';
 import { FhirError, InternalError, NotFound, operationOutcome, PayloadTooLarge, UnsupportedMediaType } from './outcome.js';
@@ -11,6 +11,14 @@ import { conflictError } from './resource.js';
 import { JSON_TYPES, mediaTypeOf, negotiate, parseJson } from './media.js';
 import { JSON_PATCH } from './patch.js';
 import { recordFailure, recordSuccess } from './audited.js';
+import { carriesDocument, isContentUpload, readBody, receiveContent, withContent } from './binary.js';
+import { nativeAnswer, openContent, type NativeAnswer } from './retrieve.js';
+
+/** Largest request bodies: `document` for Bundles pushed to the base and Binary content, `body` for the rest. */
+export interface BodyLimits {
+  body: number;
+  document: number;
+}
 
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];
@@ -61,19 +69,38 @@ function toFhirRequest(request: FastifyRequest, target: Target): FhirRequest {
   return fhir;
 }
 
-function send(request: FastifyRequest, reply: FastifyReply, response: FhirResponse): FastifyReply {
-  reply.status(response.status).headers(response.headers);
+/** How a response goes out, decided before its audit record (so that a 406 or 416 is recorded as such). */
+type Answer = { kind: 'empty' } | { kind: 'json'; mediaType: string; pretty: boolean } | { kind: 'native'; native: NativeAnswer };
+
+function answerOf(request: FastifyRequest, response: FhirResponse): Answer {
   const resource = response.resource;
-  if (!resource || response.status === 204 || response.status === 304) return reply.send();
-  const format = new URLSearchParams(request.url.split('?')[1] ?? '').get('_format') ?? undefined;
+  if (!resource || response.status === 204 || response.status === 304) return { kind: 'empty' };
+  const query = new URLSearchParams(request.url.split('?')[1] ?? '');
   const binary = resource.resourceType === 'Binary' && response.status < 300;
-  const representation = negotiate(format, header(request, 'accept'), binary);
+  const representation = negotiate(query.get('_format') ?? undefined, header(request, 'accept'), binary);
   if (representation.kind === 'raw') {
-    const content = resource as Binary;
-    return reply.type(content.contentType ?? 'application/octet-stream').send(Buffer.from(content.data ?? '', 'base64'));
+    const conditions = { range: header(request, 'range'), ifRange: header(request, 'if-range') };
+    return { kind: 'native', native: nativeAnswer(response, request.method === 'GET' ? conditions : {}) };
   }
-  const pretty = new URLSearchParams(request.url.split('?')[1] ?? '').get('_pretty') === 'true';
-  return reply.type(`${representation.mediaType}; charset=utf-8`).send(JSON.stringify(resource, null, pretty ? 2 : undefined));
+  return { kind: 'json', mediaType: representation.mediaType, pretty: query.get('_pretty') === 'true' };
+}
+
+async function send(ctx: FhirContext, request: FastifyRequest, reply: FastifyReply, response: FhirResponse, answer: Answer): Promise<FastifyReply> {
+  reply.status(response.status).headers(response.headers);
+  switch (answer.kind) {
+    case 'empty':
+      return reply.send();
+    case 'native': {
+      // A Binary's own bytes, streamed from the blob store (fhir/retrieve); HEAD opens nothing.
+      reply.status(answer.native.status).headers(answer.native.headers);
+      return reply.send(request.method === 'HEAD' ? undefined : await openContent(ctx.store, answer.native));
+    }
+    case 'json': {
+      // Binaries stored with a pointer to their bytes get them back in `data` (fhir/binary).
+      const resource = await withContent(ctx.store, response.resource!);
+      return reply.type(`${answer.mediaType}; charset=utf-8`).send(JSON.stringify(resource, null, answer.pretty ? 2 : undefined));
+    }
+  }
 }
 
 /** The FHIR error any thrown value becomes; unexpected ones are logged with their stack. */
@@ -82,7 +109,7 @@ function asFhirError(error: unknown, request: FastifyRequest): FhirError {
   const conflict = conflictError(error);
   if (conflict) return conflict;
   const e = error as { code?: string; statusCode?: number; message?: string };
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PayloadTooLarge(request.server.initialConfig.bodyLimit ?? 0);
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PayloadTooLarge(request.routeOptions.bodyLimit ?? request.server.initialConfig.bodyLimit ?? 0);
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new UnsupportedMediaType(`Content-Type "${header(request, 'content-type')}" is not supported`);
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return new FhirError(e.statusCode, [{ code: 'invalid', diagnostics: e.message ?? 'Bad request' }]);
@@ -91,11 +118,24 @@ function asFhirError(error: unknown, request: FastifyRequest): FhirError {
   return new InternalError(String(request.id));
 }
 
-export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefix = '/fhir'): void {
+export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefix = '/fhir', limits?: BodyLimits): void {
+  const bodyLimit = limits?.body ?? app.initialConfig.bodyLimit ?? 20 * 1024 * 1024;
+  const documentLimit = limits?.document ?? bodyLimit;
+  const targetOf = (request: FastifyRequest) => parseTarget(request.url.split('?')[0].slice(prefix.length));
+  const limitOf = (request: FastifyRequest, target: Target | null) => (target && carriesDocument(request.method as Method, target) ? documentLimit : bodyLimit);
+
   // Bodies arrive as bytes; parsing happens in bodyOf so that every failure is an OperationOutcome.
+  // Binary content (POST/PUT Binary in its own media type) is not read here: the handler streams
+  // it into the blob store. Every other body is read whole, within its limit.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', (request, payload, done) => {
+    const target = targetOf(request);
+    const limit = limitOf(request, target);
+    if (Number(request.headers['content-length']) > limit) return done(new PayloadTooLarge(limit), undefined);
+    if (target && isContentUpload(request.method as Method, target, mediaTypeOf(header(request, 'content-type')).type)) return done(null, payload);
+    readBody(payload, limit).then((body) => done(null, body), (error: Error) => done(error, undefined));
+  });
 
   app.setErrorHandler((error, request, reply) => {
     const fhir = asFhirError(error, request);
@@ -107,25 +147,30 @@ export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefi
 
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
-    const path = request.url.split('?')[0].slice(prefix.length);
-    const target = parseTarget(path);
+    const target = targetOf(request);
     if (!target) throw new NotFound(`No FHIR endpoint at ${request.url.split('?')[0]}`);
     const fhirRequest = toFhirRequest(request, target);
+    const upload = request.body instanceof Readable ? request.body : undefined;
     let response: FhirResponse;
+    let answer: Answer;
     try {
+      if (upload) fhirRequest.body = await receiveContent(ctx, fhirRequest, upload, mediaTypeOf(header(request, 'content-type')).type, limitOf(request, target));
       response = await dispatch(ctx, fhirRequest);
+      answer = answerOf(request, response);
     } catch (error) {
+      // An upload refused before it was read whole: its rest is not read, the connection closes.
+      if (upload && !upload.readableEnded) reply.header('connection', 'close');
       // Refused and failed interactions are recorded too; then the error handler answers.
       await recordFailure(ctx, fhirRequest, error);
       throw error;
     }
-    // Durable before the answer is sent (a read's record commits on its own).
+    // Durable before the answer is sent (a read's record commits on its own): no byte of a
+    // document leaves before its read is recorded.
     await recordSuccess(ctx, fhirRequest, response);
-    return send(request, reply, response);
+    return send(ctx, request, reply, response, answer);
   };
   // Route shapes are listed so that logs name a pattern, never a URL with identifiers in it.
   for (const url of [prefix, `${prefix}/:type`, `${prefix}/:type/:id`, `${prefix}/:type/:id/:sub`, `${prefix}/:type/:id/:sub/:vid`]) {
     app.route({ method: [...methods], url, handler: handle, exposeHeadRoute: false });
   }
 }
-

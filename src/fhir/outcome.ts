@@ -86,12 +86,18 @@ export class PreconditionFailed extends FhirError {
 }
 export class PayloadTooLarge extends FhirError {
   constructor(limit: number) {
-    super(413, [issue('too-long', `The request body is larger than the limit of ${limit} bytes`)]);
+    // The rest of a refused body is not read: the connection closes after the answer.
+    super(413, [issue('too-long', `The request body is larger than the limit of ${limit} bytes`)], { connection: 'close' });
   }
 }
 export class UnsupportedMediaType extends FhirError {
   constructor(diagnostics: string) {
     super(415, [issue('not-supported', diagnostics)]);
+  }
+}
+export class RangeNotSatisfiable extends FhirError {
+  constructor(range: string, size: number) {
+    super(416, [issue('invalid', `Range "${range}" is outside the ${size} bytes of the content`)], { 'content-range': `bytes */${size}` });
   }
 }
 export class Unprocessable extends FhirError {

@@ -11,6 +11,7 @@ import { FhirError, Gone, Invalid, MethodNotAllowed, NotFound, PreconditionFaile
 import { applyOne, checkId, etag, incomingResource, parseIfMatch, versionResponse, type Prepared } from './resource.js';
 import { applyFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
 import { access, assertAllowed, assertReadable, assertWritable } from './access.js';
+import { withContent } from './binary.js';
 
 export const JSON_PATCH = 'application/json-patch+json';
 
@@ -62,8 +63,9 @@ export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: str
   if (req.ifMatch !== undefined && parseIfMatch(req.ifMatch) !== version.versionId) {
     throw new PreconditionFailed(`${type}/${id}: version conflict, If-Match ${req.ifMatch} but current is ${etag(version.versionId)}`);
   }
-  const patched: unknown =
-    document.kind === 'json-patch' ? applyJsonPatch(version.resource, document.operations) : applyFhirPathPatch(version.resource as Resource, document.parameters);
+  // A Binary is patched as clients see it, its bytes in `data` (they move back to the blob store on write).
+  const before = await withContent(ctx.store, version.resource as Resource);
+  const patched: unknown = document.kind === 'json-patch' ? applyJsonPatch(before, document.operations) : applyFhirPathPatch(before, document.parameters);
   const result = patched as { resourceType?: unknown; id?: unknown };
   if (result.resourceType !== type || result.id !== id) throw new Unprocessable('A patch may not change resourceType or id');
   let resource;

@@ -8,6 +8,7 @@ import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError, Invalid, PreconditionFailed, Conflict, informational } from './outcome.js';
 import { schemaIssues } from './validate.js';
 import { auditOp, touchedBy } from './audited.js';
+import { assertNoPointer, storeContent } from './binary.js';
 
 const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -34,6 +35,7 @@ export function incomingResource(body: unknown, type: string): Resource {
   if (issues.length > 0) {
     throw Invalid.of(issues.map((i) => ({ code: 'structure', diagnostics: i.diagnostics, expression: [i.expression] })));
   }
+  assertNoPointer(resource as Resource);
   const checked = { ...(resource as Resource) };
   if (checked.meta) {
     const { versionId: _v, lastUpdated: _l, ...meta } = checked.meta;
@@ -96,7 +98,7 @@ export async function applyOne(ctx: FhirContext, req: FhirRequest, prepared: Pre
   const op = prepared.op;
   const touched = op.kind === 'delete' ? { ...touchedBy(prepared.before ? [prepared.before] : []), resources: [`${op.type}/${op.id}`] } : touchedBy([op.resource]);
   if (ctx.audit && req.actor) ops.push(auditOp(ctx, req, 'success', touched));
-  const [result] = await ctx.store.transact(ops, ctx.now());
+  const [result] = await ctx.store.transact(await storeContent(ctx.store, ops), ctx.now());
   written(ctx, [prepared.op]);
   return { ...prepared.respond(result), audited: ctx.audit };
 }

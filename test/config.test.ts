@@ -1,0 +1,16 @@
+// The body limits read from the environment: ordinary bodies and document pushes apart.
+import t from 'tap';
+import { loadConfig } from '../src/config.js';
+
+t.test('documents (Bundles to the base, Binary content) get 80 MiB by default, other bodies 20 MiB', async (t) => {
+  const config = loadConfig({});
+  t.equal(config.bodyLimit, 20 * 1024 * 1024);
+  t.equal(config.bundleBodyLimit, 80 * 1024 * 1024);
+  t.ok(config.bundleBodyLimit > Math.ceil((50 * 1024 * 1024) / 3) * 4, 'a 50 MiB document fits once base64-encoded');
+});
+
+t.test('CARNET_BUNDLE_BODY_LIMIT sets the document limit; a bad value names the variable', async (t) => {
+  t.equal(loadConfig({ CARNET_BUNDLE_BODY_LIMIT: '1048576' }).bundleBodyLimit, 1048576);
+  t.throws(() => loadConfig({ CARNET_BUNDLE_BODY_LIMIT: '64MiB' }), /CARNET_BUNDLE_BODY_LIMIT/);
+  t.throws(() => loadConfig({ CARNET_BUNDLE_BODY_LIMIT: '100' }), /CARNET_BUNDLE_BODY_LIMIT/);
+});
