@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import type { Attachment, Binary, Bundle, DocumentReference, List, Patient, Reference, Resource } from '@medplum/fhirtypes';
 import type { FhirContext, FhirRequest, TransactionCheck, TransactionEntry } from '../fhir/context.js';
+import { pointerOf } from '../fhir/binary.js';
 import { Unprocessable } from '../fhir/outcome.js';
 import type { SearchPlan } from '../search/types.js';
 
@@ -52,24 +53,35 @@ async function knownPatient(ctx: FhirContext, entry: TransactionEntry, subject: 
   return reference;
 }
 
-function checkAttachment(entry: TransactionEntry, attachment: Attachment, inBundle: Map<string, TransactionEntry>, element: string): TransactionEntry | undefined {
-  const content = bytesOf(attachment, inBundle);
+/** What is known of an attachment's bytes: in the Bundle (or inline), or already on this server. */
+async function contentOf(ctx: FhirContext, attachment: Attachment, inBundle: Map<string, TransactionEntry>): Promise<{ size: number; sha1: string; binary?: TransactionEntry } | undefined> {
+  const local = bytesOf(attachment, inBundle);
+  if (local) return { size: local.bytes.length, sha1: crypto.createHash('sha1').update(local.bytes).digest('base64'), ...(local.binary ? { binary: local.binary } : {}) };
+  const match = LITERAL.exec(attachment.url ?? '');
+  if (match?.[1] !== 'Binary') return undefined;
+  const read = await ctx.store.read('Binary', match[2]);
+  if (read.kind !== 'found') return undefined;
+  const binary = read.version.resource as Binary;
+  const stored = pointerOf(binary);
+  if (stored) return { size: stored.size, sha1: stored.sha1 };
+  const bytes = Buffer.from(binary.data ?? '', 'base64');
+  return { size: bytes.length, sha1: crypto.createHash('sha1').update(bytes).digest('base64') };
+}
+
+async function checkAttachment(ctx: FhirContext, entry: TransactionEntry, attachment: Attachment, inBundle: Map<string, TransactionEntry>, element: string): Promise<TransactionEntry | undefined> {
+  const content = await contentOf(ctx, attachment, inBundle);
   if (!content) {
-    const url = attachment.url ?? '';
-    if (LITERAL.test(url) && url.startsWith('Binary/')) return undefined; // a Binary already on this server, checked when read
-    throw broken(entry, 'attachment-resolvable', `attachment.url "${url}" points at no Binary of this Bundle or server: Carnet keeps the document's bytes`, `${element}.url`);
+    throw broken(entry, 'attachment-resolvable', `attachment.url "${attachment.url ?? ''}" points at no Binary of this Bundle or server: Carnet keeps the document's bytes`, `${element}.url`);
   }
-  const { bytes } = content;
-  if (attachment.size !== undefined && attachment.size !== bytes.length) {
-    throw broken(entry, 'attachment-size', `attachment.size is ${attachment.size} but the document has ${bytes.length} bytes`, `${element}.size`);
+  if (attachment.size !== undefined && attachment.size !== content.size) {
+    throw broken(entry, 'attachment-size', `attachment.size is ${attachment.size} but the document has ${content.size} bytes`, `${element}.size`);
   }
-  const sha1 = crypto.createHash('sha1').update(bytes).digest('base64');
-  if (attachment.hash !== undefined && attachment.hash !== sha1) {
-    throw broken(entry, 'attachment-hash', `attachment.hash ${attachment.hash} is not the SHA-1 of the document's bytes (${sha1})`, `${element}.hash`);
+  if (attachment.hash !== undefined && attachment.hash !== content.sha1) {
+    throw broken(entry, 'attachment-hash', `attachment.hash ${attachment.hash} is not the SHA-1 of the document's bytes (${content.sha1})`, `${element}.hash`);
   }
   // The Document Recipient completes what the source left out, so consumers can always check.
-  attachment.size ??= bytes.length;
-  attachment.hash ??= sha1;
+  attachment.size ??= content.size;
+  attachment.hash ??= content.sha1;
   return content.binary;
 }
 
@@ -168,7 +180,7 @@ export const provideDocumentBundle: TransactionCheck = async (ctx, req, bundle, 
     if (patient !== undefined && subject !== patient) throw broken(entry, 'same-patient', `every document of a Bundle is for one patient: ${subject} is not ${patient}`, 'subject');
     patient = subject;
     for (const [i, content] of (document.content ?? []).entries()) {
-      const binary = checkAttachment(entry, content.attachment, inBundle, `content[${i}].attachment`);
+      const binary = await checkAttachment(ctx, entry, content.attachment, inBundle, `content[${i}].attachment`);
       if (binary?.resource) {
         // The bytes are as sensitive as the document: the consent engine follows securityContext.
         const context = (binary.resource as Binary).securityContext?.reference;

@@ -3,7 +3,7 @@
 import crypto from 'node:crypto';
 import t from 'tap';
 import type { Attachment, Binary, Bundle, DocumentReference, List, OperationOutcome } from '@medplum/fhirtypes';
-import { fhir, json, testServer } from '../helpers.js';
+import { bearer, fhir, json, testServer } from '../helpers.js';
 import { ANS_INS, iheBundle, INS_SYSTEM, load, PDSM, PDSM4DMP, provideBundle, seedExamples } from './fixture.js';
 
 const server = await testServer();
@@ -12,6 +12,7 @@ const { app } = server;
 await seedExamples(app);
 
 const push = (bundle: unknown) => fhir(app, 'POST', '', bundle);
+const bearerOf = () => bearer(app);
 const outcome = (res: { body: string }) => json<OperationOutcome>(res as never);
 const count = async (type: string) => (json<Bundle>(await fhir(app, 'GET', `${type}?_summary=count`)).total ?? -1);
 const stored = async () => ({ documents: await count('DocumentReference'), binaries: await count('Binary'), lists: await count('List') });
@@ -155,6 +156,28 @@ t.test('the attachment must point at bytes Carnet keeps', async (t) => {
   const bundle = provide();
   documentOf(bundle).content[0].attachment.url = 'https://elsewhere.example/doc.pdf';
   await rejected(t, bundle, 422, /attachment\.url "https:\/\/elsewhere\.example\/doc\.pdf" points at no Binary.*rule attachment-resolvable/);
+});
+
+t.test('an attachment may point at a Binary already on the server, checked the same way', async (t) => {
+  const bytes = Buffer.from('%PDF-1.4 uploaded first');
+  const uploaded = await app.inject({ method: 'POST', url: '/fhir/Binary', payload: bytes, headers: { ...bearerOf(), 'content-type': 'application/pdf', prefer: 'return=minimal' } });
+  t.equal(uploaded.statusCode, 201);
+  const binary = /Binary\/[^/]+/.exec(uploaded.headers.location as string)?.[0] ?? '';
+  const pointing = (attachment: Attachment) => {
+    const bundle = provide();
+    bundle.entry.pop();
+    documentOf(bundle).content[0].attachment = { contentType: 'application/pdf', url: binary, ...attachment };
+    return bundle;
+  };
+  const sha1 = crypto.createHash('sha1').update(bytes).digest('base64');
+  await rejected(t, pointing({ hash: crypto.createHash('sha1').update('x').digest('base64') }), 422, /rule attachment-hash/);
+  await rejected(t, pointing({ size: 1 }), 422, /rule attachment-size/);
+  const missing = provide();
+  missing.entry.pop();
+  documentOf(missing).content[0].attachment.url = 'Binary/none';
+  await rejected(t, missing, 422, /attachment\.url "Binary\/none" points at no Binary.*rule attachment-resolvable/);
+  const res = await push(pointing({ size: bytes.length, hash: sha1 }));
+  t.equal(res.statusCode, 200);
 });
 
 t.test('a Binary may not claim another resource as its security context', async (t) => {
