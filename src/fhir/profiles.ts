@@ -1,0 +1,204 @@
+// fhir/profiles: the profiles Carnet validates against: the StructureDefinitions, ValueSets and
+// CodeSystems under profiles/ (official IHE MHD and ANS PDSm copies, and a few written here),
+// loaded once. validateProfile() checks a resource against one; claimedProfileIssues() against
+// those its meta.profile names. Knows nothing of HTTP or storage. See docs/profiles.md.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Resource, StructureDefinition } from '@medplum/fhirtypes';
+import type { Issue } from './outcome.js';
+import { canonical, compileProfile, walk, R4_BASE, type CompiledProfile, type Discriminator, type ElementNode } from './profile-elements.js';
+import { checkProfile, type CheckEnv, type SliceKey } from './profile-check.js';
+import { Terminology, type Expansion } from './terminology.js';
+
+export const PROFILES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../profiles');
+
+export interface ProfileSummary {
+  url: string;
+  name: string;
+  type: string;
+}
+
+export class ProfileRegistry implements CheckEnv {
+  private readonly compiled = new Map<string, CompiledProfile>();
+  private readonly terminology: Terminology;
+  private readonly expansions = new Map<string, Expansion | undefined>();
+  private readonly sliceKeys = new WeakMap<ElementNode, SliceKey[] | undefined>();
+  /** What cannot be checked (a ValueSet not available locally, a slice that cannot be told apart), once each. */
+  readonly notes: string[] = [];
+
+  /**
+   * `resources`: StructureDefinitions (constraints on resources, datatypes and extensions),
+   * ValueSets and CodeSystems. Throws when a profile cannot be compiled (its base is missing...).
+   */
+  constructor(resources: Resource[]) {
+    this.terminology = new Terminology(resources);
+    const definitions = new Map<string, StructureDefinition>();
+    for (const r of resources) {
+      if (r.resourceType !== 'StructureDefinition' || r.derivation !== 'constraint' || !r.url) continue;
+      definitions.set(canonical(r.url), r);
+    }
+    const compiling = new Set<string>();
+    const compile = (url: string): CompiledProfile | undefined => {
+      const done = this.compiled.get(url);
+      if (done) return done;
+      const sd = definitions.get(url);
+      if (!sd) return undefined;
+      if (compiling.has(url)) throw new Error(`profile ${url}: its baseDefinition chain loops`);
+      compiling.add(url);
+      try {
+        const profile = compileProfile(sd, compile);
+        this.compiled.set(url, profile);
+        return profile;
+      } catch (error) {
+        throw new Error(`profile ${url}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    };
+    for (const url of definitions.keys()) compile(url);
+    for (const profile of this.compiled.values()) this.review(profile);
+  }
+
+  /** Notes, at load, what the profile asks that Carnet cannot check. */
+  private review(profile: CompiledProfile): void {
+    for (const [node, label] of walk(profile.root)) {
+      const binding = node.rule.binding?.value;
+      if (binding?.strength === 'required' && binding.valueSet && !this.expansion(binding.valueSet)) {
+        const outcome = this.terminology.expand(binding.valueSet);
+        this.note(`${node.rule.binding!.from} ${label}: required binding not checked (${outcome.kind === 'unknown' ? outcome.reason : ''})`);
+      }
+      const discriminators = node.rule.slicing?.value.discriminator ?? (/\.(modifierE|e)xtension$/.test(label) ? [{ type: 'value', path: 'url' } as Discriminator] : undefined);
+      for (const [sliceName, slice] of node.slices) {
+        const from = slice.rule.types?.from ?? slice.rule.min?.from ?? profile.name;
+        if (!discriminators || !this.sliceKey(slice, discriminators)) this.note(`${from} ${label}:${sliceName}: slice not checked (its discriminator ${JSON.stringify(discriminators ?? [])} cannot be evaluated here)`);
+      }
+      for (const invariant of node.rule.invariants) {
+        if (!invariant.expression && invariant.from === profile.name) this.note(`${profile.name} ${label}: invariant ${invariant.key} not checked (it has no FHIRPath expression)`);
+      }
+      for (const type of node.rule.types?.value ?? []) {
+        for (const url of type.profile) if (!url.startsWith(R4_BASE) && !this.compiled.has(url)) this.note(`${node.rule.types!.from} ${label}: type profile ${url} is not loaded, not checked`);
+      }
+    }
+  }
+
+  private note(text: string): void {
+    if (!this.notes.includes(text)) this.notes.push(text);
+  }
+
+  profile(url: string): CompiledProfile | undefined {
+    return this.compiled.get(canonical(url));
+  }
+
+  expansion(url: string): Expansion | undefined {
+    if (!this.expansions.has(url)) {
+      const outcome = this.terminology.expand(url);
+      this.expansions.set(url, outcome.kind === 'codes' ? outcome.codes : undefined);
+    }
+    return this.expansions.get(url);
+  }
+
+  sliceKey(slice: ElementNode, discriminators: Discriminator[]): SliceKey[] | undefined {
+    if (this.sliceKeys.has(slice)) return this.sliceKeys.get(slice);
+    const keys: SliceKey[] = [];
+    for (const d of discriminators) {
+      const key = this.keyFor(slice, d);
+      if (!key) {
+        this.sliceKeys.set(slice, undefined);
+        return undefined;
+      }
+      keys.push(key);
+    }
+    this.sliceKeys.set(slice, keys);
+    return keys;
+  }
+
+  /** Where a slice says what its items hold at the discriminator's path: the slice itself, or its type's profile. */
+  private keyFor(slice: ElementNode, d: Discriminator): SliceKey | undefined {
+    if (!/^(\$this|[A-Za-z]+(\.[A-Za-z]+)*)$/.test(d.path)) return undefined;
+    const steps = d.path === '$this' ? [] : d.path.split('.');
+    const typeProfiles = slice.rule.types?.value.flatMap((t) => t.profile) ?? [];
+    if (d.type === 'profile') {
+      const profile = typeProfiles.map((url) => this.profile(url)).find(Boolean);
+      return profile ? { path: steps, kind: 'profile', profile } : undefined;
+    }
+    if (d.type !== 'value' && d.type !== 'pattern') return undefined;
+    // An extension slice is known by its url: the profile of its type (R4 "extension slicing").
+    const extension = slice.rule.types?.value.find((t) => t.code === 'Extension');
+    if (d.path === 'url' && extension?.profile.length === 1) return { path: steps, kind: 'fixed', value: extension.profile[0] };
+    const roots = [slice, ...typeProfiles.flatMap((url) => this.profile(url)?.root ?? [])];
+    for (const root of roots) {
+      let node: ElementNode | undefined = root;
+      for (const step of steps) node = node?.children.get(step);
+      if (node?.rule.fixed) return { path: steps, kind: 'fixed', value: node.rule.fixed.value };
+      if (node?.rule.pattern) return { path: steps, kind: 'pattern', value: node.rule.pattern.value };
+    }
+    return undefined;
+  }
+
+  knownProfile(url: string): boolean {
+    return this.compiled.has(canonical(url));
+  }
+
+  /** The loaded profiles of resources (not datatypes or extensions), for docs and the CapabilityStatement. */
+  resourceProfiles(): ProfileSummary[] {
+    return [...this.compiled.values()].filter((p) => /^[A-Z]/.test(p.type) && !DATATYPES.has(p.type)).map((p) => ({ url: p.url, name: p.name, type: p.type }));
+  }
+
+  /** Problems of `resource` against a loaded profile (errors and warnings); throws if the profile is not loaded. */
+  validateProfile(resource: Resource, url: string): Issue[] {
+    const profile = this.profile(url);
+    if (!profile) throw new Error(`profile ${url} is not loaded`);
+    if (profile.type !== resource.resourceType) {
+      return [{ severity: 'error', code: 'invalid', diagnostics: `${resource.resourceType}: profile ${profile.name} constrains ${profile.type}, not ${resource.resourceType}`, expression: [resource.resourceType] }];
+    }
+    return checkProfile(this, profile, resource, resource.resourceType).map((i) => ({ severity: i.severity, code: i.code, diagnostics: i.diagnostics, expression: [i.expression] }));
+  }
+
+  /** Problems against every loaded profile meta.profile claims; unknown ones are claims Carnet does not check. */
+  claimedProfileIssues(resource: Resource): Issue[] {
+    const claimed = resource.meta?.profile ?? [];
+    return claimed.filter((url) => this.knownProfile(url)).flatMap((url) => this.validateProfile(resource, url));
+  }
+}
+
+// Datatypes Carnet's profiles constrain, told apart from resources (both start with a capital).
+const DATATYPES = new Set(['Extension', 'Identifier', 'Reference', 'CodeableConcept', 'Coding', 'Attachment', 'HumanName', 'Address', 'ContactPoint', 'Period', 'Meta']);
+
+/** Reads every JSON file under `dir` (recursively) holding a StructureDefinition, ValueSet or CodeSystem. */
+export function loadProfiles(dir: string = PROFILES_DIR): ProfileRegistry {
+  const resources: Resource[] = [];
+  for (const file of (fs.readdirSync(dir, { recursive: true }) as string[]).sort()) {
+    if (!file.endsWith('.json')) continue;
+    let content: Resource;
+    try {
+      content = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Resource;
+    } catch (error) {
+      throw new Error(`profiles: ${path.join(dir, file)} is not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+    }
+    if (content.resourceType === 'StructureDefinition' || content.resourceType === 'ValueSet' || content.resourceType === 'CodeSystem') resources.push(content);
+  }
+  try {
+    return new ProfileRegistry(resources);
+  } catch (error) {
+    throw new Error(`profiles: ${dir}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+let loaded: ProfileRegistry | undefined;
+
+/** The registry of profiles/, loaded on first use (main loads it at start-up so a broken file stops the server). */
+export function profiles(): ProfileRegistry {
+  return (loaded ??= loadProfiles());
+}
+
+export function knownProfile(url: string): boolean {
+  return profiles().knownProfile(url);
+}
+
+export function validateProfile(resource: Resource, url: string): Issue[] {
+  return profiles().validateProfile(resource, url);
+}
+
+export function claimedProfileIssues(resource: Resource): Issue[] {
+  return profiles().claimedProfileIssues(resource);
+}
