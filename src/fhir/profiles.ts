@@ -154,10 +154,22 @@ export class ProfileRegistry implements CheckEnv {
     return checkProfile(this, profile, resource, resource.resourceType).map((i) => ({ severity: i.severity, code: i.code, diagnostics: i.diagnostics, expression: [i.expression] }));
   }
 
-  /** Problems against every loaded profile meta.profile claims; unknown ones are claims Carnet does not check. */
+  /**
+   * Problems against every loaded profile meta.profile claims, the resource's own and its
+   * contained resources' (located under `contained[i]`); unknown ones are claims Carnet does not check.
+   */
   claimedProfileIssues(resource: Resource): Issue[] {
     const claimed = resource.meta?.profile ?? [];
-    return claimed.filter((url) => this.knownProfile(url)).flatMap((url) => this.validateProfile(resource, url));
+    const own = claimed.filter((url) => this.knownProfile(url)).flatMap((url) => this.validateProfile(resource, url));
+    const contained = 'contained' in resource && Array.isArray(resource.contained) ? (resource.contained as Resource[]) : [];
+    return own.concat(
+      contained.flatMap((inner, i) => {
+        const from = inner.resourceType;
+        const to = `${resource.resourceType}.contained[${i}]`;
+        const move = (text: string) => (text.startsWith(from) ? to + text.slice(from.length) : text);
+        return this.claimedProfileIssues(inner).map((issue) => ({ ...issue, diagnostics: move(issue.diagnostics), ...(issue.expression ? { expression: issue.expression.map(move) } : {}) }));
+      }),
+    );
   }
 }
 

@@ -229,6 +229,17 @@ t.test('a profile inherits its bases: PDSm adds custodian to MHD, MHD Comprehens
   t.ok(errors(registry.validateProfile(minimal, `${MHD}IHE.MHD.Comprehensive.DocumentReference`)).length > 0, 'the minimal example is not comprehensive');
 });
 
+t.test('contained resources claiming a loaded profile are checked too, located under contained', async (t) => {
+  const pdsm = read<Resource & { contained: { identifier: { system: string }[] }[] }>('fr/pdsm/examples/DocumentReference-exemple-pdsm-documentreference.json');
+  t.same(errors(registry.claimedProfileIssues(pdsm)), []);
+  const rppsAt = pdsm.contained[0].identifier.findIndex((i) => i.system === 'https://rpps.esante.gouv.fr');
+  t.ok(rppsAt >= 0, 'the contained author has an RPPS number');
+  pdsm.contained[0].identifier[rppsAt].system = 'urn:example:rpps';
+  const found = errors(registry.claimedProfileIssues(pdsm));
+  t.same(found.map((i) => i.expression), [[`DocumentReference.contained[0].identifier[${rppsAt}].system`]]);
+  t.match(found[0].diagnostics, /^DocumentReference\.contained\[0\]\.identifier\[\d\]\.system: must be exactly "https:\/\/rpps\.esante\.gouv\.fr" \(fixed by fr-core-practitioner\)/);
+});
+
 t.test('the FR Core patient INS checks the INS matricule', async (t) => {
   const patient = read<Resource & { identifier: { value: string; type?: unknown }[] }>('fr/fr-core/examples/Patient-FRCorePatientExample.json');
   const wrong = clone(patient);
