@@ -90,10 +90,16 @@ function checkChild(ctx: Ctx, child: ElementNode, name: string, parent: Item): v
     }
     for (const [sliceName, slice] of child.slices) checkCount(ctx, slice.rule, counts.get(sliceName) ?? 0, `${where}:${sliceName}`);
   }
+  const extensions = /^(modifierE|e)xtension$/.test(name);
   for (const item of items) {
     checkNode(ctx, child, item);
     const slice = matched.get(item);
     if (slice) checkNode(ctx, slice, item);
+    // An extension the profile does not slice is still checked against its definition, when loaded.
+    else if (extensions) {
+      const url = (item.value as { url?: unknown } | null)?.url;
+      if (typeof url === 'string') checkTypeProfile(ctx, [url], item, child.rule.path);
+    }
   }
 }
 
@@ -151,13 +157,18 @@ function checkValue(ctx: Ctx, rule: ElementRule, item: Item): void {
     }
   }
   // A typed element whose type names a profile (an extension slice, an Identifier profile...).
-  for (const url of types?.length === 1 ? types[0].profile : []) {
+  if (types?.length === 1) checkTypeProfile(ctx, types[0].profile, item, rule.path);
+}
+
+/** Checks a value against the first loaded profile of `urls` (in scope), with that profile's own rules. */
+function checkTypeProfile(ctx: Ctx, urls: string[], item: Item, path: string): void {
+  for (const url of urls) {
     const profile = ctx.scope === undefined || url.startsWith(ctx.scope) ? ctx.env.profile(url) : undefined;
     if (!profile) continue;
     const inner: Ctx = { ...ctx, asked: profile.name, scope: profile.scope, issues: [] };
     checkNode(inner, profile.root, item);
-    for (const issue of inner.issues) ctx.issues.push({ ...issue, diagnostics: `${issue.diagnostics} (type profile of ${rule.path} in ${ctx.asked})` });
-    break;
+    for (const issue of inner.issues) ctx.issues.push({ ...issue, diagnostics: `${issue.diagnostics} (type profile of ${path} in ${ctx.asked})` });
+    return;
   }
 }
 

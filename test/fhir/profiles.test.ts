@@ -201,6 +201,14 @@ t.test('an extension is checked against its own definition, found by url', async
   t.match(found[0].diagnostics, /type String is not allowed by ihe-sourceId \(allowed: Identifier\)/);
 });
 
+t.test('an extension the profile does not slice is checked against its loaded definition', async (t) => {
+  const doc = clone(comprehensive) as Record<string, unknown>;
+  doc.extension = [{ url: `${MHD}ihe-authorOrg`, valueString: 'Hôpital' }];
+  const found = errors(registry.validateProfile(doc as Resource, `${MHD}IHE.MHD.Minimal.DocumentReference`));
+  t.same(found.map((i) => i.expression), [['DocumentReference.extension[0].valueString']]);
+  t.match(found[0].diagnostics, /type String is not allowed by ihe-authorOrg \(allowed: Reference\) \(type profile of DocumentReference\.extension in IHE\.MHD\.Minimal\.DocumentReference\)/);
+});
+
 t.test('wrong content in a slice fails against the slice', async (t) => {
   const practitioner = read<Resource & { identifier: { value: string }[] }>('fr/fr-core/examples/Practitioner-FRCorePractitionerExample.json');
   t.same(errors(registry.validateProfile(practitioner, RPPS_PROFILE)), [], 'the FR Core example has its RPPS number');
