@@ -3,7 +3,6 @@
 // loaded once. validateProfile() checks a resource against one; claimedProfileIssues() against
 // those its meta.profile names. Knows nothing of HTTP or storage. See docs/profiles.md.
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Resource, StructureDefinition } from '@medplum/fhirtypes';
@@ -11,6 +10,7 @@ import type { Issue } from './outcome.js';
 import { canonical, compileProfile, walk, R4_BASE, type CompiledProfile, type Discriminator, type ElementNode } from './profile-elements.js';
 import { checkProfile, type CheckEnv, type SliceKey } from './profile-check.js';
 import { Terminology, type Expansion } from './terminology.js';
+import { conformanceResources } from '../search/params.js';
 
 export const PROFILES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../profiles');
 
@@ -176,19 +176,9 @@ export class ProfileRegistry implements CheckEnv {
 // Datatypes Carnet's profiles constrain, told apart from resources (both start with a capital).
 const DATATYPES = new Set(['Extension', 'Identifier', 'Reference', 'CodeableConcept', 'Coding', 'Attachment', 'HumanName', 'Address', 'ContactPoint', 'Period', 'Meta']);
 
-/** Reads every JSON file under `dir` (recursively) holding a StructureDefinition, ValueSet or CodeSystem. */
+/** The profiles, ValueSets and CodeSystems of the JSON files under `dir` (profiles/ by default). */
 export function loadProfiles(dir: string = PROFILES_DIR): ProfileRegistry {
-  const resources: Resource[] = [];
-  for (const file of (fs.readdirSync(dir, { recursive: true }) as string[]).sort()) {
-    if (!file.endsWith('.json')) continue;
-    let content: Resource;
-    try {
-      content = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Resource;
-    } catch (error) {
-      throw new Error(`profiles: ${path.join(dir, file)} is not valid JSON (${error instanceof Error ? error.message : String(error)})`);
-    }
-    if (content.resourceType === 'StructureDefinition' || content.resourceType === 'ValueSet' || content.resourceType === 'CodeSystem') resources.push(content);
-  }
+  const resources = conformanceResources(dir).filter((r) => r.resourceType === 'StructureDefinition' || r.resourceType === 'ValueSet' || r.resourceType === 'CodeSystem');
   try {
     return new ProfileRegistry(resources);
   } catch (error) {
