@@ -24,8 +24,13 @@ export interface CheckEnv {
   sliceKey(slice: ElementNode, discriminators: Discriminator[]): SliceKey[] | undefined;
 }
 
-/** One discriminator of one slice: the value at `path` must equal / match `value`. */
-export type SliceKey = { path: string[]; kind: 'fixed' | 'pattern'; value: unknown } | { path: string[]; kind: 'profile'; profile: CompiledProfile };
+/** One discriminator of one slice: what the value at `path` must be for an item to be in the slice. */
+export type SliceKey =
+  | { path: string[]; kind: 'fixed' | 'pattern'; value: unknown }
+  | { path: string[]; kind: 'codes'; codes: Expansion }
+  | { path: string[]; kind: 'profile'; profile: CompiledProfile }
+  | { path: string[]; kind: 'type'; type: string }
+  | { path: string[]; kind: 'any' };
 
 interface Ctx {
   env: CheckEnv;
@@ -86,6 +91,7 @@ function checkChild(ctx: Ctx, child: ElementNode, name: string, parent: Item): v
       }
       if (!matched.has(item) && child.rule.slicing?.value.rules === 'closed') {
         report(ctx, 'structure', item.expression, `matches none of the slices ${[...child.slices.keys()].join(', ')}, and ${by(ctx, child.rule.slicing.from)} closes the slicing`);
+        explainMiss(ctx, child, discriminators, item);
       }
     }
     for (const [sliceName, slice] of child.slices) checkCount(ctx, slice.rule, counts.get(sliceName) ?? 0, `${where}:${sliceName}`);
@@ -99,6 +105,22 @@ function checkChild(ctx: Ctx, child: ElementNode, name: string, parent: Item): v
     else if (extensions) {
       const url = (item.value as { url?: unknown } | null)?.url;
       if (typeof url === 'string') checkTypeProfile(ctx, [url], item, child.rule.path);
+    }
+  }
+}
+
+/**
+ * Why an item is in no slice, when a slice expects its resource type under a profile (a Bundle
+ * entry whose DocumentReference does not conform): that profile's issues, located in the item.
+ */
+function explainMiss(ctx: Ctx, child: ElementNode, discriminators: Discriminator[], item: Item): void {
+  for (const slice of child.slices.values()) {
+    for (const key of ctx.env.sliceKey(slice, discriminators) ?? []) {
+      if (key.kind !== 'profile') continue;
+      const inner = valuesAt(item.value, key.path).find((v) => resourceTypeOf(v) === key.profile.type);
+      if (inner === undefined) continue;
+      checkTypeProfile(ctx, [key.profile.url], { value: inner, expression: [item.expression, ...key.path].join('.') }, child.rule.path);
+      return;
     }
   }
 }
@@ -193,9 +215,22 @@ function matchesKey(ctx: Ctx, key: SliceKey, value: unknown): boolean {
       return found.some((v) => deepEqual(v, key.value));
     case 'pattern':
       return found.some((v) => matchesPattern(v, key.value));
+    case 'codes':
+      return found.some((v) => typeof v === 'string' && key.codes.has(undefined, v));
+    case 'type':
+      return found.some((v) => resourceTypeOf(v) === key.type);
     case 'profile':
-      return found.some((v) => checkProfile(ctx.env, key.profile, v, 'slice', ctx.root).every((i) => i.severity !== 'error'));
+      return found.some(
+        (v) => (resourceTypeOf(v) ?? key.profile.type) === key.profile.type && checkProfile(ctx.env, key.profile, v, 'slice', ctx.root).every((i) => i.severity !== 'error'),
+      );
+    case 'any':
+      return true;
   }
+}
+
+function resourceTypeOf(value: unknown): string | undefined {
+  const type = value && typeof value === 'object' ? (value as { resourceType?: unknown }).resourceType : undefined;
+  return typeof type === 'string' ? type : undefined;
 }
 
 function valuesAt(value: unknown, path: string[]): unknown[] {

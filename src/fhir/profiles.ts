@@ -99,40 +99,45 @@ export class ProfileRegistry implements CheckEnv {
 
   sliceKey(slice: ElementNode, discriminators: Discriminator[]): SliceKey[] | undefined {
     if (this.sliceKeys.has(slice)) return this.sliceKeys.get(slice);
-    const keys: SliceKey[] = [];
-    for (const d of discriminators) {
-      const key = this.keyFor(slice, d);
-      if (!key) {
-        this.sliceKeys.set(slice, undefined);
-        return undefined;
-      }
-      keys.push(key);
-    }
-    this.sliceKeys.set(slice, keys);
-    return keys;
+    const found = discriminators.map((d) => this.keyFor(slice, d));
+    // A discriminator the slice leaves open (IHE's Documents entries take any method) matches
+    // anything, as long as another one tells the slice apart.
+    const keys = found.some((k) => k && k.kind !== 'any') ? found.filter((k): k is SliceKey => k !== undefined) : [];
+    const result = keys.length === discriminators.length ? keys : undefined;
+    this.sliceKeys.set(slice, result);
+    return result;
   }
 
-  /** Where a slice says what its items hold at the discriminator's path: the slice itself, or its type's profile. */
+  /**
+   * What a slice says its items hold at the discriminator's path: a fixed or pattern value, a
+   * required binding, a type or profile, from the slice itself or from the profile of its type.
+   */
   private keyFor(slice: ElementNode, d: Discriminator): SliceKey | undefined {
     if (!/^(\$this|[A-Za-z]+(\.[A-Za-z]+)*)$/.test(d.path)) return undefined;
     const steps = d.path === '$this' ? [] : d.path.split('.');
-    const typeProfiles = slice.rule.types?.value.flatMap((t) => t.profile) ?? [];
+    const at = (root: ElementNode | undefined) => steps.reduce<ElementNode | undefined>((node, step) => node?.children.get(step), root);
     if (d.type === 'profile') {
-      const profile = typeProfiles.map((url) => this.profile(url)).find(Boolean);
-      return profile ? { path: steps, kind: 'profile', profile } : undefined;
+      for (const url of at(slice)?.rule.types?.value.flatMap((t) => t.profile) ?? []) {
+        if (url.startsWith(R4_BASE)) return { path: steps, kind: 'type', type: url.slice(R4_BASE.length) };
+        const profile = this.profile(url);
+        if (profile) return { path: steps, kind: 'profile', profile };
+      }
+      return undefined;
     }
     if (d.type !== 'value' && d.type !== 'pattern') return undefined;
     // An extension slice is known by its url: the profile of its type (R4 "extension slicing").
     const extension = slice.rule.types?.value.find((t) => t.code === 'Extension');
     if (d.path === 'url' && extension?.profile.length === 1) return { path: steps, kind: 'fixed', value: extension.profile[0] };
-    const roots = [slice, ...typeProfiles.flatMap((url) => this.profile(url)?.root ?? [])];
-    for (const root of roots) {
-      let node: ElementNode | undefined = root;
-      for (const step of steps) node = node?.children.get(step);
-      if (node?.rule.fixed) return { path: steps, kind: 'fixed', value: node.rule.fixed.value };
-      if (node?.rule.pattern) return { path: steps, kind: 'pattern', value: node.rule.pattern.value };
+    const typeProfiles = slice.rule.types?.value.flatMap((t) => t.profile) ?? [];
+    for (const root of [slice, ...typeProfiles.flatMap((url) => this.profile(url)?.root ?? [])]) {
+      const rule = at(root)?.rule;
+      if (rule?.fixed) return { path: steps, kind: 'fixed', value: rule.fixed.value };
+      if (rule?.pattern) return { path: steps, kind: 'pattern', value: rule.pattern.value };
+      const binding = rule?.binding?.value;
+      const codes = binding?.strength === 'required' && binding.valueSet ? this.expansion(binding.valueSet) : undefined;
+      if (codes) return { path: steps, kind: 'codes', codes };
     }
-    return undefined;
+    return at(slice) === undefined ? { path: steps, kind: 'any' } : undefined;
   }
 
   knownProfile(url: string): boolean {

@@ -52,6 +52,8 @@ t.test('profiles/ loads the MHD, PDSm and FR profiles Carnet validates against',
     `${MHD}IHE.MHD.Minimal.Folder`,
     `${MHD}IHE.MHD.Comprehensive.Folder`,
     `${MHD}ihe-sourceId`,
+    `${MHD}IHE.MHD.Minimal.ProvideBundle`,
+    `${MHD}IHE.MHD.Comprehensive.ProvideBundle`,
     `${PDSM}pdsm-comprehensive-document-reference`,
     `${PDSM}pdsm-submissionset-comprehensive`,
     `${FR_CORE}fr-core-patient-ins`,
@@ -258,6 +260,34 @@ t.test('the FR Core patient INS checks the INS matricule', async (t) => {
   const none = clone(patient);
   delete none.identifier[0].type;
   t.match(errors(registry.validateProfile(none, `${FR_CORE}fr-core-patient-ins`)).map((i) => i.diagnostics), [/carnet-ins-1/]);
+});
+
+t.test('an ITI-65 Provide Bundle is checked entry by entry through its profile-discriminated slices', async (t) => {
+  const url = `${MHD}IHE.MHD.Comprehensive.ProvideBundle`;
+  const bundle = read<Resource & { entry: { resource: Record<string, unknown>; request: { method: string; url: string } }[] }>(
+    'mhd/ITI.MHD/examples/Bundle-ex-comprehensiveProvideDocumentBundleSimple.json',
+  );
+  t.same(errors(registry.validateProfile(bundle, url)), []);
+
+  const noSubmissionSet = clone(bundle);
+  noSubmissionSet.entry = noSubmissionSet.entry.slice(1);
+  t.match(errors(registry.validateProfile(noSubmissionSet, url)).map((i) => i.diagnostics), [/^Bundle\.entry:SubmissionSet: minimum 1 required by IHE\.MHD\.Minimal\.ProvideBundle/]);
+
+  const stranger = clone(bundle);
+  stranger.entry.push({ resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' } }, request: { method: 'POST', url: 'Observation' } });
+  t.match(errors(registry.validateProfile(stranger, url)), [{ code: 'structure', expression: ['Bundle.entry[3]'], diagnostics: /matches none of the slices .* closes the slicing/ }]);
+
+  const broken = clone(bundle);
+  delete broken.entry[1].resource.masterIdentifier;
+  t.same(
+    errors(registry.validateProfile(broken, url)).map((i) => i.expression),
+    [['Bundle.entry[1]'], ['Bundle.entry[1].resource.masterIdentifier']],
+    'the DocumentReference that fits no slice is explained against the DocumentRefs profile',
+  );
+
+  const patientByDelete = clone(bundle);
+  patientByDelete.entry.push({ resource: { resourceType: 'Patient' }, request: { method: 'DELETE', url: 'Patient/1' } });
+  t.match(errors(registry.validateProfile(patientByDelete, url)), [{ expression: ['Bundle.entry[3]'] }], 'a Patient entry must be GET, POST or PUT');
 });
 
 t.test('a profile of another resource type is an error, not a crash', async (t) => {
