@@ -193,3 +193,12 @@ t.test('in a batch, the entry breaking its claimed profile answers 422 and the o
   const entries = json<Bundle>(res).entry ?? [];
   t.match(entries.map((e) => e.response?.status), [/^201/, /^422/]);
 });
+
+t.test('a JSON Patch whose result breaks the claimed profile is refused with 422', async (t) => {
+  const created = json(await fhir(app, 'POST', 'List', { ...submissionSet, meta: { profile: [SUBMISSION_SET] } }));
+  t.ok(created.id);
+  const res = await fhir(app, 'PATCH', `List/${created.id}`, [{ op: 'replace', path: '/mode', value: 'snapshot' }], { 'content-type': 'application/json-patch+json' });
+  t.equal(res.statusCode, 422);
+  t.match(json<OperationOutcome>(res).issue, [{ code: 'value', expression: ['List.mode'] }]);
+  t.equal(json(await fhir(app, 'GET', `List/${created.id}`)).mode, 'working');
+});
