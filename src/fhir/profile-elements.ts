@@ -52,6 +52,8 @@ export interface CompiledProfile {
   name: string;
   /** The type constrained: a resource type, a datatype, or `Extension`. */
   type: string;
+  /** StructureDefinition.kind: `resource`, `complex-type`... */
+  kind: string;
   /** This profile's URL, then its bases', up to the last one before the R4 base. */
   chain: string[];
   root: ElementNode;
@@ -143,6 +145,7 @@ export function compileProfile(sd: StructureDefinition, lookup: (url: string) =>
   const url = canonical(sd.url ?? '');
   const name = sd.id ?? sd.name ?? url;
   const type = sd.type ?? '';
+  const kind = sd.kind ?? '';
   const baseUrl = canonical(sd.baseDefinition ?? '');
   if (sd.snapshot?.element?.length) {
     const root = newNode(type);
@@ -150,7 +153,7 @@ export function compileProfile(sd: StructureDefinition, lookup: (url: string) =>
       checkUnder(element, type);
       apply(root, element, name, true);
     }
-    return { url, name, type, chain: [url, ...(lookup(baseUrl)?.chain ?? [])], root, scope: url.slice(0, url.lastIndexOf('/') + 1) };
+    return { url, name, type, kind, chain: [url, ...(lookup(baseUrl)?.chain ?? [])], root, scope: url.slice(0, url.lastIndexOf('/') + 1) };
   }
   let root: ElementNode;
   let chain: string[];
@@ -168,7 +171,7 @@ export function compileProfile(sd: StructureDefinition, lookup: (url: string) =>
     checkUnder(element, type);
     apply(root, element, name);
   }
-  return { url, name, type, chain, root };
+  return { url, name, type, kind, chain, root };
 }
 
 function checkUnder(element: ElementDefinition, type: string): void {

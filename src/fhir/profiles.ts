@@ -146,7 +146,7 @@ export class ProfileRegistry implements CheckEnv {
 
   /** The loaded profiles of resources (not datatypes or extensions), for docs and the CapabilityStatement. */
   resourceProfiles(): ProfileSummary[] {
-    return [...this.compiled.values()].filter((p) => /^[A-Z]/.test(p.type) && !DATATYPES.has(p.type)).map((p) => ({ url: p.url, name: p.name, type: p.type }));
+    return [...this.compiled.values()].filter((p) => p.kind === 'resource').map((p) => ({ url: p.url, name: p.name, type: p.type }));
   }
 
   /** Problems of `resource` against a loaded profile (errors and warnings); throws if the profile is not loaded. */
@@ -177,9 +177,6 @@ export class ProfileRegistry implements CheckEnv {
     );
   }
 }
-
-// Datatypes Carnet's profiles constrain, told apart from resources (both start with a capital).
-const DATATYPES = new Set(['Extension', 'Identifier', 'Reference', 'CodeableConcept', 'Coding', 'Attachment', 'HumanName', 'Address', 'ContactPoint', 'Period', 'Meta']);
 
 /** The profiles, ValueSets and CodeSystems of the JSON files under `dir` (profiles/ by default). */
 export function loadProfiles(dir: string = PROFILES_DIR): ProfileRegistry {
