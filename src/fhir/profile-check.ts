@@ -51,6 +51,11 @@ interface Item {
 
 const EXTENSION_SLICING: Discriminator[] = [{ type: 'value', path: 'url' }];
 
+/** How the slices of element `name` are told apart: its slicing, or by url for extensions (R4 default). */
+export function discriminatorsOf(rule: ElementRule, name: string): Discriminator[] | undefined {
+  return rule.slicing?.value.discriminator ?? (/^(modifierE|e)xtension$/.test(name) ? EXTENSION_SLICING : undefined);
+}
+
 export function checkProfile(env: CheckEnv, profile: CompiledProfile, value: unknown, expression: string, root: unknown = value): ProfileIssue[] {
   const ctx: Ctx = { env, root, asked: profile.name, scope: profile.scope, issues: [] };
   checkNode(ctx, profile.root, { value, expression });
@@ -76,7 +81,7 @@ function checkChild(ctx: Ctx, child: ElementNode, name: string, parent: Item): v
   const items = childItems(parent.value as Record<string, unknown>, name, parent.expression);
   const where = `${parent.expression}.${name.replace('[x]', '')}`;
   checkCount(ctx, child.rule, items.length, where);
-  const discriminators = child.rule.slicing?.value.discriminator ?? (/^(modifierE|e)xtension$/.test(name) ? EXTENSION_SLICING : undefined);
+  const discriminators = discriminatorsOf(child.rule, name);
   const matched = new Map<Item, ElementNode>();
   if (child.slices.size > 0 && discriminators) {
     const counts = new Map<string, number>([...child.slices.keys()].map((s) => [s, 0]));

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Resource, StructureDefinition } from '@medplum/fhirtypes';
 import type { Issue } from './outcome.js';
 import { canonical, compileProfile, walk, R4_BASE, type CompiledProfile, type Discriminator, type ElementNode } from './profile-elements.js';
-import { checkProfile, type CheckEnv, type SliceKey } from './profile-check.js';
+import { checkProfile, discriminatorsOf, type CheckEnv, type SliceKey } from './profile-check.js';
 import { Terminology, type Expansion } from './terminology.js';
 import { conformanceResources } from '../search/params.js';
 
@@ -67,7 +67,7 @@ export class ProfileRegistry implements CheckEnv {
         const outcome = this.terminology.expand(binding.valueSet);
         this.note(`${node.rule.binding!.from} ${label}: required binding not checked (${outcome.kind === 'unknown' ? outcome.reason : ''})`);
       }
-      const discriminators = node.rule.slicing?.value.discriminator ?? (/\.(modifierE|e)xtension$/.test(label) ? [{ type: 'value', path: 'url' } as Discriminator] : undefined);
+      const discriminators = discriminatorsOf(node.rule, label.slice(label.lastIndexOf('.') + 1));
       for (const [sliceName, slice] of node.slices) {
         const from = slice.rule.types?.from ?? slice.rule.min?.from ?? profile.name;
         if (!discriminators || !this.sliceKey(slice, discriminators)) this.note(`${from} ${label}:${sliceName}: slice not checked (its discriminator ${JSON.stringify(discriminators ?? [])} cannot be evaluated here)`);
