@@ -2,8 +2,8 @@
 // By-hand micro-benchmark of the profile validator (not a test).
 // Usage: npm run build && node scripts/bench/profiles.mjs [seconds]
 // Reports the load of profiles/ (what start-up pays), then resources/s validated against the
-// MHD Comprehensive DocumentReference, the PDSm one, and the MHD Minimal SubmissionSet, on the
-// official examples as shipped and with one error.
+// MHD Comprehensive DocumentReference, the PDSm one, the MHD Minimal SubmissionSet and the ITI-65
+// Comprehensive Provide Bundle, on the official examples as shipped and with errors.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,7 @@ const runs = [
   ['  same, with 3 errors', `${MHD}IHE.MHD.Comprehensive.DocumentReference`, broken],
   ['PDSm comprehensive DocumentReference', `${PDSM}pdsm-comprehensive-document-reference`, read('fr/pdsm/examples/DocumentReference-exemple-pdsm-documentreference.json')],
   ['MHD Minimal SubmissionSet', `${MHD}IHE.MHD.Minimal.SubmissionSet`, read('mhd/ITI.MHD/examples/List-ex-minimalSubmissionSet.json')],
+  ['MHD Comprehensive ProvideBundle (3 entries)', `${MHD}IHE.MHD.Comprehensive.ProvideBundle`, read('mhd/ITI.MHD/examples/Bundle-ex-comprehensiveProvideDocumentBundleSimple.json')],
 ];
 
 function run(label, url, resource) {
@@ -46,7 +47,7 @@ function run(label, url, resource) {
     count += 100;
   }
   const elapsed = (performance.now() - start) / 1000;
-  console.log(`${label.padEnd(38)} ${Math.round(count / elapsed).toLocaleString('en-US').padStart(8)} resources/s (${count} in ${elapsed.toFixed(1)} s, ${errors} errors each)`);
+  console.log(`${label.padEnd(44)} ${Math.round(count / elapsed).toLocaleString('en-US').padStart(8)} resources/s (${count} in ${elapsed.toFixed(1)} s, ${errors} errors each)`);
 }
 
 console.log(`profiles/ loaded in ${loadMs.toFixed(0)} ms (${registry.resourceProfiles().length} resource profiles), ${seconds} s per run, node ${process.version}`);
