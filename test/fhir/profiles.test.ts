@@ -56,6 +56,7 @@ t.test('profiles/ loads the MHD, PDSm and FR profiles Carnet validates against',
     `${MHD}IHE.MHD.Comprehensive.ProvideBundle`,
     `${PDSM}pdsm-comprehensive-document-reference`,
     `${PDSM}pdsm-submissionset-comprehensive`,
+    `${PDSM}pdsm-comprehensive-provide-document-bundle`,
     `${FR_CORE}fr-core-patient-ins`,
     `${FR_CORE}fr-core-practitioner`,
     RPPS_PROFILE,
@@ -88,6 +89,13 @@ const MISSING_CUSTODIAN = new Set([
   'DocumentReference-example-td3-1a-ordonnance.json',
 ]);
 
+// The PDSm Provide Bundles that carry those DocumentReferences: the entry fits no slice for that reason alone.
+const BUNDLE_MISSING_CUSTODIAN = new Set([
+  'Bundle-bundle-exemple-comprehensiveprovidedocument-replace.json',
+  'Bundle-example-td2-1-remplacement.json',
+  'Bundle-example-td2-iti65-lot-soumission.json',
+]);
+
 t.test('every official example claiming a loaded profile conforms to it', async (t) => {
   let checked = 0;
   for (const dir of EXAMPLE_DIRS) {
@@ -104,6 +112,12 @@ t.test('every official example claiming a loaded profile conforms to it', async 
               `${where}: only custodian is missing`,
             );
             t.match(found[0].diagnostics, /^DocumentReference\.custodian: minimum 1 required by pdsm-/);
+          } else if (BUNDLE_MISSING_CUSTODIAN.has(where)) {
+            t.same(
+              found.map((i) => i.expression),
+              [['Bundle.entry[1]'], ['Bundle.entry[1].resource.custodian']],
+              `${where}: only its DocumentReference's custodian is missing`,
+            );
           } else {
             t.same(found, [], `${where} conforms to ${url.split('/').pop()}`);
           }
@@ -111,7 +125,7 @@ t.test('every official example claiming a loaded profile conforms to it', async 
       }
     }
   }
-  t.ok(checked >= 69, `${checked} example/profile pairs checked`);
+  t.ok(checked >= 80, `${checked} example/profile pairs checked`);
 });
 
 const comprehensive = read<Resource & Record<string, unknown>>('mhd/ITI.MHD/examples/DocumentReference-ex-DocumentReferenceComprehensive.json');
