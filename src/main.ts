@@ -7,6 +7,7 @@ import { SqliteStore } from './store/sqlite/index.js';
 import type { Store } from './store/port.js';
 import { KEY_NAMES, loadOrCreateKey } from './auth/keys.js';
 import { loadMatrix } from './policy/matrix.js';
+import { profiles } from './fhir/profiles.js';
 import { TokenVerifier } from './auth/verify.js';
 import { loadIssuers } from './auth/issuers.js';
 import { authBase, DEVELOPMENT_ISSUER, type AuthContext } from './auth/context.js';
@@ -26,6 +27,8 @@ async function main(): Promise<void> {
   let baseUrl = config.baseUrl;
   // A broken access matrix stops the server before it listens (the file is the operator's).
   const matrix = loadMatrix();
+  // Likewise the profiles (profiles/*.json): compiled once, before the first write needs them.
+  const registry = profiles();
   const signingKey = await loadOrCreateKey(config.dataDir, KEY_NAMES.signing);
   const developmentKey = config.production ? undefined : await loadOrCreateKey(config.dataDir, KEY_NAMES.development);
   const verifier = new TokenVerifier(loadIssuers(config.issuersFile), () => baseUrl, Date.now, config.tokenCache ? undefined : 0);
@@ -78,7 +81,7 @@ async function main(): Promise<void> {
   verifier.trust({ issuer: authBase(baseUrl), jwks: { keys: [signingKey.publicJwk] } });
   const ms = Math.round(performance.now() - started);
   const development = developmentKey ? '; development tokens accepted (NODE_ENV is not production)' : '';
-  process.stdout.write(`Carnet FHIR R4 API listening on http://${config.host}:${port}/fhir (base URL ${baseUrl}), store: ${storeLabel}, access matrix: ${matrix.professions.length} professions, trusted issuers: ${verifier.trusted.join(', ')}${development}, ready in ${ms} ms\n`);
+  process.stdout.write(`Carnet FHIR R4 API listening on http://${config.host}:${port}/fhir (base URL ${baseUrl}), store: ${storeLabel}, access matrix: ${matrix.professions.length} professions, profiles: ${registry.resourceProfiles().length}, trusted issuers: ${verifier.trusted.join(', ')}${development}, ready in ${ms} ms\n`);
 }
 
 main().catch((error: unknown) => {

@@ -33,8 +33,9 @@ requireBuild();
 const FHIR_JSON = 'application/fhir+json';
 const INS_SYSTEM = 'urn:oid:1.2.250.1.213.1.4.8';
 const INS = '277076322082910';
+const UNIQUE_ID_TYPE = { coding: [{ system: 'https://profiles.ihe.net/ITI/MHD/CodeSystem/IHE.MHD.MHDIdentifierType', code: 'uniqueId' }] };
 
-/** An ITI-65 Provide Document Bundle with `bytes` as its one PDF. */
+/** An ITI-65 Provide Document Bundle (MHD Comprehensive) with `bytes` as its one PDF; `__UID__` marks its uniqueIds. */
 function provideBundle(bytes) {
   const subject = { reference: `Patient?identifier=${INS_SYSTEM}|${INS}` };
   return JSON.stringify({
@@ -47,6 +48,11 @@ function provideBundle(bytes) {
         request: { method: 'POST', url: 'List' },
         resource: {
           resourceType: 'List',
+          extension: [
+            { url: 'https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType', valueCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '225728007' }] } },
+            { url: 'https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-sourceId', valueIdentifier: { value: 'urn:oid:1.2.250.1.999.1' } },
+          ],
+          identifier: [{ use: 'usual', system: 'urn:ietf:rfc:3986', type: UNIQUE_ID_TYPE, value: 'urn:oid:1.2.250.1.999.2.__UID__' }],
           status: 'current',
           mode: 'working',
           code: { coding: [{ system: 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes', code: 'submissionset' }] },
@@ -60,7 +66,14 @@ function provideBundle(bytes) {
         request: { method: 'POST', url: 'DocumentReference' },
         resource: {
           resourceType: 'DocumentReference',
+          masterIdentifier: { system: 'urn:ietf:rfc:3986', type: UNIQUE_ID_TYPE, value: 'urn:oid:1.2.250.1.999.3.__UID__' },
           status: 'current',
+          securityLabel: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'N' }] }],
+          context: {
+            sourcePatientInfo: subject,
+            facilityType: { coding: [{ system: 'http://snomed.info/sct', code: '82242000' }] },
+            practiceSetting: { coding: [{ system: 'http://snomed.info/sct', code: '408467006' }] },
+          },
           type: { coding: [{ system: 'http://loinc.org', code: '11502-2', display: 'Laboratory report' }] },
           category: [{ coding: [{ system: 'http://loinc.org', code: '11502-2' }] }],
           subject,
@@ -68,7 +81,14 @@ function provideBundle(bytes) {
           author: [{ reference: 'Organization/lab' }],
           content: [
             {
-              attachment: { contentType: 'application/pdf', url: 'urn:uuid:00000000-0000-4000-8000-000000000003', size: bytes.length, hash: crypto.createHash('sha1').update(bytes).digest('base64') },
+              attachment: {
+                contentType: 'application/pdf',
+                language: 'fr-FR',
+                creation: new Date().toISOString(),
+                url: 'urn:uuid:00000000-0000-4000-8000-000000000003',
+                size: bytes.length,
+                hash: crypto.createHash('sha1').update(bytes).digest('base64'),
+              },
               format: { system: 'http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode', code: 'urn:ihe:iti:xds-sd:pdf:2008' },
             },
           ],
@@ -98,7 +118,7 @@ async function main() {
     const system = await authorizationFor(server);
     const post = (path, body) => fetch(`${server.origin}/fhir/${path}`, { method: 'POST', headers: { ...system, 'content-type': FHIR_JSON, accept: FHIR_JSON }, body: JSON.stringify(body) });
     await post('Patient', { resourceType: 'Patient', identifier: [{ system: INS_SYSTEM, value: INS }], name: [{ family: 'Durand' }], generalPractitioner: [{ reference: 'Practitioner/gp' }] });
-    const check = await fetch(`${server.origin}/fhir`, { method: 'POST', headers: { ...system, 'content-type': FHIR_JSON }, body: provideBundle(pdf()) });
+    const check = await fetch(`${server.origin}/fhir`, { method: 'POST', headers: { ...system, 'content-type': FHIR_JSON }, body: provideBundle(pdf()).replaceAll('__UID__', 'check') });
     if (check.status !== 200) throw new Error(`a Provide Document Bundle was refused: ${check.status} ${await check.text()}`);
 
     const push = await run({
@@ -106,7 +126,8 @@ async function main() {
       method: 'POST',
       headers: { ...system, 'content-type': FHIR_JSON, accept: FHIR_JSON, prefer: 'return=minimal' },
       // 200 distinct PDFs generated before the run, cycled: every push is a new document.
-      requests: [{ setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }) }],
+      // Each push gets fresh uniqueIds (a uniqueId is provided once).
+      requests: [{ setupRequest: (req) => ({ ...req, body: bodies[next % bodies.length].replaceAll('__UID__', String(++next)) }) }],
     });
 
     const gp = await authorizationFor(server, { kind: 'practitioner', fhirUser: 'Practitioner/gp', profession: '10', scope: 'user/*.rs' });

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import type { CapabilityStatement, CapabilityStatementRestResource, ResourceType } from '@medplum/fhirtypes';
 import { SERVED_TYPES } from './registry.js';
 import { paramsOf } from '../search/params.js';
+import { profiles } from './profiles.js';
 import type { FhirContext, FhirResponse } from './context.js';
 
 const require = createRequire(import.meta.url);
@@ -25,10 +26,20 @@ function revIncludes(type: string): string[] {
   );
 }
 
+/** The profiles of profiles/ a write's meta.profile and $validate?profile= are checked against. */
+function supportedProfiles(type: string): Pick<CapabilityStatementRestResource, 'supportedProfile'> {
+  const urls = profiles()
+    .resourceProfiles()
+    .filter((p) => p.type === type)
+    .map((p) => p.url);
+  return urls.length ? { supportedProfile: urls } : {};
+}
+
 function resourceEntry(type: ResourceType): CapabilityStatementRestResource {
   return {
     type,
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+    ...supportedProfiles(type),
     interaction: TYPE_INTERACTIONS.map((code) => ({ code })),
     versioning: 'versioned-update',
     readHistory: true,

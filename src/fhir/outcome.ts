@@ -104,6 +104,10 @@ export class Unprocessable extends FhirError {
   constructor(diagnostics: string, expression?: string | string[], code: IssueCode = 'processing') {
     super(422, [issue(code, diagnostics, expression)]);
   }
+  /** Several issues at once, e.g. a resource's violations of the profiles it claims. */
+  static of(issues: Issue[]): FhirError {
+    return new FhirError(422, issues);
+  }
 }
 export class ServiceUnavailable extends FhirError {
   constructor(diagnostics: string) {

@@ -5,8 +5,9 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { Version, WriteOp, WriteResult } from '../store/port.js';
 import { WriteConflict } from '../store/port.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { FhirError, Invalid, PreconditionFailed, Conflict, informational } from './outcome.js';
+import { FhirError, Invalid, PreconditionFailed, Conflict, Unprocessable, informational } from './outcome.js';
 import { schemaIssues } from './validate.js';
+import { claimedProfileIssues } from './profiles.js';
 import { auditOp, touchedBy } from './audited.js';
 import { assertNoPointer, storeContent } from './binary.js';
 
@@ -21,7 +22,9 @@ export type Stored = Resource & { id: string };
 
 /**
  * The resource a create or update carries, checked: a JSON object of the URL's type that
- * passes the R4 schema. meta.versionId and meta.lastUpdated are the server's and are dropped.
+ * passes the R4 schema (else 400) and the profiles of profiles/ that its meta.profile names
+ * (else 422; profiles Carnet does not know are claims it accepts unchecked).
+ * meta.versionId and meta.lastUpdated are the server's and are dropped.
  */
 export function incomingResource(body: unknown, type: string): Resource {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -36,6 +39,8 @@ export function incomingResource(body: unknown, type: string): Resource {
     throw Invalid.of(issues.map((i) => ({ code: 'structure', diagnostics: i.diagnostics, expression: [i.expression] })));
   }
   assertNoPointer(resource as Resource);
+  const profileIssues = claimedProfileIssues(resource as Resource);
+  if (profileIssues.some((i) => i.severity !== 'warning')) throw Unprocessable.of(profileIssues);
   const checked = { ...(resource as Resource) };
   if (checked.meta) {
     const { versionId: _v, lastUpdated: _l, ...meta } = checked.meta;

@@ -8,10 +8,50 @@ import type { Attachment, Binary, Bundle, DocumentReference, List, Patient, Refe
 import type { FhirContext, FhirRequest, TransactionCheck, TransactionEntry } from '../fhir/context.js';
 import { pointerOf } from '../fhir/binary.js';
 import { Unprocessable } from '../fhir/outcome.js';
+import { validateProfile } from '../fhir/profiles.js';
 import type { SearchPlan } from '../search/types.js';
 
 export const MHD_LIST_TYPES = 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes';
 const PROVIDE_BUNDLE_PROFILE = /\/(IHE\.MHD\.(UnContained\.)?(Minimal|Comprehensive)\.ProvideBundle|pdsm-comprehensive-provide-document-bundle)$/;
+const MHD = 'https://profiles.ihe.net/ITI/MHD/StructureDefinition/';
+const PDSM = 'https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/';
+
+/** The metadata option a Bundle claims, and the profiles its SubmissionSet and documents must meet. */
+interface MetadataOption {
+  submissionSet: string;
+  document: string;
+}
+const OPTIONS: [RegExp, MetadataOption][] = [
+  [/pdsm-comprehensive-provide-document-bundle$/, { submissionSet: `${PDSM}pdsm-submissionset-comprehensive`, document: `${PDSM}pdsm-comprehensive-document-reference` }],
+  [/IHE\.MHD\.UnContained\.Comprehensive\.ProvideBundle$/, { submissionSet: `${MHD}IHE.MHD.UnContained.Comprehensive.SubmissionSet`, document: `${MHD}IHE.MHD.UnContained.Comprehensive.DocumentReference` }],
+  [/IHE\.MHD\.Comprehensive\.ProvideBundle$/, { submissionSet: `${MHD}IHE.MHD.Comprehensive.SubmissionSet`, document: `${MHD}IHE.MHD.Comprehensive.DocumentReference` }],
+];
+/** Without a claim, the Minimal option: the least a Document Recipient accepts. */
+const MINIMAL: MetadataOption = { submissionSet: `${MHD}IHE.MHD.Minimal.SubmissionSet`, document: `${MHD}IHE.MHD.Minimal.DocumentReference` };
+
+function optionOf(bundle: Bundle): MetadataOption {
+  for (const [pattern, option] of OPTIONS) if (bundle.meta?.profile?.some((p) => pattern.test(p))) return option;
+  return MINIMAL;
+}
+
+/**
+ * The SubmissionSet and each document meet the profiles of the Bundle's metadata option, whether
+ * or not they claim them (a resource's own meta.profile claims are checked on write anyway).
+ */
+function checkProfile(entry: TransactionEntry, url: string): void {
+  const resource = entry.resource as Resource;
+  if (resource.meta?.profile?.includes(url)) return;
+  const errors = validateProfile(resource, url).filter((i) => i.severity !== 'warning');
+  if (errors.length === 0) return;
+  const where = `Bundle.entry[${entry.index}]`;
+  throw Unprocessable.of(
+    errors.map((i) => ({
+      ...i,
+      diagnostics: `${where}: ${i.diagnostics} (IHE MHD ITI-65 rule profile)`,
+      ...(i.expression ? { expression: i.expression.map((e) => `${where}.resource.${e.replace(/^[A-Z][A-Za-z]+\./, '')}`) } : {}),
+    })),
+  );
+}
 const LITERAL = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/;
 
 /** A failed ITI-65 rule: 422 naming the entry, the element and the rule. */
@@ -170,6 +210,9 @@ export const provideDocumentBundle: TransactionCheck = async (ctx, req, bundle, 
   const listed = new Set((submissionSet.entry ?? []).map((e) => e.item?.reference));
   const documents = entries.filter((e) => e.resource?.resourceType === 'DocumentReference');
   if (documents.length === 0) throw broken(setEntry, 'documents', 'the Bundle carries no DocumentReference');
+  const option = optionOf(bundle);
+  checkProfile(setEntry, option.submissionSet);
+  for (const entry of documents) checkProfile(entry, option.document);
   const followers: FhirRequest[] = [];
   let patient: string | undefined;
   for (const entry of documents) {

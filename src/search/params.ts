@@ -72,19 +72,30 @@ function officialDefinitions(): SearchParameter[] {
   return (bundle.entry ?? []).map((e) => e.resource!).filter(Boolean);
 }
 
-/** SearchParameter resources in profiles/ (one per file, or Bundles of them). */
-export function profileDefinitions(dir = PROFILES): SearchParameter[] {
+/**
+ * The resources of the JSON files under `dir` (recursively, in name order; a Bundle counts as
+ * its entries). A file that is not JSON throws, naming it: the server does not start.
+ */
+export function conformanceResources(dir = PROFILES): Resource[] {
   if (!fs.existsSync(dir)) return [];
-  const found: SearchParameter[] = [];
-  for (const file of fs.readdirSync(dir, { recursive: true }) as string[]) {
+  const found: Resource[] = [];
+  for (const file of (fs.readdirSync(dir, { recursive: true }) as string[]).sort()) {
     if (!file.endsWith('.json')) continue;
-    const content = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Resource;
-    if (content.resourceType === 'SearchParameter') found.push(content);
-    else if (content.resourceType === 'Bundle') {
-      for (const entry of content.entry ?? []) if (entry.resource?.resourceType === 'SearchParameter') found.push(entry.resource);
+    let content: Resource;
+    try {
+      content = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Resource;
+    } catch (error) {
+      throw new Error(`profiles: ${path.join(dir, file)} is not valid JSON (${error instanceof Error ? error.message : String(error)})`);
     }
+    if (content.resourceType === 'Bundle') found.push(...(content.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : [])));
+    else found.push(content);
   }
   return found;
+}
+
+/** SearchParameter resources in profiles/ (one per file, or Bundles of them). */
+export function profileDefinitions(dir = PROFILES): SearchParameter[] {
+  return conformanceResources(dir).filter((r): r is SearchParameter => r.resourceType === 'SearchParameter');
 }
 
 // Parameters whose semantics are not an expression to index: handled by the parser (_has, _type)

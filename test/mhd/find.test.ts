@@ -3,7 +3,7 @@
 import t from 'tap';
 import type { Bundle, DocumentReference, List } from '@medplum/fhirtypes';
 import { fhir, json, testServer } from '../helpers.js';
-import { ANS_INS, iheBundle, INS_SYSTEM, load, PDSM4DMP, seedExamples } from './fixture.js';
+import { ANS_INS, iheBundle, INS_SYSTEM, load, PDSM4DMP, seedExamples, withCustodian } from './fixture.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
@@ -15,7 +15,7 @@ const pushed = json<Bundle>(await fhir(app, 'POST', '', iheBundle('ex-unContaine
 const idOf = (location = '') => /\/([^/]+)\/_history\//.exec(location)?.[1] ?? '';
 const documentId = idOf(pushed.entry?.[1]?.response?.location);
 const setId = idOf(pushed.entry?.[0]?.response?.location);
-const ans = json<Bundle>(await fhir(app, 'POST', '', load<Bundle>(PDSM4DMP, 'Bundle-example-td2-iti65-lot-soumission.json')));
+const ans = json<Bundle>(await fhir(app, 'POST', '', withCustodian(load<Bundle>(PDSM4DMP, 'Bundle-example-td2-iti65-lot-soumission.json'))));
 const ansDocumentId = idOf(ans.entry?.[1]?.response?.location);
 t.ok(documentId && setId && ansDocumentId, 'the documents were provided');
 

@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import t from 'tap';
 import type { Attachment, Binary, Bundle, DocumentReference, List, OperationOutcome } from '@medplum/fhirtypes';
 import { bearer, fhir, json, testServer } from '../helpers.js';
-import { ANS_INS, iheBundle, INS_SYSTEM, load, PDSM, PDSM4DMP, provideBundle, seedExamples } from './fixture.js';
+import { ANS_INS, iheBundle, INS_SYSTEM, load, PDSM, PDSM4DMP, provideBundle, seedExamples, withCustodian } from './fixture.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
@@ -64,9 +64,15 @@ t.test('a document uniqueId is provided once: in the Bundle, and across pushes',
   await rejected(t, iheBundle('ex-comprehensiveProvideDocumentBundleSimple'), 422, /^Bundle\.entry\[1\]: a document with uniqueId urn:oid:1\.2\.840\.113556\.1\.8000\.2554\.53432\.348\.12973\.17740\.34205\.4355\.50220\.62012 was already provided.*rule unique-id/);
 });
 
-t.test('the ANS PDSm-for-DMP submission finds the patient by INS through a conditional reference', async (t) => {
-  const res = await push(load<Bundle>(PDSM4DMP, 'Bundle-example-td2-iti65-lot-soumission.json'));
-  t.equal(res.statusCode, 200);
+t.test('the ANS PDSm-for-DMP examples are refused as published: PDSm 3.1.1 requires a custodian they leave out', async (t) => {
+  for (const file of ['Bundle-example-td2-iti65-lot-soumission.json', 'Bundle-example-td2-1-remplacement.json']) {
+    await rejected(t, load<Bundle>(PDSM4DMP, file), 422, /DocumentReference\.custodian: minimum 1 required by pdsm-comprehensive-document-reference/);
+  }
+});
+
+t.test('the ANS PDSm-for-DMP submission (with its custodian) finds the patient by INS through a conditional reference', async (t) => {
+  const res = await push(withCustodian(load<Bundle>(PDSM4DMP, 'Bundle-example-td2-iti65-lot-soumission.json')));
+  t.equal(res.statusCode, 200, res.body.slice(0, 400));
   const response = json<Bundle>(res);
   const document = json<DocumentReference>(await fhir(app, 'GET', locationOf(response, 1).replace(/^.*\/fhir\//, '')));
   t.equal(document.subject?.reference, 'Patient/ans-ins-patient');
@@ -74,9 +80,9 @@ t.test('the ANS PDSm-for-DMP submission finds the patient by INS through a condi
   t.ok(found.entry?.some((e) => e.resource?.id === document.id), 'ITI-67 finds it by the patient\'s INS');
 });
 
-t.test('the ANS replacement supersedes the replaced document in the same transaction', async (t) => {
-  const res = await push(load<Bundle>(PDSM4DMP, 'Bundle-example-td2-1-remplacement.json'));
-  t.equal(res.statusCode, 200);
+t.test('the ANS replacement (with its custodian) supersedes the replaced document in the same transaction', async (t) => {
+  const res = await push(withCustodian(load<Bundle>(PDSM4DMP, 'Bundle-example-td2-1-remplacement.json')));
+  t.equal(res.statusCode, 200, res.body.slice(0, 400));
   t.equal(json<DocumentReference>(await fhir(app, 'GET', 'DocumentReference/doc-x-id')).status, 'superseded');
 });
 
@@ -166,7 +172,7 @@ t.test('an attachment may point at a Binary already on the server, checked the s
   const pointing = (attachment: Attachment) => {
     const bundle = provide();
     bundle.entry.pop();
-    documentOf(bundle).content[0].attachment = { contentType: 'application/pdf', url: binary, ...attachment };
+    documentOf(bundle).content[0].attachment = { ...documentOf(bundle).content[0].attachment, url: binary, ...attachment };
     return bundle;
   };
   const sha1 = crypto.createHash('sha1').update(bytes).digest('base64');
@@ -178,6 +184,25 @@ t.test('an attachment may point at a Binary already on the server, checked the s
   await rejected(t, missing, 422, /attachment\.url "Binary\/none" points at no Binary.*rule attachment-resolvable/);
   const res = await push(pointing({ size: bytes.length, hash: sha1 }));
   t.equal(res.statusCode, 200);
+});
+
+t.test('the SubmissionSet and documents meet the profiles of the metadata option the Bundle claims', async (t) => {
+  const noType = provide();
+  delete documentOf(noType).type;
+  await rejected(t, noType, 422, /^Bundle\.entry\[1\]: DocumentReference\.type: minimum 1 required by IHE\.MHD\.(UnContained\.)?Comprehensive\.DocumentReference.*rule profile/);
+  t.same(await rejectedExpression(noType), ['Bundle.entry[1].resource.type']);
+  // Without a claim, the Minimal option applies: a type is not required there, a uniqueId is.
+  const minimal = provide();
+  delete minimal.meta;
+  delete documentOf(minimal).type;
+  t.equal((await push(minimal)).statusCode, 200, 'the Minimal option does not require a type');
+  const noUniqueId = provide();
+  delete noUniqueId.meta;
+  delete documentOf(noUniqueId).masterIdentifier;
+  await rejected(t, noUniqueId, 422, /^Bundle\.entry\[1\]: DocumentReference\.masterIdentifier: minimum 1 required by IHE\.MHD\.Minimal\.DocumentReference.*rule profile/);
+  const noSource = provide();
+  setOf(noSource).extension = [];
+  await rejected(t, noSource, 422, /^Bundle\.entry\[0\]: .*IHE\.MHD\.Comprehensive\.SubmissionSet.*rule profile/);
 });
 
 t.test('a Binary may not claim another resource as its security context', async (t) => {
