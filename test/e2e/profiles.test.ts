@@ -166,18 +166,20 @@ t.test('an update that breaks the claimed profile is refused with 422 and the st
 });
 
 t.test('a transaction with one entry breaking its claimed profile is refused whole with 422', async (t) => {
-  const before = await count('List');
+  // Not a Provide Document Bundle (no SubmissionSet): an ordinary transaction, whose entries are
+  // checked against the profiles they claim (docs/mhd.md covers the ITI-65 rules).
+  const before = await count('DocumentReference');
   const res = await fhir(app, 'POST', '', {
     resourceType: 'Bundle',
     type: 'transaction',
     entry: [
-      { fullUrl: 'urn:uuid:0f0f0f0f-0000-4000-8000-000000000001', resource: { ...submissionSet }, request: { method: 'POST', url: 'List' } },
-      { fullUrl: 'urn:uuid:0f0f0f0f-0000-4000-8000-000000000002', resource: { ...cases[5].resource(), meta: { profile: [SUBMISSION_SET] } }, request: { method: 'POST', url: 'List' } },
+      { fullUrl: 'urn:uuid:0f0f0f0f-0000-4000-8000-000000000001', resource: { ...structuredClone(documentReference), id: undefined }, request: { method: 'POST', url: 'DocumentReference' } },
+      { fullUrl: 'urn:uuid:0f0f0f0f-0000-4000-8000-000000000002', resource: { ...cases[0].resource(), id: undefined }, request: { method: 'POST', url: 'DocumentReference' } },
     ],
   });
   t.equal(res.statusCode, 422);
-  t.match(json<OperationOutcome>(res).issue, [{ expression: ['Bundle.entry[1].resource.extension:sourceId'] }]);
-  t.equal(await count('List'), before);
+  t.match(json<OperationOutcome>(res).issue, [{ expression: ['Bundle.entry[1].resource.masterIdentifier'] }]);
+  t.equal(await count('DocumentReference'), before);
 });
 
 t.test('in a batch, the entry breaking its claimed profile answers 422 and the others are applied', async (t) => {
