@@ -238,7 +238,13 @@ export class MongoStore implements Store {
           // Two conditional creates with the same criteria write the same lock document, so they
           // conflict and the second re-runs its check after the first committed.
           const lock = `ifNoneExist ${type} ${crypto.createHash('sha256').update(JSON.stringify(op.ifNoneExist)).digest('hex')}`;
-          await this.locks.updateOne({ _id: lock }, { $inc: { n: 1 } }, { upsert: true, session });
+          try {
+            await this.locks.updateOne({ _id: lock }, { $inc: { n: 1 } }, { upsert: true, session });
+          } catch (error) {
+            // The lock document was created by a transaction that committed meanwhile.
+            if (isDuplicateKey(error)) throw new Retry();
+            throw error;
+          }
           const found = await this.searchIn(op.ifNoneExist, { count: 2 }, session);
           if (found.matches.length > 1) throw new WriteConflict('multiple-matches', type, 'the conditional create criteria match more than one resource');
           if (found.matches.length === 1) return { kind: 'existing', version: found.matches[0] };
