@@ -259,7 +259,7 @@ export class MongoStore implements Store {
       case 'update': {
         const { resourceType: type, id } = op.resource;
         const target = `${type}/${id}`;
-        const row = await this.resources.findOne({ _id: target }, { projection: RESULT_PROJECTION, session });
+        const row = await this.resources.findOne({ _id: target }, { projection: { ...RESULT_PROJECTION, patient: 1 }, session });
         if (op.mustBeNew && row) throw new WriteConflict('already-exists', target, 'the resource was created meanwhile');
         if (op.expectedVersion !== undefined && (!row || row.version !== op.expectedVersion)) {
           throw new WriteConflict('version-mismatch', target, `expected version ${op.expectedVersion}, current is ${row ? row.version : 'none'}`);
@@ -286,7 +286,7 @@ export class MongoStore implements Store {
         }
         if (!row || row.deleted) return { kind: 'absent' };
         const version: Version = { type: op.type, id: op.id, versionId: row.version + 1, lastUpdated: at, deleted: true };
-        await this.replaceCurrent(currentDocument(version, [], row.creator, row.patient), row.version, session);
+        await this.replaceCurrent(currentDocument(version, [], row.creator, row.patient), row, session);
         await this.versions.insertOne({ _id: new ObjectId(), ...versionDocument(version, row.patient) }, { session });
         return { kind: 'deleted', version };
       }
@@ -304,7 +304,7 @@ export class MongoStore implements Store {
     at: string,
     index: IndexEntry[],
     creator: string | undefined,
-    existing: Pick<CurrentDoc, 'version'> | undefined,
+    existing: Pick<CurrentDoc, 'version' | 'patient'> | undefined,
     session: ClientSession,
   ): Promise<Version> {
     const { resourceType: type, id } = resource;
@@ -312,15 +312,17 @@ export class MongoStore implements Store {
     if (creator) version.creator = creator;
     const patient = patientKey(type, id, index);
     const doc = currentDocument(version, index, creator, patient);
-    if (existing) await this.replaceCurrent(doc, existing.version, session);
+    if (existing) await this.replaceCurrent(doc, existing, session);
     else await this.resources.insertOne(doc, { session });
     await this.versions.insertOne({ _id: new ObjectId(), ...versionDocument(version, patient) }, { session });
     return version;
   }
 
   // The optimistic lock, enforced by the database: only the version that was read is replaced.
-  private async replaceCurrent(doc: CurrentDoc, readVersion: number, session: ClientSession): Promise<void> {
-    const result = await this.resources.replaceOne({ _id: doc._id, version: readVersion }, doc, { session });
+  // The filter names the patient key it had: on a sharded cluster a replacement that moves the
+  // document to another shard key value must name the current one.
+  private async replaceCurrent(doc: CurrentDoc, read: Pick<CurrentDoc, 'version' | 'patient'>, session: ClientSession): Promise<void> {
+    const result = await this.resources.replaceOne({ _id: doc._id, version: read.version, patient: read.patient }, doc, { session });
     if (result.matchedCount === 0) throw new Retry();
   }
 
