@@ -125,7 +125,10 @@ export class MongoStore implements Store {
         // Versions of the resources whose current version the restriction matches.
         const current = await this.resolver()(await compileFilter(query.restriction, this.resolver()));
         const byType = new Map<string, string[]>();
-        for (const doc of current) byType.set(doc.type, [...(byType.get(doc.type) ?? []), doc.id]);
+        for (const doc of current) {
+          if (!byType.has(doc.type)) byType.set(doc.type, []);
+          byType.get(doc.type)!.push(doc.id);
+        }
         parts.push(byType.size === 0 ? { _id: { $in: [] } } : { $or: [...byType].map(([type, ids]) => ({ type, id: { $in: ids } })) });
       }
       const docs = await this.versions
