@@ -160,7 +160,8 @@ export class MongoStore implements Store {
   private async searchIn(plan: SearchPlan, query: SearchQuery, session?: ClientSession): Promise<SearchPage> {
     const after = query.cursor !== undefined ? decodeKeys(query.cursor) : undefined;
     const compiled = await compileSearch(plan, this.resolver(session), after, query.count + 1);
-    const rows = await this.resources.aggregate<CurrentDoc & Record<string, unknown>>(compiled.pipeline, { allowDiskUse: true, ...(session ? { session } : {}) }).toArray();
+    // Large sorts may spill to disk, outside transactions (a conditional create's check is a small search).
+    const rows = await this.resources.aggregate<CurrentDoc & Record<string, unknown>>(compiled.pipeline, session ? { session } : { allowDiskUse: true }).toArray();
     const page: SearchPage = { matches: rows.slice(0, query.count).map((row) => toVersion(row, row.creator)) };
     if (rows.length > query.count && query.count > 0) page.next = encodeKeys(compiled.cursorOf(rows[query.count - 1]));
     if (query.total) page.total = await this.resources.countDocuments(compiled.filter, session ? { session } : {});
