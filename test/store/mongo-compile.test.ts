@@ -78,3 +78,16 @@ t.test('a sort on a parameter is a computed key; the id breaks ties and names th
   t.same(compiled.cursorOf({ k0: 5, id: 'x' }), [5, 'x']);
   await t.rejects(compileSearch(plan, noTargets, ['only-one'], 5), RangeError, 'a cursor of another search is refused');
 });
+
+t.test("a search naming patients through the patient key's element says so, for the shard key", async (t) => {
+  const subject = (type: string, param: string): SearchPlan => ({ types: [type], where: [{ kind: 'reference', param, values: [{ targetType: 'Patient', targetId: 'p-helene' }] }], sort: [] });
+  const filter = await compileFilter(subject('Observation', 'subject'), noTargets);
+  t.same(filter.patient, { $in: ['Patient/p-helene'] });
+  const docs = FIXTURE.map((r) => docOf(r as Resource & { id: string }));
+  t.same(mingoFind(docs, filter).map((d) => d.id).sort(), ['obs-bp', 'obs-weight-1']);
+  t.same((await compileFilter({ types: ['Patient'], where: [{ kind: 'id', ids: ['p-anna'] }], sort: [] }, noTargets)).patient, { $in: ['Patient/p-anna'] });
+  t.equal((await compileFilter(subject('Appointment', 'actor'), noTargets)).patient, undefined, 'Appointment.actor holds several references');
+  t.equal((await compileFilter(subject('Observation', 'performer'), noTargets)).patient, undefined, 'not the element of the key');
+  const untyped: SearchPlan = { types: ['Observation'], where: [{ kind: 'reference', param: 'subject', values: [{ targetId: 'p-helene' }] }], sort: [] };
+  t.equal((await compileFilter(untyped, noTargets)).patient, undefined, 'an id that may be a Group');
+});

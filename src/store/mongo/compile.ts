@@ -9,7 +9,7 @@
 
 import type { Condition, QuantityValue, RangeValue, ReferenceValue, SearchPlan, SortKey, TokenValue } from '../../search/types.js';
 import { entryKindOf } from '../kinds.js';
-import { ENTRY_ARRAYS, type CurrentDoc, type EntryDoc } from './documents.js';
+import { ENTRY_ARRAYS, PATIENT_KEY_PARAMS, type CurrentDoc } from './documents.js';
 
 export type Filter = Record<string, unknown>;
 export type Stage = Record<string, unknown>;
@@ -278,10 +278,27 @@ class Compiler {
   }
 }
 
+/**
+ * The patient keys every match of the plan has, when its conditions imply them: a search of one
+ * type naming patients through the element of the patient key (PATIENT_KEY_PARAMS), or Patients by
+ * _id. Said in the filter, it sends the query to those patients' shards only.
+ */
+function patientKeys(plan: SearchPlan): string[] | undefined {
+  if (plan.types.length !== 1) return undefined;
+  const [type] = plan.types;
+  for (const cond of plan.where) {
+    if (type === 'Patient' && cond.kind === 'id' && !cond.not) return cond.ids.map((id) => `Patient/${id}`);
+    if (cond.kind !== 'reference' || !PATIENT_KEY_PARAMS[type]?.includes(cond.param) || cond.values.length === 0) continue;
+    if (cond.values.every((v) => v.targetType === 'Patient' && v.targetId !== undefined && v.url === undefined)) return cond.values.map((v) => `Patient/${v.targetId}`);
+  }
+  return undefined;
+}
+
 /** The filter selecting the current, live resources a plan matches. */
 export async function compileFilter(plan: SearchPlan, resolve: Resolve): Promise<Filter> {
   const where = await new Compiler(resolve).where(plan.where, plan.types);
-  return and([{ type: { $in: plan.types } }, { deleted: false }, where]);
+  const keys = patientKeys(plan);
+  return and([{ type: { $in: plan.types } }, ...(keys ? [{ patient: { $in: keys } }] : []), { deleted: false }, where]);
 }
 
 /** A sort key: a field of the document, or one computed by $addFields. */

@@ -124,6 +124,26 @@ export function patientKey(type: string, id: string, index: IndexEntry[]): strin
   return `${type}/${id}`;
 }
 
+/**
+ * The search parameters that read the element giving the patient key (the type's first compartment
+ * parameter), where that element holds one reference at most: a search naming Patient/X through
+ * one of them only matches documents whose patient key is "Patient/X", so it can say so and be
+ * sent to that patient's shard alone. Not Appointment.actor, AuditEvent's entity: several values.
+ */
+export const PATIENT_KEY_PARAMS: Readonly<Record<string, readonly string[]>> = {
+  AllergyIntolerance: ['patient'],
+  Communication: ['subject', 'patient'],
+  Condition: ['subject', 'patient'],
+  Consent: ['patient'],
+  DocumentReference: ['subject', 'patient'],
+  FamilyMemberHistory: ['patient'],
+  Immunization: ['patient'],
+  List: ['subject', 'patient'],
+  MedicationStatement: ['subject', 'patient'],
+  Observation: ['subject', 'patient'],
+  RelatedPerson: ['patient'],
+};
+
 /** The index fields of a current document: one array per entry kind, composites grouped by value. */
 export function indexFields(index: IndexEntry[]): Partial<Pick<CurrentDoc, 'tok' | 'str' | 'dt' | 'num' | 'qty' | 'ref' | 'uri' | 'cmp'>> {
   const fields: Record<string, EntryDoc[] | CompositeDoc[]> = {};
