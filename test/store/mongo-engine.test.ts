@@ -38,7 +38,7 @@ async function engineSuite(uri: string): Promise<void> {
     const again = await open();
     await again.close();
     const names = (await store.db.collection('resources').listIndexes().toArray()).map((i) => i.name as string);
-    for (const index of INDEXES.resources) t.ok(names.includes(index.name!), index.name);
+    for (const index of INDEXES.resources) t.ok(names.includes(index.name!), index.name!);
   });
 
   t.test('every document of a patient compartment carries the patient key', async (t) => {
