@@ -1,7 +1,9 @@
 // A stand-in for mongod that speaks just enough of the wire protocol (OP_QUERY and OP_MSG) for the
 // official driver to connect, for the tests of what needs a server's answers but not its data: a
-// standalone server refused at start-up, a lost server answered 503 and recovered from. It holds
-// no data: every find and aggregate answers an empty cursor, every other command { ok: 1 }.
+// standalone server refused at start-up, a lost server answered 503 and recovered from, the
+// commands a write sends. It keeps the documents inserted with a string _id, finds them by _id
+// alone, and replaces one when every field of the update's filter equals the stored one's; every
+// other find and aggregate answers an empty cursor, every other command { ok: 1 }.
 // Not a MongoDB implementation; the engine's real behaviour is tested with MONGODB_URI.
 import net from 'node:net';
 import { BSON, Long, ObjectId } from 'mongodb';
@@ -32,6 +34,7 @@ export async function fakeMongod(replicaSet?: string): Promise<FakeMongod> {
   const sockets = new Set<net.Socket>();
   const commands: string[] = [];
   const received: Record<string, unknown>[] = [];
+  const stored = new Map<string, Record<string, unknown>>();
   let port = 0;
   let connections = 0;
 
@@ -61,11 +64,29 @@ export async function fakeMongod(replicaSet?: string): Promise<FakeMongod> {
       case 'hello':
       case 'ismaster':
         return hello();
-      case 'find':
+      case 'find': {
+        const filter = (command.filter ?? {}) as Record<string, unknown>;
+        const found = typeof filter._id === 'string' ? stored.get(`${String(command.find)} ${filter._id}`) : undefined;
+        return { cursor: { firstBatch: found ? [found] : [], id: Long.fromNumber(0), ns: `${db}.${String(command.find)}` }, ok: 1 };
+      }
       case 'aggregate':
         return { cursor: { firstBatch: [], id: Long.fromNumber(0), ns: `${db}.${String(command[name])}` }, ok: 1 };
-      case 'insert':
-        return { n: Array.isArray(command.documents) ? command.documents.length : 1, ok: 1 };
+      case 'insert': {
+        const documents = (command.documents ?? []) as Record<string, unknown>[];
+        for (const doc of documents) if (typeof doc._id === 'string') stored.set(`${String(command.insert)} ${doc._id}`, doc);
+        return { n: documents.length, ok: 1 };
+      }
+      case 'update': {
+        let n = 0;
+        for (const { q, u } of (command.updates ?? []) as { q: Record<string, unknown>; u: Record<string, unknown> }[]) {
+          const key = `${String(command.update)} ${String(q._id)}`;
+          const current = stored.get(key);
+          if (!current || !Object.entries(q).every(([field, value]) => current[field] === value)) continue;
+          if (!Object.keys(u).some((k) => k.startsWith('$'))) stored.set(key, u);
+          n++;
+        }
+        return { n, nModified: n, ok: 1 };
+      }
       default:
         return { n: 0, nModified: 0, ok: 1 };
     }

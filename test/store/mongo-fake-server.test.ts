@@ -64,3 +64,17 @@ t.test('a server that goes away answers 503, and is used again once it is back',
   for (let attempt = 0; attempt < 20 && status === 503; attempt++) status = (await fhir(server.app, 'GET', 'Patient/p1')).statusCode;
   t.equal(status, 404, 'back: answered from the database again, with no restart');
 });
+
+t.test('If-Match is checked by the database: the replacement names the version it read', async (t) => {
+  const { rs, server } = await onFakeReplicaSet(t);
+  const created = await fhir(server.app, 'PUT', 'Patient/lock', { resourceType: 'Patient', id: 'lock', gender: 'male' });
+  t.equal(created.statusCode, 201);
+  const before = rs.received.length;
+  const updated = await fhir(server.app, 'PUT', 'Patient/lock', { resourceType: 'Patient', id: 'lock', gender: 'female' }, { 'if-match': 'W/"1"' });
+  t.equal(updated.statusCode, 200);
+  const replace = rs.received.slice(before).find((c) => c.update === 'resources') as { updates: { q: Record<string, unknown> }[] } | undefined;
+  t.same(replace?.updates[0].q, { _id: 'Patient/lock', version: 1, patient: 'Patient/lock' }, 'replaced only where the version is still 1');
+  const stale = await fhir(server.app, 'PUT', 'Patient/lock', { resourceType: 'Patient', id: 'lock', gender: 'other' }, { 'if-match': 'W/"1"' });
+  t.equal(stale.statusCode, 412);
+  t.equal(json<OperationOutcome>(stale).resourceType, 'OperationOutcome');
+});
