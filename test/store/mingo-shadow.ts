@@ -10,7 +10,8 @@ import { Aggregator, Query } from 'mingo';
 import type { HistoryPage, HistoryQuery, HistoryScope, ReadResult, SearchPage, SearchQuery, Store, WriteOp, WriteResult } from '../../src/store/port.js';
 import type { SearchPlan } from '../../src/search/types.js';
 import { decodeKeys, encodeKeys } from '../../src/store/content.js';
-import { compileSearch, type Filter, type Resolve } from '../../src/store/mongo/compile.js';
+import type { Filter, Resolve } from '../../src/store/mongo/compile.js';
+import { compileSearch } from '../../src/store/mongo/page.js';
 import { currentDocument, patientKey, type CurrentDoc } from '../../src/store/mongo/documents.js';
 
 /** The MongoDB operators the compiler may emit: query, aggregation stages and expressions. */

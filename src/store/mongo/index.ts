@@ -1,13 +1,13 @@
 // store/mongo: the MongoDB engine (official driver) for a replica set or a sharded cluster. Knows
 // MongoDB and the storage port; knows nothing of HTTP, tokens or consent.
 //
-// Every write of one transact() is one multi-document transaction (snapshot reads, majority and
-// journaled commit). Optimistic locking is the database's: a new version replaces the current
+// Every write of one transact() is one multi-document transaction (store/mongo/transaction).
+// Optimistic locking is the database's: a new version replaces the current
 // document only where its version is still the one read, and two transactions writing the same
 // document conflict (the loser retries, re-reads, and fails the version check).
 
 import crypto from 'node:crypto';
-import { MongoClient, MongoServerError, ObjectId, type ClientSession, type Collection, type Db, type TransactionOptions } from 'mongodb';
+import { MongoClient, MongoServerError, ObjectId, type ClientSession, type Collection, type Db } from 'mongodb';
 import type { Resource } from '@medplum/fhirtypes';
 import {
   StoreUnavailable,
@@ -25,9 +25,11 @@ import {
 } from '../port.js';
 import type { IndexEntry, SearchPlan } from '../../search/types.js';
 import { decodeKeys, encodeKeys, sameContent, stamped } from '../content.js';
-import { compileFilter, compileSearch, RESULT_PROJECTION, type Filter, type Resolve } from './compile.js';
+import { compileFilter, type Filter, type Resolve } from './compile.js';
+import { compileSearch, RESULT_PROJECTION } from './page.js';
 import { currentDocument, patientKey, toVersion, versionDocument, type CurrentDoc, type VersionDoc } from './documents.js';
 import { guarded, isUnavailable, redacted } from './errors.js';
+import { inTransaction, Retry } from './transaction.js';
 import { ensureIndexes } from './indexes.js';
 import { MongoClients } from './clients.js';
 import { GridFsBlobs } from './blobs.js';
@@ -42,17 +44,6 @@ export interface MongoOptions {
 
 type VersionRecord = VersionDoc & { _id: ObjectId };
 
-const TRANSACTION: TransactionOptions = {
-  readConcern: { level: 'snapshot' },
-  // An acknowledged write is on a majority of the replica set, in their journals: it survives
-  // the loss of the primary.
-  writeConcern: { w: 'majority', journal: true },
-  readPreference: 'primary',
-};
-const ATTEMPTS = 5;
-
-/** A transaction lost a write conflict to a concurrent one: run it again from the start. */
-class Retry extends Error {}
 
 function readResult(doc: CurrentDoc | null, creator?: string): ReadResult {
   if (!doc) return { kind: 'missing' };
@@ -175,63 +166,12 @@ export class MongoStore implements Store {
 
   transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
     return guarded(() =>
-      this.inTransaction(async (session) => {
+      inTransaction(this.client, async (session) => {
         const results: WriteResult[] = [];
         for (const op of ops) results.push(await this.apply(op, at, session));
         return results;
       }),
     );
-  }
-
-  private async inTransaction<T>(work: (session: ClientSession) => Promise<T>): Promise<T> {
-    const session = this.client.startSession();
-    try {
-      for (let attempt = 1; ; attempt++) {
-        session.startTransaction(TRANSACTION);
-        let result: T;
-        try {
-          result = await work(session);
-        } catch (error) {
-          await session.abortTransaction().catch(() => undefined);
-          if (this.lostRace(error)) {
-            if (attempt < ATTEMPTS) continue;
-            throw new StoreUnavailable(`a write lost ${ATTEMPTS} races with concurrent writes to the same resources`, { cause: error });
-          }
-          throw error;
-        }
-        try {
-          await this.commit(session);
-          return result;
-        } catch (error) {
-          if (this.lostRace(error)) {
-            if (attempt < ATTEMPTS) continue;
-            throw new StoreUnavailable(`a write lost ${ATTEMPTS} races with concurrent writes to the same resources`, { cause: error });
-          }
-          throw error;
-        }
-      }
-    } finally {
-      await session.endSession();
-    }
-  }
-
-  /** A write conflict with a concurrent transaction (not an unreachable server): worth running again. */
-  private lostRace(error: unknown): boolean {
-    if (error instanceof Retry) return true;
-    return error instanceof MongoServerError && error.hasErrorLabel('TransientTransactionError') && !isUnavailable(error);
-  }
-
-  // The commit's outcome may be unknown after a network error: committing again is safe.
-  private async commit(session: ClientSession): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await session.commitTransaction();
-        return;
-      } catch (error) {
-        if (attempt < 3 && error instanceof MongoServerError && error.hasErrorLabel('UnknownTransactionCommitResult')) continue;
-        throw error;
-      }
-    }
   }
 
   private async apply(op: WriteOp, at: string, session: ClientSession): Promise<WriteResult> {
