@@ -3,7 +3,7 @@
 
 import path from 'node:path';
 
-export type StoreKind = { kind: 'sqlite'; dataDir: string } | { kind: 'mongodb'; uri: string };
+export type StoreKind = { kind: 'sqlite'; dataDir: string } | { kind: 'mongodb'; uri: string; serverSelectionTimeoutMS: number };
 
 export interface Config {
   port: number;
@@ -55,7 +55,7 @@ export function loadConfig(env: Env = process.env): Config {
   const storeSetting = env.CARNET_STORE || 'sqlite';
   let store: StoreKind;
   if (storeSetting === 'sqlite') store = { kind: 'sqlite', dataDir };
-  else if (/^mongodb(\+srv)?:\/\//.test(storeSetting)) store = { kind: 'mongodb', uri: storeSetting };
+  else if (/^mongodb(\+srv)?:\/\//.test(storeSetting)) store = { kind: 'mongodb', uri: storeSetting, serverSelectionTimeoutMS: integer(env, 'CARNET_MONGODB_TIMEOUT_MS', 10_000, 1) };
   // The setting may hold credentials: the message quotes its scheme only.
   else throw new Error(`CARNET_STORE must be "sqlite" or a mongodb:// URI, got a value starting "${storeSetting.split(':')[0].slice(0, 20)}:"`);
   const baseUrl = (env.CARNET_BASE_URL || `http://${host.includes(':') ? `[${host}]` : host}:${port}/fhir`).replace(/\/+$/, '');

@@ -4,7 +4,9 @@
 import { loadConfig } from './config.js';
 import { buildApp, LOG_REDACT } from './app.js';
 import { SqliteStore } from './store/sqlite/index.js';
-import type { Store } from './store/port.js';
+import { StoreUnavailable, type Store } from './store/port.js';
+import { openMongoStore } from './store/mongo/index.js';
+import { redacted } from './store/mongo/errors.js';
 import { KEY_NAMES, loadOrCreateKey } from './auth/keys.js';
 import { loadMatrix } from './policy/matrix.js';
 import { profiles } from './fhir/profiles.js';
@@ -21,7 +23,9 @@ async function main(): Promise<void> {
     store = new SqliteStore({ dataDir: config.store.dataDir, sync: config.sync });
     storeLabel = `sqlite in ${config.store.dataDir} (synchronous=${config.sync})`;
   } else {
-    throw new Error('CARNET_STORE=mongodb://... selects the MongoDB engine, which this build does not include yet; use CARNET_STORE=sqlite');
+    const mongo = await openMongoStore({ uri: config.store.uri, serverSelectionTimeoutMS: config.store.serverSelectionTimeoutMS });
+    store = mongo;
+    storeLabel = `mongodb database ${mongo.db.databaseName} at ${redacted(config.store.uri)}`;
   }
   // With PORT=0 the base URL is known only once the port is: the app reads it when it answers.
   let baseUrl = config.baseUrl;
@@ -86,5 +90,6 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   process.stderr.write(`Carnet could not start: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
+  // 69 (EX_UNAVAILABLE): the database could not be reached, a supervisor may retry; 1: fix the set-up.
+  process.exit(error instanceof StoreUnavailable ? 69 : 1);
 });

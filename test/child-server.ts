@@ -1,6 +1,7 @@
 // The real server as a child process (src/main.ts through tsx), for the tests that kill it,
 // restart it, or read what it prints. Every child started here is SIGKILLed at teardown.
 import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import t from 'tap';
 import { PROJECT } from './helpers.js';
 
@@ -45,9 +46,22 @@ export interface Child {
   exited: Promise<Exit>;
 }
 
-/** Starts the server on `dataDir` (with `env` added) and resolves once its first stdout line (the listening line) is read. */
+/**
+ * With MONGODB_URI set, the store of a server started on `dataDir`: a MongoDB database named after
+ * the folder, so that a restarted server finds the data of the one it replaces.
+ */
+export function childStore(dataDir: string): Record<string, string> {
+  const uri = process.env.MONGODB_URI;
+  if (!uri) return {};
+  const database = `carnet_child_${crypto.createHash('sha1').update(dataDir).digest('hex').slice(0, 12)}`;
+  const [, origin, query] = /^(mongodb(?:\+srv)?:\/\/[^/?]+)\/?[^?]*(\?.*)?$/.exec(uri) ?? [];
+  if (!origin) throw new Error('MONGODB_URI is not a mongodb:// URI');
+  return { CARNET_STORE: `${origin}/${database}${query ?? ''}` };
+}
+
+/** Starts the server on `dataDir` (and its MongoDB database, see childStore) and resolves once its first stdout line (the listening line) is read. */
 export function startServer(dataDir: string, env: Record<string, string> = {}): Promise<Child> {
-  const { proc, exited } = spawnChild({ CARNET_DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...env });
+  const { proc, exited } = spawnChild({ CARNET_DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...childStore(dataDir), ...env });
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   return new Promise((resolve, reject) => {

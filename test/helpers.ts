@@ -1,5 +1,12 @@
-// Test helpers: a real app on a throw-away in-memory SQLite store, driven through HTTP with
-// fastify.inject, and the official example resources from ../shared/data.
+// Test helpers: a real app on a throw-away store, driven through HTTP with fastify.inject, and the
+// official example resources from ../shared/data.
+//
+// The store of testServer():
+// - MONGODB_URI set: the MongoDB engine, on a fresh database per server (dropped at close), so
+//   every HTTP scenario test runs on MongoDB;
+// - otherwise the embedded engine in memory, and in the search suites (test/e2e/search*,
+//   test/search/, test/policy/, test/mhd/; CARNET_TEST_MINGO=all for every suite, =off for none) wrapped in
+//   the mingo shadow that checks every search's MongoDB form (test/store/mingo-shadow.ts).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,6 +15,9 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import type { Resource } from '@medplum/fhirtypes';
 import { buildApp, type AppDeps } from '../src/app.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
+import { openMongoStore } from '../src/store/mongo/index.js';
+import type { Store } from '../src/store/port.js';
+import { MingoShadow } from './store/mingo-shadow.js';
 import { generateSigningKey, KEY_NAMES, loadOrCreateKey, type SigningKey } from '../src/auth/keys.js';
 import { TokenVerifier } from '../src/auth/verify.js';
 import { authBase, DEVELOPMENT_ISSUER, type AuthContext } from '../src/auth/context.js';
@@ -32,7 +42,7 @@ export type TestActor =
 
 export interface TestServer {
   app: FastifyInstance;
-  store: SqliteStore;
+  store: Store;
   auth: AuthContext;
   /** A bearer token for an actor and scopes (default: a vendor system with system/*.cruds). */
   token(actor?: TestActor, scope?: string, extra?: Record<string, unknown>): Promise<string>;
@@ -92,9 +102,31 @@ export async function developmentTokenFor(dataDir: string, audience: string, act
 // The default token of each test app, used by fhir() when a test sends none.
 const defaultTokens = new WeakMap<FastifyInstance, string>();
 
-/** A real app on an in-memory store; `setup` runs before the app is ready (to add test hooks). */
+/** Whether this test process checks the MongoDB form of its searches with mingo. */
+export function mingoShadowed(): boolean {
+  const setting = process.env.CARNET_TEST_MINGO;
+  if (setting === 'all') return true;
+  if (setting === 'off') return false;
+  return /test[\\/](e2e[\\/]search[^\\/]*|search[\\/].*|policy[\\/].*|mhd[\\/].*)\.test\.ts$/.test(process.argv[1] ?? '');
+}
+
+let databases = 0;
+
+/** A throw-away store of the engine the tests run on (see the header). */
+export async function testStore(): Promise<{ store: Store; drop: () => Promise<void> }> {
+  const uri = process.env.MONGODB_URI;
+  if (uri) {
+    const database = `carnet_test_${process.pid}_${++databases}`;
+    const store = await openMongoStore({ uri, database, serverSelectionTimeoutMS: 5000 });
+    return { store, drop: () => store.db.dropDatabase().then(() => undefined) };
+  }
+  const sqlite = new SqliteStore({ dataDir: ':memory:' });
+  return { store: mingoShadowed() ? new MingoShadow(sqlite) : sqlite, drop: async () => undefined };
+}
+
+/** A real app on a throw-away store; `setup` runs before the app is ready (to add test hooks). */
 export async function testServer(overrides: Partial<AppDeps> = {}, setup?: (app: FastifyInstance) => void): Promise<TestServer> {
-  const store = new SqliteStore({ dataDir: ':memory:' });
+  const { store, drop } = await testStore();
   const base = overrides.baseUrl ?? BASE;
   const baseOf = () => (typeof base === 'function' ? base() : base);
   const issuerKey = await generateSigningKey();
@@ -127,6 +159,7 @@ export async function testServer(overrides: Partial<AppDeps> = {}, setup?: (app:
     token,
     async close() {
       await app.close();
+      await drop();
       await store.close();
     },
   };

@@ -1,5 +1,5 @@
-// cli/client: the operator's command for the app catalogue, on the store of CARNET_DATA_DIR (it
-// may run while the server does: SQLite serialises the writes).
+// cli/client: the operator's command for the app catalogue, on the store CARNET_STORE selects (it
+// may run while the server does: SQLite serialises the writes, MongoDB is shared anyway).
 //   npm run -s client -- register --name <name> --kind system|patient-app|practitioner-app \
 //        --jwks <file> --scope "<scopes>" [--certified] [--organization <id>]
 //   npm run -s client -- list
@@ -10,6 +10,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { CLIENT_KINDS, ClientValidationError, registerClient } from '../auth/clients.js';
 import { SqliteStore } from '../store/sqlite/index.js';
+import { openMongoStore } from '../store/mongo/index.js';
+import type { Store } from '../store/port.js';
 
 const USAGE = `Usage:
   npm run -s client -- register --name <name> --kind ${CLIENT_KINDS.join('|')} \\
@@ -52,9 +54,9 @@ function readJwks(file: string): unknown {
   return value;
 }
 
-function openStore(): SqliteStore {
+async function openStore(): Promise<Store> {
   const config = loadConfig(process.env);
-  if (config.store.kind !== 'sqlite') throw new Error('the client command works on the sqlite store (CARNET_STORE=sqlite) only');
+  if (config.store.kind === 'mongodb') return openMongoStore({ uri: config.store.uri, serverSelectionTimeoutMS: config.store.serverSelectionTimeoutMS });
   return new SqliteStore({ dataDir: config.dataDir, sync: config.sync });
 }
 
@@ -83,7 +85,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'list') {
     const extra = Object.keys(values);
     if (extra.length > 0) return usage(`list takes no option (--${extra[0]})`);
-    const store = openStore();
+    const store = await openStore();
     try {
       for (const c of await store.clients.list()) {
         process.stdout.write(`${c.id}\t${c.kind}\t${c.certified ? 'certified' : 'not-certified'}\t${c.name}\t${c.scopes}\n`);
@@ -111,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
     if (error instanceof UsageError) return usage(error.message);
     throw error;
   }
-  const store = openStore();
+  const store = await openStore();
   try {
     const client = await registerClient(store.clients, input);
     const keys = client.jwks.keys.map((k) => `${String(k.kid)} (${k.kty === 'EC' ? 'ES384' : 'RS384'})`).join(', ');

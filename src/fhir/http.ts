@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Body, FhirContext, FhirRequest, FhirResponse, Method, Preferences, Target } from './context.js';
 import { dispatch, parseTarget } from './dispatch.js';
 import { FhirError, InternalError, NotFound, operationOutcome, PayloadTooLarge, UnsupportedMediaType } from './outcome.js';
+import { StoreUnavailable } from '../store/port.js';
 import { conflictError } from './resource.js';
 import { JSON_TYPES, mediaTypeOf, negotiate, parseJson } from './media.js';
 import { JSON_PATCH } from './patch.js';
@@ -106,8 +107,12 @@ async function send(ctx: FhirContext, request: FastifyRequest, reply: FastifyRep
 /** The FHIR error any thrown value becomes; unexpected ones are logged with their stack. */
 function asFhirError(error: unknown, request: FastifyRequest): FhirError {
   if (error instanceof FhirError) return error;
+  // The log keeps why the store refused or failed (a lost database connection answers 503).
   const conflict = conflictError(error);
-  if (conflict) return conflict;
+  if (conflict) {
+    if (error instanceof StoreUnavailable) request.log.error({ err: error }, 'store unavailable');
+    return conflict;
+  }
   const e = error as { code?: string; statusCode?: number; message?: string };
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PayloadTooLarge(request.routeOptions.bodyLimit ?? request.server.initialConfig.bodyLimit ?? 0);
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new UnsupportedMediaType(`Content-Type "${header(request, 'content-type')}" is not supported`);

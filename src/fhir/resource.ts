@@ -3,9 +3,9 @@
 
 import type { Resource } from '@medplum/fhirtypes';
 import type { Version, WriteOp, WriteResult } from '../store/port.js';
-import { WriteConflict } from '../store/port.js';
+import { StoreUnavailable, WriteConflict } from '../store/port.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { FhirError, Invalid, PreconditionFailed, Conflict, Unprocessable, informational } from './outcome.js';
+import { FhirError, Invalid, PreconditionFailed, Conflict, ServiceUnavailable, Unprocessable, informational } from './outcome.js';
 import { schemaIssues } from './validate.js';
 import { claimedProfileIssues } from './profiles.js';
 import { auditOp, touchedBy } from './audited.js';
@@ -118,8 +118,12 @@ export function written(ctx: FhirContext, ops: WriteOp[]): void {
   }
 }
 
-/** The FHIR error a store conflict becomes: R4 http 3.1.0.5 (412 on a stale version). */
+/**
+ * The FHIR error a store refusal becomes: R4 http 3.1.0.5 (412 on a stale version), and 503 when
+ * the database cannot be reached (the client may retry; nothing was acknowledged).
+ */
 export function conflictError(error: unknown): FhirError | undefined {
+  if (error instanceof StoreUnavailable) return new ServiceUnavailable('The database is unavailable at the moment; retry later');
   if (!(error instanceof WriteConflict)) return undefined;
   switch (error.reason) {
     case 'version-mismatch':

@@ -87,6 +87,18 @@ export class WriteConflict extends Error {
   }
 }
 
+/**
+ * The database cannot be reached (network lost, no primary, server selection timed out). The
+ * fhir layer answers 503 with an OperationOutcome; the request may be retried. Nothing of the
+ * failed call was acknowledged as written.
+ */
+export class StoreUnavailable extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailable';
+  }
+}
+
 export interface SearchQuery {
   count: number;
   /** Opaque cursor from a previous page's `next`. */

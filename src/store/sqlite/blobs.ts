@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BlobInfo, BlobStore, ByteRange } from '../port.js';
+import { hashWhileWriting } from '../content.js';
 
 const KEY = /^[0-9a-f]{64}$/;
 const SHA1 = /^[A-Za-z0-9+/]{27}=$/;
@@ -35,19 +36,11 @@ export class FileBlobs implements BlobStore {
   }
 
   async put(source: Uint8Array | AsyncIterable<Uint8Array>): Promise<BlobInfo> {
-    const sha256 = crypto.createHash('sha256');
-    const sha1 = crypto.createHash('sha1');
     const staging = path.join(this.dir, 'tmp', crypto.randomUUID());
     const file = await fsp.open(staging, 'w');
-    let size = 0;
+    let info: BlobInfo;
     try {
-      const chunks = source instanceof Uint8Array ? [source] : source;
-      for await (const chunk of chunks) {
-        sha256.update(chunk);
-        sha1.update(chunk);
-        size += chunk.byteLength;
-        await file.write(chunk);
-      }
+      info = await hashWhileWriting(source, (chunk) => file.write(chunk));
       // Durable before the resource that points at it commits (an acknowledged write survives kill -9).
       await file.sync();
     } catch (error) {
@@ -56,7 +49,6 @@ export class FileBlobs implements BlobStore {
       throw error;
     }
     await file.close();
-    const info = { key: sha256.digest('hex'), size, sha1: sha1.digest('base64') };
     const target = this.pathOf(info.key);
     await fsp.mkdir(path.dirname(target), { recursive: true });
     if (await this.exists(target)) {

@@ -2,7 +2,7 @@
 // a WHERE condition, the ORDER BY of _sort, and the keyset condition of a page cursor. Values are
 // always bound parameters, never spliced into the SQL text.
 
-import { findParam } from '../../search/params.js';
+import { entryKindOf } from '../kinds.js';
 import type { Condition, QuantityValue, RangeValue, ReferenceValue, SearchPlan, SortKey, TokenValue } from '../../search/types.js';
 import { INDEX_TABLES, type IndexKind } from './schema.js';
 
@@ -152,14 +152,7 @@ class Compiler {
   }
 
   private kindOf(types: string[], param: string): IndexKind {
-    const [code, suffix] = param.split(':');
-    if (suffix === 'identifier' || suffix === 'of-type') return 'token';
-    const [base, component] = code.split('#');
-    let definition = types.map((type) => findParam(type, base)).find(Boolean);
-    if (definition && component !== undefined) definition = definition.components?.[Number(component)]?.param;
-    const type = definition?.type;
-    if (type === 'token' || type === 'string' || type === 'date' || type === 'number' || type === 'quantity' || type === 'reference' || type === 'uri') return type;
-    throw new Error(`no index table for parameter ${param} (${type ?? 'unknown'})`);
+    return entryKindOf(types, param);
   }
 
   private leafParts(cond: Condition): { kind: IndexKind; param: string; predicate: (t: string) => string } {

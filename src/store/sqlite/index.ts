@@ -3,7 +3,6 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
 import Database from 'better-sqlite3';
 import type { Resource } from '@medplum/fhirtypes';
 import {
@@ -20,6 +19,7 @@ import {
   type WriteResult,
 } from '../port.js';
 import type { IndexEntry, SearchPlan } from '../../search/types.js';
+import { decodeKeys, encodeKeys, sameContent, stamped } from '../content.js';
 import { compileRestriction, compileSearch } from './compile.js';
 import { FileBlobs } from './blobs.js';
 import { SqliteClients } from './clients.js';
@@ -69,16 +69,6 @@ function readResult(row: VersionRow | undefined): ReadResult {
   return version.deleted ? { kind: 'deleted', version } : { kind: 'found', version };
 }
 
-// Content equality for no-op updates: meta.versionId and meta.lastUpdated are the server's.
-function sameContent(a: Resource, b: Resource): boolean {
-  const strip = (r: Resource) => {
-    const { versionId: _v, lastUpdated: _l, ...meta } = r.meta ?? {};
-    return { ...r, meta };
-  };
-  // isDeepStrictEqual ignores key order, which clients do not keep.
-  return isDeepStrictEqual(strip(a), strip(b));
-}
-
 interface SearchRow extends VersionRow {
   [key: `k${number}`]: unknown;
 }
@@ -101,21 +91,6 @@ function indexValues(entry: IndexEntry): unknown[] {
     case 'uri':
       return [entry.value];
   }
-}
-
-// A search cursor is the sort key values of the last row of a page, as base64url JSON.
-function encodeKeys(keys: unknown[]): string {
-  return Buffer.from(JSON.stringify(keys)).toString('base64url');
-}
-
-function decodeKeys(cursor: string): unknown[] {
-  try {
-    const keys = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(keys) && keys.every((k) => typeof k === 'string' || typeof k === 'number')) return keys;
-  } catch {
-    // fall through
-  }
-  throw new RangeError('bad search cursor');
 }
 
 // History cursors are a version's seq in base 36.
@@ -304,7 +279,7 @@ export class SqliteStore implements Store {
 
   /** `existed`: the id had a current row, whose index entries must go (a new id has none). */
   private writeVersion(resource: Resource & { id: string }, versionId: number, at: string, index: IndexEntry[], existed: boolean, creator?: string): Version {
-    const stored = { ...resource, meta: { ...resource.meta, versionId: String(versionId), lastUpdated: at } } as Resource;
+    const stored = stamped(resource, versionId, at);
     const { type, id } = { type: resource.resourceType, id: resource.id };
     const info = this.statements.insertVersion.run(type, id, versionId, at, 0, JSON.stringify(stored));
     this.statements.upsertCurrent.run(type, id, versionId, at, 0, info.lastInsertRowid, creator ?? null);
