@@ -7,7 +7,7 @@ import { auditEvent, type AuditInteraction, type AuditOutcome } from '../audit/e
 import { patientOf } from '../policy/compartment.js';
 import { indexEntries } from '../search/extract.js';
 import type { WriteOp } from '../store/port.js';
-import { newId } from './body.js';
+import { auditEventId } from '../audit/id.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError } from './outcome.js';
 
@@ -79,7 +79,7 @@ function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touche
       recorded: ctx.now(),
       server: ctx.baseUrl,
     }),
-    id: newId(),
+    id: auditEventId(),
   };
 }
 
