@@ -5,7 +5,7 @@
 import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
 import { auditEvent, type AuditInteraction, type AuditOutcome } from '../audit/event.js';
 import { patientOf } from '../policy/compartment.js';
-import { indexEntries } from '../search/extract.js';
+import { auditIndexEntries } from '../audit/index-entries.js';
 import type { WriteOp } from '../store/port.js';
 import { auditEventId } from '../audit/id.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
@@ -86,7 +86,7 @@ function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touche
 /** The store op that records an interaction: joined to a write's transaction, or committed alone. */
 export function auditOp(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string): WriteOp {
   const resource = event(ctx, req, outcome, touched, reason) as AuditEvent & { id: string };
-  return { kind: 'create', resource, index: indexEntries(resource), creator: 'carnet:audit' };
+  return { kind: 'create', resource, index: auditIndexEntries(resource), creator: 'carnet:audit' };
 }
 
 /** Records a finished interaction (unless its write already did) before the answer is sent. */

@@ -523,3 +523,23 @@ export function valueEntries(type: ParamType, code: string, element: unknown): I
   }
   return sink.entries;
 }
+
+/**
+ * The entries of the given FHIR elements for one (non-composite) parameter, deduplicated as
+ * indexEntries files them: for callers that find a parameter's elements without FHIRPath
+ * (audit/index-entries, whose tests hold the two equal).
+ */
+export function elementsEntries(type: ParamType, code: string, elements: readonly unknown[]): IndexEntry[] {
+  const sink = new Sink();
+  const extract = EXTRACTORS[type];
+  if (!extract) return [];
+  const t: Target = { param: code, group: 0, derived: true };
+  for (const element of elements) {
+    try {
+      extract(sink, t, element);
+    } catch {
+      // same contract as indexEntries: never throws
+    }
+  }
+  return sink.entries;
+}
