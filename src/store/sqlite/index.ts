@@ -24,12 +24,18 @@ import { compileRestriction, compileSearch } from './compile.js';
 import { FileBlobs } from './blobs.js';
 import { SqliteClients } from './clients.js';
 import { DDL, INDEX_TABLES, SCHEMA_VERSION } from './schema.js';
+import { WriterThread } from './writer-thread.js';
 
 export interface SqliteOptions {
   /** Folder of the database file; ':memory:' for a throw-away store in tests. */
   dataDir: string;
   /** 'normal' survives a process crash; 'full' also survives power loss (fsync on every commit). */
   sync?: 'normal' | 'full';
+  /**
+   * Where write transactions run: 'thread' (the default for a database file) on a worker thread
+   * with its own connection (writer-thread.ts), 'inline' on this connection (always for ':memory:').
+   */
+  writer?: 'thread' | 'inline';
 }
 
 interface VersionRow {
@@ -131,6 +137,7 @@ export class SqliteStore implements Store {
   readonly blobs: FileBlobs;
   private readonly db: Database.Database;
   private readonly statements;
+  private readonly writer: WriterThread | undefined;
 
   constructor(options: SqliteOptions) {
     let file = ':memory:';
@@ -139,9 +146,10 @@ export class SqliteStore implements Store {
       file = path.join(options.dataDir, 'carnet.sqlite');
     }
     this.db = new Database(file);
+    // First: the writer thread and other processes open the same file at the same time.
+    this.db.pragma('busy_timeout = 5000');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
-    this.db.pragma('busy_timeout = 5000');
     const existing = this.db.pragma('user_version', { simple: true }) as number;
     if (existing > SCHEMA_VERSION) {
       throw new Error(`database ${file} has schema version ${existing}, newer than this server's ${SCHEMA_VERSION}`);
@@ -182,6 +190,10 @@ export class SqliteStore implements Store {
         'SELECT count(*) AS n FROM resource_version WHERE type = ? AND id = ?',
       ),
     };
+    // Started after the schema is in place: the writer's own open finds nothing to create.
+    if (file !== ':memory:' && options.writer !== 'inline') {
+      this.writer = new WriterThread({ carnetWriter: true, dataDir: options.dataDir, ...(options.sync ? { sync: options.sync } : {}) });
+    }
   }
 
   async read(type: string, id: string): Promise<ReadResult> {
@@ -251,6 +263,11 @@ export class SqliteStore implements Store {
   }
 
   async transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
+    return this.writer ? this.writer.transact(ops, at) : this.transactNow(ops, at);
+  }
+
+  /** The transaction on this connection, synchronously (the writer thread runs its transactions here). */
+  transactNow(ops: WriteOp[], at: string): WriteResult[] {
     // better-sqlite3 transactions are synchronous: nothing else runs on this connection until
     // commit, so the checks below and the writes form one atomic unit. IMMEDIATE takes the
     // write lock up front, so another process cannot slip in between check and write.
@@ -325,6 +342,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.writer?.close();
     this.db.close();
     this.blobs.close();
   }
