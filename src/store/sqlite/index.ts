@@ -36,6 +36,11 @@ export interface SqliteOptions {
    * with its own connection (writer-thread.ts), 'inline' on this connection (always for ':memory:').
    */
   writer?: 'thread' | 'inline';
+  /**
+   * 'elsewhere': another connection checkpoints the WAL (the writer thread's checkpointer); this
+   * one only does past 10,000 WAL pages, as a safety net. Default 'auto': SQLite's, every 1,000.
+   */
+  checkpoints?: 'auto' | 'elsewhere';
 }
 
 interface VersionRow {
@@ -138,6 +143,8 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly statements;
   private readonly writer: WriterThread | undefined;
+  /** The database file (':memory:' for a throw-away store). */
+  readonly file: string;
 
   constructor(options: SqliteOptions) {
     let file = ':memory:';
@@ -145,11 +152,13 @@ export class SqliteStore implements Store {
       fs.mkdirSync(options.dataDir, { recursive: true });
       file = path.join(options.dataDir, 'carnet.sqlite');
     }
+    this.file = file;
     this.db = new Database(file);
     // First: the writer thread and other processes open the same file at the same time.
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    if (options.checkpoints === 'elsewhere') this.db.pragma('wal_autocheckpoint = 10000');
     const existing = this.db.pragma('user_version', { simple: true }) as number;
     if (existing > SCHEMA_VERSION) {
       throw new Error(`database ${file} has schema version ${existing}, newer than this server's ${SCHEMA_VERSION}`);
