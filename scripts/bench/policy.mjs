@@ -19,7 +19,7 @@ if (!fs.existsSync(path.join(PROJECT, 'dist/app.js'))) {
   console.error('dist/ is missing: run `npm run build` first');
   process.exit(1);
 }
-const { values: opts } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '10' }, docs: { type: 'string', default: '500' } } });
+const { values: opts } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '10' }, docs: { type: 'string', default: '500' }, only: { type: 'string' }, mode: { type: 'string' } } });
 const duration = Number(opts.duration);
 const connections = Number(opts.connections);
 const docCount = Number(opts.docs);
@@ -81,12 +81,16 @@ const scenarios = [
   ['search DocumentReference?patient=p1&_count=10', () => '/fhir/DocumentReference?patient=p1&_count=10'],
 ];
 const rows = [];
-for (const [label, pathOf] of scenarios) for (const entry of apps) rows.push(await run(entry, label, pathOf));
+// --only read|search and --mode on|off narrow the runs (for a CPU profile of one of them).
+const chosen = scenarios.filter(([label]) => !opts.only || label.startsWith(opts.only));
+const modes = apps.filter((entry) => !opts.mode || (opts.mode === 'off') === entry.name.includes('off'));
+for (const [label, pathOf] of chosen) for (const entry of modes) rows.push(await run(entry, label, pathOf));
 console.log(`node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}; ${docCount} documents, ${connections} connections, ${duration} s per run\n`);
 console.log('scenario                                        mode                                req/s  p50  p99  non-2xx');
 for (const r of rows) console.log(`${r.label.padEnd(48)}${r.name.padEnd(36)}${String(Math.round(r.rps)).padStart(6)} ${String(r.p50).padStart(4)} ${String(r.p99).padStart(4)}  ${r.non2xx}`);
-for (const [label] of scenarios) {
+for (const [label] of chosen) {
   const [on, off] = rows.filter((r) => r.label === label);
+  if (!on || !off) continue;
   console.log(`${label}: policy+audit cost ${Math.round((1 - on.rps / off.rps) * 100)} % of throughput (on/off = ${(on.rps / off.rps).toFixed(2)})`);
 }
 for (const { app } of apps) await app.close();
