@@ -136,6 +136,9 @@ function decodeCursor(cursor: string): number | undefined {
   return Number.isSafeInteger(seq) && seq > 0 ? seq : undefined;
 }
 
+/** Prepared search statements kept per connection. */
+const PREPARED_CACHE = 500;
+
 export class SqliteStore implements Store {
   readonly name = 'sqlite';
   readonly clients: SqliteClients;
@@ -252,23 +255,40 @@ export class SqliteStore implements Store {
     return page;
   }
 
+  // Compiled searches differ in their parameters far more often than in their SQL (a restricted
+  // search is a long statement that takes longer to prepare than to run on a small record).
+  private readonly prepared = new Map<string, Database.Statement>();
+
+  private prepare<Row>(sql: string): Database.Statement<Record<string, unknown>, Row> {
+    let statement = this.prepared.get(sql);
+    if (statement) {
+      // Most recently used last: the first key is the one to drop.
+      this.prepared.delete(sql);
+    } else {
+      statement = this.db.prepare(sql);
+      if (this.prepared.size >= PREPARED_CACHE) this.prepared.delete(this.prepared.keys().next().value as string);
+    }
+    this.prepared.set(sql, statement);
+    return statement as Database.Statement<Record<string, unknown>, Row>;
+  }
+
   async search(plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
     const after = query.cursor !== undefined ? decodeKeys(query.cursor) : undefined;
     const compiled = compileSearch(plan, after, query.count + 1);
-    const rows = this.db.prepare<Record<string, unknown>, SearchRow>(compiled.select.sql).all(compiled.select.params);
+    const rows = this.prepare<SearchRow>(compiled.select.sql).all(compiled.select.params);
     const page: SearchPage = { matches: rows.slice(0, query.count).map(toVersion) };
     if (rows.length > query.count && query.count > 0) {
       const last = rows[query.count - 1];
       page.next = encodeKeys(compiled.keys.map((_k, i) => last[`k${i}`]));
     }
-    if (query.total) page.total = this.db.prepare<Record<string, unknown>, { n: number }>(compiled.count.sql).get(compiled.count.params)?.n ?? 0;
+    if (query.total) page.total = this.prepare<{ n: number }>(compiled.count.sql).get(compiled.count.params)?.n ?? 0;
     return page;
   }
 
   // Conditional create re-checks its criteria inside the write transaction.
   private matching(plan: SearchPlan, limit: number): VersionRow[] {
     const compiled = compileSearch(plan, undefined, limit);
-    return this.db.prepare<Record<string, unknown>, SearchRow>(compiled.select.sql).all(compiled.select.params);
+    return this.prepare<SearchRow>(compiled.select.sql).all(compiled.select.params);
   }
 
   async transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
