@@ -65,7 +65,9 @@ function carried(response: FhirResponse): Resource[] {
 
 function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string): AuditEvent {
   const target = req.target;
-  const query = new URLSearchParams(req.query).toString();
+  // Only searches record their query (BALP Query); reads skip building it.
+  const searched = target.kind === 'type' || target.kind === 'system' || target.kind === 'type-search';
+  const query = searched ? new URLSearchParams(req.query).toString() : '';
   return {
     ...auditEvent({
       actor: req.actor,
@@ -73,7 +75,7 @@ function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touche
       outcome,
       patients: touched.patients,
       resources: touched.resources,
-      ...(query && (target.kind === 'type' || target.kind === 'system' || target.kind === 'type-search') ? { query } : {}),
+      ...(query ? { query } : {}),
       ...('type' in target ? { type: target.type } : {}),
       ...(reason ? { reason } : {}),
       recorded: ctx.now(),
