@@ -515,13 +515,7 @@ export function indexEntries(resource: Resource): IndexEntry[] {
  * indexEntries files them (group 0, derived ":of-type" / ":identifier" entries included).
  */
 export function valueEntries(type: ParamType, code: string, element: unknown): IndexEntry[] {
-  const sink = new Sink();
-  try {
-    EXTRACTORS[type]?.(sink, { param: code, group: 0, derived: true }, element);
-  } catch {
-    // same contract as indexEntries: never throws
-  }
-  return sink.entries;
+  return elementsEntries(type, code, [element]);
 }
 
 /**
