@@ -1,5 +1,5 @@
-// store/sqlite/writer-thread: every write transaction of a file database, run on a worker thread with its
-// own connection to the same WAL database. The thread that answers HTTP only reads: a commit (the
+// store/sqlite/writer-thread: every write transaction of a file database, run on a worker thread
+// with its own connection to the same WAL database. The thread that answers HTTP only reads: a commit (the
 // B-tree updates of a resource and its index rows, the WAL writes, a checkpoint's fsync) no longer
 // stops it, and the second core does that work. One writer for all writes: SQLite's single write
 // lock is never contended between threads. transact() resolves only after the worker's COMMIT has
