@@ -56,7 +56,9 @@ export class WriterThread {
       // Run from TypeScript (tests, development): the worker registers tsx itself before loading
       // writer.ts (a loader inherited through --import is not reliably in place in a worker).
       const entry = new URL('./writer.ts', import.meta.url).href;
-      const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
+      // Resolved here: an eval'd worker would resolve packages from the working directory.
+      const tsx = import.meta.resolve('tsx/esm/api');
+      const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
       this.worker = new Worker(boot, { eval: true, workerData: data, execArgv: [] });
     } else this.worker = new Worker(new URL('./writer.js', import.meta.url), { workerData: data });
     // Idle, the worker does not keep the process alive (a CLI that opened the store can exit).
