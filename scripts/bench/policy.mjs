@@ -4,7 +4,9 @@
 // Two apps are built in this process on ONE SQLite store (the same data): one as served, one with
 // the benchmark-only switch that turns the policy and the audit trail off. A practitioner (the
 // patient's GP) reads documents and searches them through each, with autocannon; the script prints
-// both throughputs and the ratio.
+// both throughputs and the ratio. Each scenario runs in --slices alternating slices (on, off, off,
+// on, ...) of duration/slices seconds, so that the load of a shared machine, which drifts over
+// seconds, weighs on both modes alike; with an untimed one-second pause after each slice.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,10 +21,11 @@ if (!fs.existsSync(path.join(PROJECT, 'dist/app.js'))) {
   console.error('dist/ is missing: run `npm run build` first');
   process.exit(1);
 }
-const { values: opts } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '10' }, docs: { type: 'string', default: '500' } } });
+const { values: opts } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '10' }, docs: { type: 'string', default: '500' }, only: { type: 'string' }, mode: { type: 'string' }, slices: { type: 'string', default: '4' } } });
 const duration = Number(opts.duration);
 const connections = Number(opts.connections);
 const docCount = Number(opts.docs);
+const slices = Math.max(1, Number(opts.slices));
 
 const { buildApp } = await dist('app.js');
 const { SqliteStore } = await dist('store/sqlite/index.js');
@@ -64,16 +67,16 @@ for (let i = 0; i < docCount; i++) {
 }
 await put({ resourceType: 'Consent', id: 'mask-1', status: 'active', scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] }, category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }], patient: { reference: 'Patient/p1' }, provision: { type: 'deny', data: [{ meaning: 'instance', reference: { reference: 'DocumentReference/doc-0' } }] } });
 
-async function run(entry, label, pathOf) {
+async function run(entry, label, pathOf, seconds) {
   const bearer = await token(entry.base.url, 'dr-gp', { [c.kind]: 'practitioner', [c.fhirUser]: 'Practitioner/dr-gp', [c.profession]: '10', scope: 'user/*.rs' });
   let n = 0;
   const result = await autocannon({
     url: entry.base.url.replace(/\/fhir$/, ''),
     connections,
-    duration,
+    duration: seconds,
     requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: pathOf(n++), headers: { authorization: `Bearer ${bearer}`, accept: 'application/fhir+json' } }) }],
   });
-  return { label, name: entry.name, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx };
+  return { label, name: entry.name, total: result.requests.total, seconds: result.duration, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx };
 }
 
 const scenarios = [
@@ -81,12 +84,33 @@ const scenarios = [
   ['search DocumentReference?patient=p1&_count=10', () => '/fhir/DocumentReference?patient=p1&_count=10'],
 ];
 const rows = [];
-for (const [label, pathOf] of scenarios) for (const entry of apps) rows.push(await run(entry, label, pathOf));
-console.log(`node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}; ${docCount} documents, ${connections} connections, ${duration} s per run\n`);
+// --only read|search and --mode on|off narrow the runs (for a CPU profile of one of them).
+const chosen = scenarios.filter(([label]) => !opts.only || label.startsWith(opts.only));
+const modes = apps.filter((entry) => !opts.mode || (opts.mode === 'off') === entry.name.includes('off'));
+const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' ');
+const loadBefore = load();
+for (const [label, pathOf] of chosen) {
+  const slicesOf = new Map(modes.map((entry) => [entry, []]));
+  for (let i = 0; i < slices; i++) {
+    const order = i % 2 === 0 ? modes : [...modes].reverse();
+    for (const entry of order) {
+      slicesOf.get(entry).push(await run(entry, label, pathOf, duration / slices));
+      // Untimed pause: background work a slice left behind (the WAL checkpoint of its audit
+      // records) finishes before the next slice, and is not charged to the other mode.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+  for (const [entry, runs] of slicesOf) {
+    const sorted = runs.map((r) => r.p50).sort((a, b) => a - b);
+    rows.push({ label, name: entry.name, rps: runs.reduce((a, r) => a + r.total, 0) / runs.reduce((a, r) => a + r.seconds, 0), p50: sorted[Math.floor(sorted.length / 2)], p99: Math.max(...runs.map((r) => r.p99)), non2xx: runs.reduce((a, r) => a + r.non2xx, 0) });
+  }
+}
+console.log(`node ${process.version}, ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}; ${docCount} documents, ${connections} connections, ${duration} s per mode in ${slices} alternating slices; load average ${loadBefore} before, ${load()} after\n`);
 console.log('scenario                                        mode                                req/s  p50  p99  non-2xx');
 for (const r of rows) console.log(`${r.label.padEnd(48)}${r.name.padEnd(36)}${String(Math.round(r.rps)).padStart(6)} ${String(r.p50).padStart(4)} ${String(r.p99).padStart(4)}  ${r.non2xx}`);
-for (const [label] of scenarios) {
+for (const [label] of chosen) {
   const [on, off] = rows.filter((r) => r.label === label);
+  if (!on || !off) continue;
   console.log(`${label}: policy+audit cost ${Math.round((1 - on.rps / off.rps) * 100)} % of throughput (on/off = ${(on.rps / off.rps).toFixed(2)})`);
 }
 for (const { app } of apps) await app.close();

@@ -176,7 +176,16 @@ export function auditEvent(facts: AuditFacts): AuditEvent {
     ...(entities.length > 0 ? { entity: entities } : {}),
   };
   // The codings above are shared constants: the caller gets its own copy to store or mark up.
-  return structuredClone(event);
+  return copyJson(event);
+}
+
+/** A deep copy of plain JSON data; several times faster than structuredClone, which every record paid. */
+function copyJson<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(copyJson) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) copy[key] = copyJson((value as Record<string, unknown>)[key]);
+  return copy as T;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,9 +5,9 @@
 import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
 import { auditEvent, type AuditInteraction, type AuditOutcome } from '../audit/event.js';
 import { patientOf } from '../policy/compartment.js';
-import { indexEntries } from '../search/extract.js';
+import { auditIndexEntries } from '../audit/index-entries.js';
 import type { WriteOp } from '../store/port.js';
-import { newId } from './body.js';
+import { auditEventId } from '../audit/id.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError } from './outcome.js';
 
@@ -65,7 +65,9 @@ function carried(response: FhirResponse): Resource[] {
 
 function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string): AuditEvent {
   const target = req.target;
-  const query = new URLSearchParams(req.query).toString();
+  // Only searches record their query (BALP Query); reads skip building it.
+  const searched = target.kind === 'type' || target.kind === 'system' || target.kind === 'type-search';
+  const query = searched ? new URLSearchParams(req.query).toString() : '';
   return {
     ...auditEvent({
       actor: req.actor,
@@ -73,20 +75,20 @@ function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touche
       outcome,
       patients: touched.patients,
       resources: touched.resources,
-      ...(query && (target.kind === 'type' || target.kind === 'system' || target.kind === 'type-search') ? { query } : {}),
+      ...(query ? { query } : {}),
       ...('type' in target ? { type: target.type } : {}),
       ...(reason ? { reason } : {}),
       recorded: ctx.now(),
       server: ctx.baseUrl,
     }),
-    id: newId(),
+    id: auditEventId(),
   };
 }
 
 /** The store op that records an interaction: joined to a write's transaction, or committed alone. */
 export function auditOp(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string): WriteOp {
   const resource = event(ctx, req, outcome, touched, reason) as AuditEvent & { id: string };
-  return { kind: 'create', resource, index: indexEntries(resource), creator: 'carnet:audit' };
+  return { kind: 'create', resource, index: auditIndexEntries(resource), creator: 'carnet:audit' };
 }
 
 /** Records a finished interaction (unless its write already did) before the answer is sent. */

@@ -56,8 +56,11 @@ export function creatorKey(actor: Actor): string {
   }
 }
 
+/** Whether a literal reference (relative or absolute) names Type/id. Plain string tests: this runs for every read. */
 function refersTo(reference: string | undefined, type: string, id: string | undefined): boolean {
-  return id !== undefined && reference !== undefined && new RegExp(`(?:^|/)${type}/${id.replace(/\./g, '\\.')}$`).test(reference);
+  if (id === undefined || reference === undefined) return false;
+  const target = `${type}/${id}`;
+  return reference === target || (reference.endsWith(target) && reference[reference.length - target.length - 1] === '/');
 }
 
 /** The authors of a DocumentReference, as Type/id references. */

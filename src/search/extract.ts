@@ -515,11 +515,25 @@ export function indexEntries(resource: Resource): IndexEntry[] {
  * indexEntries files them (group 0, derived ":of-type" / ":identifier" entries included).
  */
 export function valueEntries(type: ParamType, code: string, element: unknown): IndexEntry[] {
+  return elementsEntries(type, code, [element]);
+}
+
+/**
+ * The entries of the given FHIR elements for one (non-composite) parameter, deduplicated as
+ * indexEntries files them: for callers that find a parameter's elements without FHIRPath
+ * (audit/index-entries, whose tests hold the two equal).
+ */
+export function elementsEntries(type: ParamType, code: string, elements: readonly unknown[]): IndexEntry[] {
   const sink = new Sink();
-  try {
-    EXTRACTORS[type]?.(sink, { param: code, group: 0, derived: true }, element);
-  } catch {
-    // same contract as indexEntries: never throws
+  const extract = EXTRACTORS[type];
+  if (!extract) return [];
+  const t: Target = { param: code, group: 0, derived: true };
+  for (const element of elements) {
+    try {
+      extract(sink, t, element);
+    } catch {
+      // same contract as indexEntries: never throws
+    }
   }
   return sink.entries;
 }

@@ -24,12 +24,23 @@ import { compileRestriction, compileSearch } from './compile.js';
 import { FileBlobs } from './blobs.js';
 import { SqliteClients } from './clients.js';
 import { DDL, INDEX_TABLES, SCHEMA_VERSION } from './schema.js';
+import { WriterThread } from './writer-thread.js';
 
 export interface SqliteOptions {
   /** Folder of the database file; ':memory:' for a throw-away store in tests. */
   dataDir: string;
   /** 'normal' survives a process crash; 'full' also survives power loss (fsync on every commit). */
   sync?: 'normal' | 'full';
+  /**
+   * Where write transactions run: 'thread' (the default for a database file) on a worker thread
+   * with its own connection (writer-thread.ts), 'inline' on this connection (always for ':memory:').
+   */
+  writer?: 'thread' | 'inline';
+  /**
+   * 'elsewhere': another connection checkpoints the WAL (the writer thread's checkpointer); this
+   * one only does past 10,000 WAL pages, as a safety net. Default 'auto': SQLite's, every 1,000.
+   */
+  checkpoints?: 'auto' | 'elsewhere';
 }
 
 interface VersionRow {
@@ -100,12 +111,18 @@ function decodeCursor(cursor: string): number | undefined {
   return Number.isSafeInteger(seq) && seq > 0 ? seq : undefined;
 }
 
+/** Prepared search statements kept per connection. */
+const PREPARED_CACHE = 500;
+
 export class SqliteStore implements Store {
   readonly name = 'sqlite';
   readonly clients: SqliteClients;
   readonly blobs: FileBlobs;
   private readonly db: Database.Database;
   private readonly statements;
+  private readonly writer: WriterThread | undefined;
+  /** The database file (':memory:' for a throw-away store). */
+  readonly file: string;
 
   constructor(options: SqliteOptions) {
     let file = ':memory:';
@@ -113,10 +130,13 @@ export class SqliteStore implements Store {
       fs.mkdirSync(options.dataDir, { recursive: true });
       file = path.join(options.dataDir, 'carnet.sqlite');
     }
+    this.file = file;
     this.db = new Database(file);
+    // First: the writer thread and other processes open the same file at the same time.
+    this.db.pragma('busy_timeout = 5000');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
-    this.db.pragma('busy_timeout = 5000');
+    if (options.checkpoints === 'elsewhere') this.db.pragma('wal_autocheckpoint = 10000');
     const existing = this.db.pragma('user_version', { simple: true }) as number;
     if (existing > SCHEMA_VERSION) {
       throw new Error(`database ${file} has schema version ${existing}, newer than this server's ${SCHEMA_VERSION}`);
@@ -157,6 +177,10 @@ export class SqliteStore implements Store {
         'SELECT count(*) AS n FROM resource_version WHERE type = ? AND id = ?',
       ),
     };
+    // Started after the schema is in place: the writer's own open finds nothing to create.
+    if (file !== ':memory:' && options.writer !== 'inline') {
+      this.writer = new WriterThread({ carnetWriter: true, dataDir: options.dataDir, ...(options.sync ? { sync: options.sync } : {}) });
+    }
   }
 
   async read(type: string, id: string): Promise<ReadResult> {
@@ -206,26 +230,48 @@ export class SqliteStore implements Store {
     return page;
   }
 
+  // Compiled searches differ in their parameters far more often than in their SQL (a restricted
+  // search is a long statement that takes longer to prepare than to run on a small record).
+  private readonly prepared = new Map<string, Database.Statement>();
+
+  private prepare<Row>(sql: string): Database.Statement<Record<string, unknown>, Row> {
+    let statement = this.prepared.get(sql);
+    if (statement) {
+      // Most recently used last: the first key is the one to drop.
+      this.prepared.delete(sql);
+    } else {
+      statement = this.db.prepare(sql);
+      if (this.prepared.size >= PREPARED_CACHE) this.prepared.delete(this.prepared.keys().next().value as string);
+    }
+    this.prepared.set(sql, statement);
+    return statement as Database.Statement<Record<string, unknown>, Row>;
+  }
+
   async search(plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
     const after = query.cursor !== undefined ? decodeKeys(query.cursor) : undefined;
     const compiled = compileSearch(plan, after, query.count + 1);
-    const rows = this.db.prepare<Record<string, unknown>, SearchRow>(compiled.select.sql).all(compiled.select.params);
+    const rows = this.prepare<SearchRow>(compiled.select.sql).all(compiled.select.params);
     const page: SearchPage = { matches: rows.slice(0, query.count).map(toVersion) };
     if (rows.length > query.count && query.count > 0) {
       const last = rows[query.count - 1];
       page.next = encodeKeys(compiled.keys.map((_k, i) => last[`k${i}`]));
     }
-    if (query.total) page.total = this.db.prepare<Record<string, unknown>, { n: number }>(compiled.count.sql).get(compiled.count.params)?.n ?? 0;
+    if (query.total) page.total = this.prepare<{ n: number }>(compiled.count.sql).get(compiled.count.params)?.n ?? 0;
     return page;
   }
 
   // Conditional create re-checks its criteria inside the write transaction.
   private matching(plan: SearchPlan, limit: number): VersionRow[] {
     const compiled = compileSearch(plan, undefined, limit);
-    return this.db.prepare<Record<string, unknown>, SearchRow>(compiled.select.sql).all(compiled.select.params);
+    return this.prepare<SearchRow>(compiled.select.sql).all(compiled.select.params);
   }
 
   async transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
+    return this.writer ? this.writer.transact(ops, at) : this.transactNow(ops, at);
+  }
+
+  /** The transaction on this connection, synchronously (the writer thread runs its transactions here). */
+  transactNow(ops: WriteOp[], at: string): WriteResult[] {
     // better-sqlite3 transactions are synchronous: nothing else runs on this connection until
     // commit, so the checks below and the writes form one atomic unit. IMMEDIATE takes the
     // write lock up front, so another process cannot slip in between check and write.
@@ -300,6 +346,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.writer?.close();
     this.db.close();
     this.blobs.close();
   }
