@@ -70,6 +70,8 @@ export interface AuditFacts {
   type?: string;
   /** A short, fixed explanation of a denial or failure (outcomeDesc); never resource content. */
   reason?: string;
+  /** The IHE transaction the interaction is (audit/ihe), added to the subtype. */
+  transaction?: Coding;
   /** When: an instant (ISO). */
   recorded: string;
   /** The server's identity for source.observer, e.g. the base URL. */
@@ -165,7 +167,7 @@ export function auditEvent(facts: AuditFacts): AuditEvent {
   const event: AuditEvent = {
     resourceType: 'AuditEvent',
     type: { system: AUDIT_EVENT_TYPE, code: 'rest', display: 'Restful Operation' },
-    subtype: [{ system: RESTFUL_INTERACTION, code: facts.interaction, display: facts.interaction }],
+    subtype: [{ system: RESTFUL_INTERACTION, code: facts.interaction, display: facts.interaction }, ...(facts.transaction ? [facts.transaction] : [])],
     action: pattern.action,
     recorded: facts.recorded,
     outcome: outcome.code,

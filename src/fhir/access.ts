@@ -47,6 +47,15 @@ async function reachable(ctx: FhirContext, granted: Access, resource: Resource):
   return target.kind === 'found' && target.version.resource !== undefined && reaches(granted, target.version.resource);
 }
 
+/** The patient a resource is about; for a document's bytes (Binary), the patient of the document. */
+export async function patientOfContent(ctx: FhirContext, resource: Resource): Promise<string | undefined> {
+  const patient = patientOf(resource);
+  const context = patient === undefined ? contextOf(resource) : null;
+  if (!context) return patient;
+  const target = await ctx.store.read(context[1], context[2]);
+  return target.kind === 'found' && target.version.resource ? patientOf(target.version.resource) : undefined;
+}
+
 /**
  * A write must leave the resource inside the reachable compartments. A Binary with a
  * securityContext (a document's bytes, deposited with it) is judged by that context when read.
@@ -57,16 +66,17 @@ export function assertWritable(granted: Access, resource: Resource): void {
 
 /** The policy's verdict on one resource: the permit with its obligations, or the error to throw. */
 async function policyVerdict(ctx: FhirContext, granted: Access, action: Action, resource: Resource, creator: string | undefined, what: string): Promise<Extract<Decision, { permit: true }> | FhirError> {
-  const refusal = (error: FhirError): FhirError => {
-    const patient = patientOf(resource);
+  // The refusal names the patient, so that a refused attempt is in that patient's access log.
+  const refusal = async (error: FhirError): Promise<FhirError> => {
+    const patient = await patientOfContent(ctx, resource);
     error.denied = { resources: [what], patients: patient ? [patient] : [] };
     return error;
   };
-  if (!(await reachable(ctx, granted, resource))) return refusal(new NotFound(what));
+  if (!(await reachable(ctx, granted, resource))) return await refusal(new NotFound(what));
   const decision = await ctx.policy.decide(granted.actor, action, resource, creator);
   if (decision.permit) return decision;
   // A hidden resource reads exactly like one that does not exist.
-  return refusal(decision.status === 404 ? new NotFound(what) : new Forbidden(`Refused: ${decision.reason}`));
+  return await refusal(decision.status === 404 ? new NotFound(what) : new Forbidden(`Refused: ${decision.reason}`));
 }
 
 /** Throws unless the actor may `action` this resource (created by `creator`); returns the permit and its obligations. */

@@ -2,7 +2,8 @@
 // A write's AuditEvent joins the write's own store transaction; a read's is committed before the
 // answer is sent. Both carry ids and codes only.
 
-import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle, Coding, Resource } from '@medplum/fhirtypes';
+import { iheTransaction } from '../audit/ihe.js';
 import { auditEvent, type AuditInteraction, type AuditOutcome } from '../audit/event.js';
 import { patientOf } from '../policy/compartment.js';
 import { auditIndexEntries } from '../audit/index-entries.js';
@@ -10,6 +11,7 @@ import type { WriteOp } from '../store/port.js';
 import { auditEventId } from '../audit/id.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError } from './outcome.js';
+import { patientOfContent } from './access.js';
 
 /** The RESTful interaction a request is, in the restful-interaction code system. */
 export function interactionOf(req: FhirRequest): AuditInteraction {
@@ -63,6 +65,11 @@ function carried(response: FhirResponse): Resource[] {
   return [resource];
 }
 
+function transactionOf(req: FhirRequest): { transaction?: Coding } {
+  const transaction = iheTransaction(interactionOf(req), 'type' in req.target ? req.target.type : undefined, req.body.kind === 'json' ? req.body.value : undefined);
+  return transaction ? { transaction } : {};
+}
+
 function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string): AuditEvent {
   const target = req.target;
   // Only searches record their query (BALP Query); reads skip building it.
@@ -78,6 +85,7 @@ function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touche
       ...(query ? { query } : {}),
       ...('type' in target ? { type: target.type } : {}),
       ...(reason ? { reason } : {}),
+      ...transactionOf(req),
       recorded: ctx.now(),
       server: ctx.baseUrl,
     }),
@@ -94,7 +102,14 @@ export function auditOp(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcom
 /** Records a finished interaction (unless its write already did) before the answer is sent. */
 export async function recordSuccess(ctx: FhirContext, req: FhirRequest, response: FhirResponse): Promise<void> {
   if (!ctx.audit || response.audited || !req.actor) return;
-  const touched = touchedBy(carried(response));
+  const resources = carried(response);
+  const touched = touchedBy(resources);
+  // A document's bytes are in the log of the document's patient (ITI-68 retrieve).
+  for (const resource of resources) {
+    if (resource.resourceType !== 'Binary') continue;
+    const patient = await patientOfContent(ctx, resource);
+    if (patient !== undefined && !touched.patients.includes(patient)) touched.patients.push(patient);
+  }
   // BALP Query records name the patients and the query, not every resource a page returned.
   const interaction = interactionOf(req);
   const listed = interaction.startsWith('search') || interaction === 'history-type' || interaction === 'history-system' ? { ...touched, resources: [] } : touched;

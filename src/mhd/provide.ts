@@ -6,12 +6,12 @@
 import crypto from 'node:crypto';
 import type { Attachment, Binary, Bundle, DocumentReference, List, Patient, Reference, Resource } from '@medplum/fhirtypes';
 import type { FhirContext, FhirRequest, TransactionCheck, TransactionEntry } from '../fhir/context.js';
+import { isSubmissionSet, MHD_LIST_TYPES } from '../audit/ihe.js';
 import { pointerOf } from '../fhir/binary.js';
 import { Unprocessable } from '../fhir/outcome.js';
 import { validateProfile } from '../fhir/profiles.js';
 import type { SearchPlan } from '../search/types.js';
 
-export const MHD_LIST_TYPES = 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes';
 const PROVIDE_BUNDLE_PROFILE = /\/(IHE\.MHD\.(UnContained\.)?(Minimal|Comprehensive)\.ProvideBundle|pdsm-comprehensive-provide-document-bundle)$/;
 const MHD = 'https://profiles.ihe.net/ITI/MHD/StructureDefinition/';
 const PDSM = 'https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/';
@@ -60,9 +60,6 @@ function broken(entry: TransactionEntry, rule: string, message: string, element?
   return new Unprocessable(`${where}: ${message} (IHE MHD ITI-65 rule ${rule})`, element ? `${where}.resource.${element}` : where, 'business-rule');
 }
 
-function isSubmissionSet(resource: Resource | undefined): resource is List {
-  return resource?.resourceType === 'List' && !!resource.code?.coding?.some((c) => c.system === MHD_LIST_TYPES && c.code === 'submissionset');
-}
 
 /** Whether a transaction is an ITI-65 Provide Document Bundle: it claims the profile or carries a SubmissionSet. */
 export function isProvideBundle(bundle: Bundle, entries: TransactionEntry[]): boolean {
