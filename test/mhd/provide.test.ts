@@ -234,6 +234,19 @@ t.test('a replacement without the supersede patch still supersedes the old docum
   await rejected(t, bundle, 422, /DocumentReference\/old-report is superseded: only a current document can be replaced.*rule replace-current/);
 });
 
+t.test('appends, transforms and signs are accepted and leave their target current', async (t) => {
+  await fhir(app, 'PUT', 'DocumentReference/original', { resourceType: 'DocumentReference', id: 'original', status: 'current', subject: { reference: 'Patient/ex-patient' }, content: [{ attachment: { url: 'Binary/none' } }] });
+  for (const code of ['appends', 'transforms', 'signs'] as const) {
+    const bundle = provide({ bytes: Buffer.from(`%PDF ${code}`) });
+    documentOf(bundle).relatesTo = [{ code, target: { reference: 'DocumentReference/original' } }];
+    const res = await push(bundle);
+    t.equal(res.statusCode, 200, code);
+  }
+  t.equal(json<DocumentReference>(await fhir(app, 'GET', 'DocumentReference/original')).status, 'current');
+  const related = json<Bundle>(await fhir(app, 'GET', 'DocumentReference?relatesto=DocumentReference/original'));
+  t.equal(related.entry?.length, 3, 'the three documents are found by what they relate to');
+});
+
 t.test('a transaction without SubmissionSet nor MHD profile is an ordinary transaction', async (t) => {
   const res = await push({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'DocumentReference' }, resource: { resourceType: 'DocumentReference', status: 'current', content: [{ attachment: { url: 'http://x/y' } }] } }] });
   t.equal(res.statusCode, 200);
