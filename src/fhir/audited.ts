@@ -93,10 +93,14 @@ function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touche
   };
 }
 
-/** The store op that records an interaction: joined to a write's transaction, or committed alone. */
+/**
+ * The store op that records an interaction: joined to a write's transaction, or committed alone.
+ * The record itself is committed before the answer; its index rows may come later (deferIndex),
+ * never after a search that could find it (docs/performance.md).
+ */
 export function auditOp(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string): WriteOp {
   const resource = event(ctx, req, outcome, touched, reason) as AuditEvent & { id: string };
-  return { kind: 'create', resource, index: auditIndexEntries(resource), creator: 'carnet:audit' };
+  return { kind: 'create', resource, index: auditIndexEntries(resource), creator: 'carnet:audit', deferIndex: true };
 }
 
 /** Records a finished interaction (unless its write already did) before the answer is sent. */

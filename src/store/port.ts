@@ -51,6 +51,13 @@ export type WriteOp =
       ifNoneExist?: SearchPlan;
       /** Who creates it (kept with the resource for the policy's "read back what you wrote"). */
       creator?: string;
+      /**
+       * The engine may materialise the index entries later (in a batch, off the commit that
+       * answers the caller), but every search must see them: a search, a restricted history or a
+       * conditional create that could read them first waits for them. The resource itself is
+       * committed as usual. Set by fhir/audited for AuditEvents only (docs/performance.md).
+       */
+      deferIndex?: true;
     }
   | {
       kind: 'update';

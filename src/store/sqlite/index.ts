@@ -21,6 +21,7 @@ import {
 import type { IndexEntry, SearchPlan } from '../../search/types.js';
 import { decodeKeys, encodeKeys, sameContent, stamped } from '../content.js';
 import { compileRestriction, compileSearch } from './compile.js';
+import { readsIndexOf, storedEntries } from './deferred.js';
 import { FileBlobs } from './blobs.js';
 import { SqliteClients } from './clients.js';
 import { DDL, INDEX_TABLES, SCHEMA_VERSION } from './schema.js';
@@ -41,6 +42,19 @@ export interface SqliteOptions {
    * one only does past 10,000 WAL pages, as a safety net. Default 'auto': SQLite's, every 1,000.
    */
   checkpoints?: 'auto' | 'elsewhere';
+  /**
+   * At open, write the index rows of versions left pending by a stopped process (deferred.ts).
+   * Default true; false for the writer thread's store, opened by a store that has done it.
+   */
+  recoverPending?: boolean;
+}
+
+/** A version committed without its index rows (a create op with deferIndex). */
+interface Pending {
+  seq: number;
+  type: string;
+  id: string;
+  index: IndexEntry[];
 }
 
 interface VersionRow {
@@ -123,6 +137,10 @@ export class SqliteStore implements Store {
   private readonly writer: WriterThread | undefined;
   /** The database file (':memory:' for a throw-away store). */
   readonly file: string;
+  /** Committed versions whose index rows this connection has still to write (deferred.ts). */
+  private pending: Pending[] = [];
+  /** Those of the transaction running now: pending once it commits. */
+  private staged: Pending[] = [];
 
   constructor(options: SqliteOptions) {
     let file = ':memory:';
@@ -176,7 +194,13 @@ export class SqliteStore implements Store {
       instanceCount: this.db.prepare<[string, string], { n: number }>(
         'SELECT count(*) AS n FROM resource_version WHERE type = ? AND id = ?',
       ),
+      insertPending: this.db.prepare<[number | bigint]>('INSERT INTO index_pending (seq) VALUES (?)'),
+      deletePending: this.db.prepare<[number]>('DELETE FROM index_pending WHERE seq = ?'),
+      leftPending: this.db.prepare<[], { seq: number; type: string; id: string; content: string | null }>(
+        'SELECT p.seq, v.type, v.id, v.content FROM index_pending p JOIN resource_version v ON v.seq = p.seq ORDER BY p.seq',
+      ),
     };
+    if (options.recoverPending !== false) this.recoverPending();
     // Started after the schema is in place: the writer's own open finds nothing to create.
     if (file !== ':memory:' && options.writer !== 'inline') {
       this.writer = new WriterThread({ carnetWriter: true, dataDir: options.dataDir, ...(options.sync ? { sync: options.sync } : {}) });
@@ -191,7 +215,14 @@ export class SqliteStore implements Store {
     return readResult(this.statements.version.get(type, id, versionId));
   }
 
+  /** Waits until the index rows a plan could read are written (deferred.ts). */
+  private async indexed(plan: SearchPlan): Promise<void> {
+    if (this.writer) return this.writer.materialised(plan);
+    if (this.pending.length > 0 && readsIndexOf(plan, new Set(this.pending.map((p) => p.type)))) this.materialisePending();
+  }
+
   async history(scope: HistoryScope, query: HistoryQuery): Promise<HistoryPage> {
+    if (query.restriction) await this.indexed(query.restriction);
     const conditions: string[] = [];
     const params: unknown[] = [];
     if (scope.level !== 'system') {
@@ -248,6 +279,7 @@ export class SqliteStore implements Store {
   }
 
   async search(plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
+    await this.indexed(plan);
     const after = query.cursor !== undefined ? decodeKeys(query.cursor) : undefined;
     const compiled = compileSearch(plan, after, query.count + 1);
     const rows = this.prepare<SearchRow>(compiled.select.sql).all(compiled.select.params);
@@ -275,8 +307,61 @@ export class SqliteStore implements Store {
     // better-sqlite3 transactions are synchronous: nothing else runs on this connection until
     // commit, so the checks below and the writes form one atomic unit. IMMEDIATE takes the
     // write lock up front, so another process cannot slip in between check and write.
+    // Conditional create criteria are searched inside the transaction: every index row first.
+    if (this.pending.length > 0 && ops.some((op) => op.kind === 'create' && op.ifNoneExist)) this.materialisePending();
     const run = this.db.transaction(() => ops.map((op) => this.apply(op, at)));
-    return run.immediate();
+    this.staged = [];
+    let results: WriteResult[];
+    try {
+      results = run.immediate();
+    } catch (error) {
+      // Rolled back: the staged versions were never written.
+      this.staged = [];
+      throw error;
+    }
+    // Committed: they are pending now.
+    if (this.staged.length > 0) this.pending.push(...this.staged);
+    this.staged = [];
+    return results;
+  }
+
+  /** How many committed versions wait for their index rows (the writer thread schedules on it). */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /**
+   * Writes the index rows of every pending version, in one transaction. A version replaced or
+   * deleted since, or whose pending row is gone (written at another process's open), is skipped.
+   */
+  materialisePending(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    const run = this.db.transaction(() => {
+      for (const p of batch) {
+        if (this.statements.deletePending.run(p.seq).changes !== 1) continue;
+        const current = this.statements.currentEnvelope.get(p.type, p.id);
+        if (!current || current.seq !== p.seq || current.deleted === 1) continue;
+        this.insertIndex(p.type, p.id, p.index);
+      }
+    });
+    run.immediate();
+    this.pending = [];
+  }
+
+  /** At open: the index rows of versions a stopped process committed but had not materialised. */
+  private recoverPending(): void {
+    const rows = this.statements.leftPending.all();
+    if (rows.length === 0) return;
+    const run = this.db.transaction(() => {
+      for (const row of rows) {
+        this.statements.deletePending.run(row.seq);
+        const current = this.statements.currentEnvelope.get(row.type, row.id);
+        if (!current || current.seq !== row.seq || current.deleted === 1 || row.content === null) continue;
+        this.replaceIndex(row.type, row.id, storedEntries(row.content), true);
+      }
+    });
+    run.immediate();
   }
 
   private apply(op: WriteOp, at: string): WriteResult {
@@ -291,7 +376,7 @@ export class SqliteStore implements Store {
         }
         const current = this.statements.currentEnvelope.get(op.resource.resourceType, op.resource.id);
         if (current) throw new WriteConflict('already-exists', `${op.resource.resourceType}/${op.resource.id}`, 'the id is already taken');
-        return { kind: 'created', version: this.writeVersion(op.resource, 1, at, op.index, false, op.creator) };
+        return { kind: 'created', version: this.writeVersion(op.resource, 1, at, op.deferIndex ? undefined : op.index, false, op.creator, op.index) };
       }
       case 'update': {
         const { resourceType: type, id } = op.resource;
@@ -323,13 +408,28 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** `existed`: the id had a current row, whose index entries must go (a new id has none). */
-  private writeVersion(resource: Resource & { id: string }, versionId: number, at: string, index: IndexEntry[], existed: boolean, creator?: string): Version {
+  /**
+   * `existed`: the id had a current row, whose index entries must go (a new id has none).
+   * `index` undefined: the entries `deferred` are written later (a new id only).
+   */
+  private writeVersion(
+    resource: Resource & { id: string },
+    versionId: number,
+    at: string,
+    index: IndexEntry[] | undefined,
+    existed: boolean,
+    creator?: string,
+    deferred?: IndexEntry[],
+  ): Version {
     const stored = stamped(resource, versionId, at);
     const { type, id } = { type: resource.resourceType, id: resource.id };
     const info = this.statements.insertVersion.run(type, id, versionId, at, 0, JSON.stringify(stored));
     this.statements.upsertCurrent.run(type, id, versionId, at, 0, info.lastInsertRowid, creator ?? null);
-    this.replaceIndex(type, id, index, existed);
+    if (index) this.replaceIndex(type, id, index, existed);
+    else {
+      this.statements.insertPending.run(info.lastInsertRowid);
+      this.staged.push({ seq: Number(info.lastInsertRowid), type, id, index: deferred ?? [] });
+    }
     return { type, id, versionId, lastUpdated: at, deleted: false, resource: stored };
   }
 
@@ -342,11 +442,17 @@ export class SqliteStore implements Store {
 
   private replaceIndex(type: string, id: string, index: IndexEntry[], existed: boolean): void {
     if (existed) for (const statement of this.statements.deleteIndex) statement.run(type, id);
+    this.insertIndex(type, id, index);
+  }
+
+  private insertIndex(type: string, id: string, index: IndexEntry[]): void {
     for (const entry of index) this.statements.insertIndex[entry.kind].run(type, id, entry.param, entry.group, ...indexValues(entry));
   }
 
   async close(): Promise<void> {
     await this.writer?.close();
+    // Not needed for safety (the next open writes them), but a store closed cleanly leaves none.
+    if (this.db.open) this.materialisePending();
     this.db.close();
     this.blobs.close();
   }

@@ -5,7 +5,7 @@
 
 import type { IndexEntry } from '../../search/types.js';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** The index table of each entry kind, and the value columns it stores besides type, id, param, grp. */
 export const INDEX_TABLES = {
@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS resource_current (
   PRIMARY KEY (type, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS resource_current_updated ON resource_current (type, last_updated);
+
+-- Versions written with deferIndex whose index rows are not written yet (store/sqlite/deferred.ts):
+-- appended by the commit of the version (one page), emptied in batches, and at open after a crash.
+CREATE TABLE IF NOT EXISTS index_pending (seq INTEGER PRIMARY KEY);
 ${indexTable('token', ['type, param, code, system', 'type, param, system'])}
 ${indexTable('string', ['type, param, value'])}
 ${indexTable('date', ['type, param, low', 'type, param, high'])}

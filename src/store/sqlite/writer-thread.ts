@@ -5,18 +5,23 @@
 // lock is never contended between threads. transact() resolves only after the worker's COMMIT has
 // returned, so what a caller was told is written is in the WAL exactly as before (kill -9 loses
 // nothing: test/audit/durability.test.ts), and a read on the main connection afterwards sees it
-// (a WAL reader starts from the newest commit).
+// (a WAL reader starts from the newest commit). Index rows a create op defers (deferred.ts) are
+// written by the worker later, and before any search that could read them: materialised() asks
+// the worker to write them and waits, unless the worker has reported them written since.
 
 import { Worker } from 'node:worker_threads';
 import { WriteConflict, type WriteOp, type WriteResult } from '../port.js';
+import type { SearchPlan } from '../../search/types.js';
+import { readsIndexOf } from './deferred.js';
 
-export interface Request {
-  id: number;
-  ops: WriteOp[];
-  at: string;
-}
+/** A transaction, or (materialise) the writing of every pending index row, answered with no results. */
+export type Request = { id: number; ops: WriteOp[]; at: string } | { id: number; materialise: true };
 
-export type Reply = { id: number; results: WriteResult[] } | { id: number; error: SerializedError };
+export type Reply =
+  | { id: number; results: WriteResult[] }
+  | { id: number; error: SerializedError }
+  /** Unasked: the index rows deferred by every request up to this id are written. */
+  | { materialisedThrough: number };
 
 interface SerializedError {
   message: string;
@@ -50,6 +55,12 @@ export class WriterThread {
   private closed: Promise<void> | undefined;
   private exited = false;
   private idle: (() => void)[] = [];
+  /** The last request that deferred index rows, and the last one all of whose rows are written. */
+  private deferredThrough = 0;
+  private materialisedThrough = 0;
+  /** The types of the resources whose index rows were ever deferred (searches of others never wait). */
+  private readonly deferredTypes = new Set<string>();
+  private materialising: { through: number; done: Promise<unknown> } | undefined;
 
   constructor(data: WriterData) {
     if (import.meta.url.endsWith('.ts')) {
@@ -64,6 +75,10 @@ export class WriterThread {
     // Idle, the worker does not keep the process alive (a CLI that opened the store can exit).
     this.worker.unref();
     this.worker.on('message', (reply: Reply) => {
+      if ('materialisedThrough' in reply) {
+        this.materialisedThrough = Math.max(this.materialisedThrough, reply.materialisedThrough);
+        return;
+      }
       const waiting = this.pending.get(reply.id);
       if (!waiting) return;
       this.pending.delete(reply.id);
@@ -92,13 +107,43 @@ export class WriterThread {
   }
 
   transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
+    return this.send((id) => {
+      for (const op of ops) {
+        if (op.kind === 'create' && op.deferIndex) {
+          this.deferredThrough = id;
+          this.deferredTypes.add(op.resource.resourceType);
+        }
+      }
+      return { id, ops, at };
+    });
+  }
+
+  private send(request: (id: number) => Request): Promise<WriteResult[]> {
     if (this.failed) return Promise.reject(this.failed);
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ id, ops, at } satisfies Request);
+      this.worker.postMessage(request(id));
     });
+  }
+
+  /** Resolves once every index row `plan` could read is written, deferred ones included. */
+  async materialised(plan: SearchPlan): Promise<void> {
+    if (this.deferredThrough <= this.materialisedThrough || !readsIndexOf(plan, this.deferredTypes)) return;
+    // Searches arriving together share one request: the worker answers in order, so a request sent
+    // after the last deferring one covers it.
+    if (!this.materialising || this.materialising.through < this.deferredThrough) {
+      const through = this.nextId;
+      const done = this.send((id) => ({ id, materialise: true })).then(() => {
+        this.materialisedThrough = Math.max(this.materialisedThrough, through);
+      });
+      this.materialising = { through, done };
+      void done.catch(() => {}).finally(() => {
+        if (this.materialising?.done === done) this.materialising = undefined;
+      });
+    }
+    await this.materialising.done;
   }
 
   /** Waits for the transactions sent so far, then has the worker close its connection and stop. */

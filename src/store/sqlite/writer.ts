@@ -4,6 +4,8 @@
 // sync is off, fsyncs twice) otherwise runs inside the commit that crosses 1000 WAL pages and
 // delays every request waiting on that commit. Checkpoints decide nothing about durability: a
 // commit is safe from a process crash once it is in the WAL (docs/performance.md).
+// Deferred index rows (deferred.ts) are written here too: MATERIALISE_AFTER_MS after a transaction
+// left some pending, many records in one transaction, or at once when a search asks.
 
 import { createRequire } from 'node:module';
 import { Worker, parentPort, workerData } from 'node:worker_threads';
@@ -22,16 +24,27 @@ const timer = setInterval(() => {
 parentPort.on('message', () => { clearInterval(timer); db.close(); parentPort.close(); });
 `;
 
+/** How long pending index rows wait for more to join their batch (a search never waits for it). */
+const MATERIALISE_AFTER_MS = 30;
+
 const data = workerData as WriterData | undefined;
 if (parentPort && data?.carnetWriter === true) {
   const port = parentPort;
-  const store = new SqliteStore({ dataDir: data.dataDir, ...(data.sync ? { sync: data.sync } : {}), writer: 'inline', checkpoints: 'elsewhere' });
+  const store = new SqliteStore({ dataDir: data.dataDir, ...(data.sync ? { sync: data.sync } : {}), writer: 'inline', checkpoints: 'elsewhere', recoverPending: false });
   const checkpointer = new Worker(CHECKPOINTER, { eval: true, workerData: { driver: createRequire(import.meta.url).resolve('better-sqlite3'), file: store.file, everyMs: 50 } });
   checkpointer.on('error', () => {
     // Without it the writer's own safety-net checkpoints (every 10,000 pages) keep the WAL bounded.
   });
+  let lastId = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const materialise = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    store.materialisePending();
+  };
   port.on('message', (request: Request | 'close') => {
     if (request === 'close') {
+      if (timer) clearTimeout(timer);
       void (async () => {
         await new Promise<void>((resolve) => {
           checkpointer.once('exit', () => resolve());
@@ -42,12 +55,27 @@ if (parentPort && data?.carnetWriter === true) {
       })();
       return;
     }
+    lastId = request.id;
     let reply: Reply;
     try {
-      reply = { id: request.id, results: store.transactNow(request.ops, request.at) };
+      if ('materialise' in request) {
+        materialise();
+        reply = { id: request.id, results: [] };
+      } else reply = { id: request.id, results: store.transactNow(request.ops, request.at) };
     } catch (error) {
       reply = { id: request.id, error: serialize(error) };
     }
     port.postMessage(reply);
+    if (store.pendingCount > 0 && !timer) {
+      timer = setTimeout(() => {
+        const through = lastId;
+        try {
+          materialise();
+          port.postMessage({ materialisedThrough: through } satisfies Reply);
+        } catch {
+          // Left pending: retried after the next transaction, or by the next search's request.
+        }
+      }, MATERIALISE_AFTER_MS);
+    }
   });
 }

@@ -1,0 +1,142 @@
+// Deferred index rows (store/sqlite/deferred.ts): a create op with deferIndex commits its version
+// and a pending mark; the index rows come later, but every search that could read them sees them;
+// a stopped process's pending versions get their rows at the next open, from the stored content.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import Database from 'better-sqlite3';
+import type { AuditEvent, Patient } from '@medplum/fhirtypes';
+import type { WriteOp } from '../../src/store/port.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
+import { indexEntries } from '../../src/search/extract.js';
+import type { SearchPlan } from '../../src/search/types.js';
+
+const AT = '2026-11-27T15:00:00.000Z';
+
+function fresh(t: Tap.Test): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-deferred-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function record(id: string, patient: string, deferIndex = true): WriteOp {
+  const resource = {
+    resourceType: 'AuditEvent',
+    id,
+    type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest' },
+    subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: 'read' }],
+    action: 'R',
+    recorded: AT,
+    outcome: '0',
+    agent: [{ who: { reference: 'Practitioner/gp' }, requestor: true }],
+    source: { observer: { display: 'carnet' } },
+    entity: [{ what: { reference: `Patient/${patient}` } }, { what: { reference: 'DocumentReference/d1' } }],
+  } as AuditEvent & { id: string };
+  return { kind: 'create', resource, index: indexEntries(resource), creator: 'carnet:audit', ...(deferIndex ? { deferIndex: true as const } : {}) };
+}
+
+const byPatient = (patient: string): SearchPlan => ({ types: ['AuditEvent'], where: [{ kind: 'reference', param: 'patient', values: [{ targetType: 'Patient', targetId: patient }] }], sort: [] });
+const hasRead: SearchPlan = {
+  types: ['Patient'],
+  where: [{ kind: 'has', sourceType: 'AuditEvent', param: 'entity', where: [{ kind: 'reference', param: 'agent', values: [{ targetType: 'Practitioner', targetId: 'gp' }] }] }],
+  sort: [],
+};
+
+function indexRows(file: string, id: string): string[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    const tables = ['idx_token', 'idx_string', 'idx_date', 'idx_reference', 'idx_uri'];
+    return tables.flatMap((table) => db.prepare(`SELECT * FROM ${table} WHERE type = 'AuditEvent' AND id = ?`).all(id).map((row) => `${table} ${JSON.stringify(row)}`)).sort();
+  } finally {
+    db.close();
+  }
+}
+
+const pendingRows = (file: string) => {
+  const db = new Database(file, { readonly: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM index_pending').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+};
+
+for (const writer of ['thread', 'inline'] as const) {
+  t.test(`${writer} writer: a deferred record is found by the next search, _has included`, async (t) => {
+    const store = new SqliteStore({ dataDir: fresh(t), writer });
+    t.teardown(() => store.close());
+    for (let i = 0; i < 20; i++) {
+      await store.transact([record(`ae-${i}`, 'p1')], AT);
+      const page = await store.search(byPatient('p1'), { count: 100, total: true });
+      t.equal(page.total, i + 1, `record ${i} is found at once`);
+    }
+    const patient = { resourceType: 'Patient', id: 'p1' } as Patient & { id: string };
+    await store.transact([{ kind: 'create', resource: patient, index: indexEntries(patient) }], AT);
+    await Promise.all(Array.from({ length: 30 }, (_, i) => store.transact([record(`ae-x${i}`, 'p1')], AT)));
+    const [audits, has] = await Promise.all([store.search(byPatient('p1'), { count: 100, total: true }), store.search(hasRead, { count: 10 })]);
+    t.equal(audits.total, 50, 'every record of concurrent transactions is found');
+    t.same(
+      has.matches.map((m) => m.id),
+      ['p1'],
+      '_has:AuditEvent sees them',
+    );
+  });
+}
+
+t.test('deferred index rows equal the rows written at once, also when recomputed at open', async (t) => {
+  const dir = fresh(t);
+  const file = path.join(dir, 'carnet.sqlite');
+  const first = new SqliteStore({ dataDir: dir, writer: 'inline' });
+  await first.transact([record('now', 'p2', false), record('later', 'p2')], AT);
+  t.equal(pendingRows(file), 1, 'the deferred record is pending after its commit');
+  t.same(indexRows(file, 'later'), [], 'and has no index rows yet');
+  // Another store opening the file finds the pending version, as after a crash of the first.
+  const second = new SqliteStore({ dataDir: dir, writer: 'inline' });
+  t.equal(pendingRows(file), 0, 'the open wrote the pending rows');
+  const strip = (rows: string[]) => rows.map((row) => row.replace(/"id":"(now|later)"/, '"id":"x"'));
+  t.same(strip(indexRows(file, 'later')), strip(indexRows(file, 'now')), 'recomputed from the content: the same rows');
+  // The first store's own materialisation must not write them twice.
+  await first.close();
+  t.same(strip(indexRows(file, 'later')), strip(indexRows(file, 'now')), 'not written twice');
+  await second.close();
+});
+
+t.test('a rolled-back deferred record leaves nothing pending; an update before materialisation wins', async (t) => {
+  const dir = fresh(t);
+  const file = path.join(dir, 'carnet.sqlite');
+  const store = new SqliteStore({ dataDir: dir, writer: 'inline' });
+  t.teardown(() => store.close());
+  await store.transact([record('taken', 'p3', false)], AT);
+  await t.rejects(store.transact([record('rolled-back', 'p3'), record('taken', 'p3')], AT));
+  t.equal(pendingRows(file), 0, 'no pending mark survives the rollback');
+  t.equal((await store.search(byPatient('p3'), { count: 10, total: true })).total, 1, 'only the committed record is found');
+
+  await store.transact([record('changed', 'p3')], AT);
+  const moved = record('changed', 'p4', false);
+  if (moved.kind !== 'create') throw new Error('a create');
+  await store.transact([{ kind: 'update', resource: moved.resource, index: moved.index }], AT);
+  t.equal((await store.search(byPatient('p3'), { count: 10, total: true })).total, 1, 'the replaced version is not indexed');
+  t.equal((await store.search(byPatient('p4'), { count: 10, total: true })).total, 1, 'the update is');
+});
+
+t.test('conditional create inside the writer sees deferred records', async (t) => {
+  const store = new SqliteStore({ dataDir: fresh(t) });
+  t.teardown(() => store.close());
+  await store.transact([record('cond-1', 'p5')], AT);
+  const op = record('cond-2', 'p5', false);
+  if (op.kind !== 'create') throw new Error('a create');
+  const [result] = await store.transact([{ ...op, ifNoneExist: byPatient('p5') }], AT);
+  t.equal(result.kind, 'existing', 'the deferred record matched the criteria');
+});
+
+t.test('searches of other types do not wait for deferred rows', async (t) => {
+  const dir = fresh(t);
+  const store = new SqliteStore({ dataDir: dir, writer: 'inline' });
+  t.teardown(() => store.close());
+  await store.transact([record('quiet', 'p6')], AT);
+  await store.search({ types: ['DocumentReference'], where: [], sort: [] }, { count: 1 });
+  t.equal(pendingRows(path.join(dir, 'carnet.sqlite')), 1, 'a DocumentReference search left the record pending');
+  await store.search({ types: ['DocumentReference'], where: [{ kind: 'has', sourceType: 'AuditEvent', param: 'entity', where: [] }], sort: [] }, { count: 1 });
+  t.equal(pendingRows(path.join(dir, 'carnet.sqlite')), 0, 'one with _has:AuditEvent did not');
+});
