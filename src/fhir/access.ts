@@ -3,11 +3,11 @@
 // interaction calls these before it reads or writes, so that batch and transaction entries are
 // checked exactly like requests.
 
-import type { Binary, Resource } from '@medplum/fhirtypes';
+import type { Resource } from '@medplum/fhirtypes';
 import { authorize, type Access } from '../auth/authorize.js';
 import type { Actor } from '../auth/actor.js';
 import type { Permission } from '../auth/scopes.js';
-import { compartmentCondition, DIRECTORY, inCompartment, patientOf } from '../policy/compartment.js';
+import { compartmentCondition, DIRECTORY, inCompartment, patientOf, securityContextOf } from '../policy/compartment.js';
 import type { Action, Decision } from '../policy/decide.js';
 import type { ReadResult, SearchPage, SearchQuery, Version } from '../store/port.js';
 import type { Condition, SearchPlan } from '../search/types.js';
@@ -31,28 +31,24 @@ export function reaches(granted: Access, resource: Resource): boolean {
   return !granted.compartment || DIRECTORY.has(resource.resourceType) || inCompartment(resource, granted.compartment);
 }
 
-// A Binary's bytes belong to the resource its securityContext names (a document): R4 Binary.
-const CONTEXT = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/;
-const contextOf = (resource: Resource) => (resource.resourceType === 'Binary' ? CONTEXT.exec((resource as Binary).securityContext?.reference ?? '') : null);
-
 /**
  * reaches(), and for a Binary with a securityContext, whether the access reaches that resource:
  * a patient reads the bytes of the documents of their own record (and no one else's).
  */
 async function reachable(ctx: FhirContext, granted: Access, resource: Resource): Promise<boolean> {
   if (reaches(granted, resource)) return true;
-  const context = contextOf(resource);
+  const context = securityContextOf(resource);
   if (!context) return false;
-  const target = await ctx.store.read(context[1], context[2]);
+  const target = await ctx.store.read(...context);
   return target.kind === 'found' && target.version.resource !== undefined && reaches(granted, target.version.resource);
 }
 
 /** The patient a resource is about; for a document's bytes (Binary), the patient of the document. */
 export async function patientOfContent(ctx: FhirContext, resource: Resource): Promise<string | undefined> {
   const patient = patientOf(resource);
-  const context = patient === undefined ? contextOf(resource) : null;
+  const context = patient === undefined ? securityContextOf(resource) : undefined;
   if (!context) return patient;
-  const target = await ctx.store.read(context[1], context[2]);
+  const target = await ctx.store.read(...context);
   return target.kind === 'found' && target.version.resource ? patientOf(target.version.resource) : undefined;
 }
 
@@ -61,7 +57,7 @@ export async function patientOfContent(ctx: FhirContext, resource: Resource): Pr
  * securityContext (a document's bytes, deposited with it) is judged by that context when read.
  */
 export function assertWritable(granted: Access, resource: Resource): void {
-  if (!reaches(granted, resource) && !contextOf(resource)) throw new Forbidden(`${resource.resourceType} would be outside the compartment of patient ${granted.compartment?.join(', ')}, which is all this token reaches`);
+  if (!reaches(granted, resource) && !securityContextOf(resource)) throw new Forbidden(`${resource.resourceType} would be outside the compartment of patient ${granted.compartment?.join(', ')}, which is all this token reaches`);
 }
 
 /** The policy's verdict on one resource: the permit with its obligations, or the error to throw. */

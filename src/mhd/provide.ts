@@ -10,6 +10,7 @@ import { isSubmissionSet, MHD_LIST_TYPES } from '../audit/ihe.js';
 import { pointerOf } from '../fhir/binary.js';
 import { Unprocessable } from '../fhir/outcome.js';
 import { validateProfile } from '../fhir/profiles.js';
+import { parseReference } from '../search/extract.js';
 import type { SearchPlan } from '../search/types.js';
 
 const PROVIDE_BUNDLE_PROFILE = /\/(IHE\.MHD\.(UnContained\.)?(Minimal|Comprehensive)\.ProvideBundle|pdsm-comprehensive-provide-document-bundle)$/;
@@ -52,7 +53,11 @@ function checkProfile(entry: TransactionEntry, url: string): void {
     })),
   );
 }
-const LITERAL = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/;
+/** The id of a relative literal reference to a `type` of this server ("Patient/42"), else undefined. */
+function localId(reference: string | undefined, type: string): string | undefined {
+  const parsed = reference !== undefined ? parseReference(reference) : null;
+  return parsed && parsed[0] === type && parsed[2] === null && parsed[1] !== null ? parsed[1] : undefined;
+}
 
 /** A failed ITI-65 rule: 422 naming the entry, the element and the rule. */
 function broken(entry: TransactionEntry, rule: string, message: string, element?: string): Unprocessable {
@@ -79,12 +84,12 @@ function bytesOf(attachment: Attachment, inBundle: Map<string, TransactionEntry>
 async function knownPatient(ctx: FhirContext, entry: TransactionEntry, subject: Reference | undefined, inBundle: Map<string, TransactionEntry>, element: string): Promise<string> {
   const reference = subject?.reference;
   if (reference === undefined) throw broken(entry, 'subject-required', 'the document has no subject: Carnet files every document in a patient\'s record', element);
-  const match = LITERAL.exec(reference);
-  if (!match || match[1] !== 'Patient') throw broken(entry, 'subject-patient', `subject "${reference}" is not a reference to a Patient of this server`, element);
+  const id = localId(reference, 'Patient');
+  if (id === undefined) throw broken(entry, 'subject-patient', `subject "${reference}" is not a reference to a Patient of this server`, element);
   if (inBundle.has(reference)) {
     throw broken(entry, 'subject-known', `subject ${reference} is created by this Bundle: the patient must already be known to Carnet (by id, or by INS with "Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|<INS>")`, element);
   }
-  const read = await ctx.store.read('Patient', match[2]);
+  const read = await ctx.store.read('Patient', id);
   if (read.kind !== 'found') throw broken(entry, 'subject-known', `subject ${reference} is not a patient known to Carnet`, element);
   if ((read.version.resource as Patient).active === false) throw broken(entry, 'account-open', `the record of ${reference} is closed: no document can be added`, element);
   return reference;
@@ -94,9 +99,9 @@ async function knownPatient(ctx: FhirContext, entry: TransactionEntry, subject: 
 async function contentOf(ctx: FhirContext, attachment: Attachment, inBundle: Map<string, TransactionEntry>): Promise<{ size: number; sha1: string; binary?: TransactionEntry } | undefined> {
   const local = bytesOf(attachment, inBundle);
   if (local) return { size: local.bytes.length, sha1: crypto.createHash('sha1').update(local.bytes).digest('base64'), ...(local.binary ? { binary: local.binary } : {}) };
-  const match = LITERAL.exec(attachment.url ?? '');
-  if (match?.[1] !== 'Binary') return undefined;
-  const read = await ctx.store.read('Binary', match[2]);
+  const id = localId(attachment.url, 'Binary');
+  if (id === undefined) return undefined;
+  const read = await ctx.store.read('Binary', id);
   if (read.kind !== 'found') return undefined;
   const binary = read.version.resource as Binary;
   const stored = pointerOf(binary);
@@ -148,17 +153,18 @@ async function checkRelations(ctx: FhirContext, req: FhirRequest, entry: Transac
   const followers: FhirRequest[] = [];
   for (const [i, relation] of (document.relatesTo ?? []).entries()) {
     const element = `relatesTo[${i}].target`;
-    const match = LITERAL.exec(relation.target?.reference ?? '');
-    if (!match || match[1] !== 'DocumentReference') throw broken(entry, 'relates-to-known', `relatesTo target "${relation.target?.reference ?? ''}" is not a DocumentReference of this server`, element);
-    const read = await ctx.store.read('DocumentReference', match[2]);
-    if (read.kind !== 'found') throw broken(entry, 'relates-to-known', `relatesTo target ${match[0]} does not exist`, element);
+    const reference = relation.target?.reference ?? '';
+    const id = localId(reference, 'DocumentReference');
+    if (id === undefined) throw broken(entry, 'relates-to-known', `relatesTo target "${reference}" is not a DocumentReference of this server`, element);
+    const read = await ctx.store.read('DocumentReference', id);
+    if (read.kind !== 'found') throw broken(entry, 'relates-to-known', `relatesTo target ${reference} does not exist`, element);
     const target = read.version.resource as DocumentReference;
-    if (target.subject?.reference !== patient) throw broken(entry, 'relates-to-patient', `relatesTo target ${match[0]} is another patient's document`, element);
+    if (target.subject?.reference !== patient) throw broken(entry, 'relates-to-patient', `relatesTo target ${reference} is another patient's document`, element);
     if (relation.code !== 'replaces') continue;
-    if (target.status !== 'current' && !writtenHere.has(match[0])) throw broken(entry, 'replace-current', `${match[0]} is ${target.status}: only a current document can be replaced`, element);
+    if (target.status !== 'current' && !writtenHere.has(reference)) throw broken(entry, 'replace-current', `${reference} is ${target.status}: only a current document can be replaced`, element);
     // MHD: the replaced document becomes superseded in the same transaction, unless the Bundle
     // already says so itself (the IHE and ANS examples carry that PATCH).
-    if (!writtenHere.has(match[0])) followers.push(supersede(req, match[2], read.version.versionId));
+    if (!writtenHere.has(reference)) followers.push(supersede(req, id, read.version.versionId));
   }
   return followers;
 }

