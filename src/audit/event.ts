@@ -155,8 +155,20 @@ const OUTCOMES: Record<AuditOutcome, { code: NonNullable<AuditEvent['outcome']>;
 
 const PURPOSE_DISPLAY: Record<PurposeOfUse, string> = { TREAT: 'treatment', ETREAT: 'Emergency Treatment' };
 
+/** Who creates every AuditEvent in the store (the creator of WriteOp and JournalEntry). */
+export const AUDIT_CREATOR = 'carnet:audit';
+
 /** The AuditEvent recording one interaction with the server. */
 export function auditEvent(facts: AuditFacts): AuditEvent {
+  // The codings are shared constants: the caller gets its own copy to store or mark up.
+  return copyJson(sharedAuditEvent(facts));
+}
+
+/**
+ * auditEvent() without the copy: its codings are objects shared by every record, so it is only
+ * to be serialised at once (the audit journal), never changed nor kept.
+ */
+export function sharedAuditEvent(facts: AuditFacts): AuditEvent {
   const pattern = PATTERNS[facts.interaction];
   const outcome = OUTCOMES[facts.outcome];
   const actor = facts.actor;
@@ -177,8 +189,7 @@ export function auditEvent(facts: AuditFacts): AuditEvent {
     source: source(facts.server),
     ...(entities.length > 0 ? { entity: entities } : {}),
   };
-  // The codings above are shared constants: the caller gets its own copy to store or mark up.
-  return copyJson(event);
+  return event;
 }
 
 /** A deep copy of plain JSON data; several times faster than structuredClone, which every record paid. */
@@ -278,13 +289,19 @@ function purposeOf(purpose: PurposeOfUse): CodeableConcept {
 // ---------------------------------------------------------------------------------------------
 // Source
 
+// One server, one base URL: parsed once, not for every record.
+let lastSource: { server: string; source: AuditEvent['source'] } | undefined;
+
 function source(server: string): AuditEvent['source'] {
+  if (lastSource?.server === server) return lastSource.source;
   const site = hostOf(server);
-  return {
+  const built = {
     ...(site ? { site } : {}),
     observer: { display: server },
     type: [{ system: SECURITY_SOURCE_TYPE, code: '4', display: 'Application Server' }],
   };
+  lastSource = { server, source: built };
+  return built;
 }
 
 function hostOf(server: string): string | undefined {

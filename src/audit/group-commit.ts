@@ -1,15 +1,22 @@
-// audit/group-commit: the durable writing of read records. Records of requests running at the
-// same time are committed in one store transaction; each request is answered only after the
-// transaction holding its record has committed, so an answered read is always on disk
-// (test/audit/durability.test.ts kills the server to check), at a fraction of a commit each.
-// One transaction at a time: the records that arrive while one commits (on the store's writer
-// thread) wait for it and go together in the next, so a slower commit makes a larger batch
-// rather than a queue of small ones.
+// audit/group-commit: the durable writing of the records of interactions that write nothing
+// themselves (reads, searches, refusals). Records of requests running at the same time are written
+// together; each request is answered only after the write holding its record has returned, so an
+// answered read always has its record on disk (test/audit/durability.test.ts kills the server to
+// check), at a fraction of a write each. The write is the store's journal when it has one (the
+// SQLite engine: one append to a file, taken into the database on its writer thread, and before
+// anything could search for it: store/sqlite/journal.ts), else one store transaction. One write at
+// a time: the records that arrive meanwhile go together in the next, so a slower write makes a
+// larger batch rather than a queue of small ones.
 
-import type { Store, WriteOp } from '../store/port.js';
+import type { AuditEvent } from '@medplum/fhirtypes';
+import type { Store } from '../store/port.js';
+import { indexEntries } from '../search/extract.js';
+import { AUDIT_CREATOR } from './event.js';
+
+type Record = AuditEvent & { id: string };
 
 interface Waiting {
-  op: WriteOp;
+  record: Record;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -24,10 +31,10 @@ export class GroupCommit {
     private readonly now: () => string,
   ) {}
 
-  /** Resolves once `op` is committed. */
-  write(op: WriteOp): Promise<void> {
+  /** Resolves once `record` is durable. It is serialised before that and never kept. */
+  write(record: Record): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ op, resolve, reject });
+      this.queue.push({ record, resolve, reject });
       this.schedule();
     });
   }
@@ -45,10 +52,16 @@ export class GroupCommit {
     this.scheduled = false;
     this.committing = true;
     try {
-      await this.store.transact(
-        batch.map((w) => w.op),
-        this.now(),
-      );
+      const at = this.now();
+      if (this.store.journal) await this.store.journal(batch.map((w) => ({ resource: w.record, creator: AUDIT_CREATOR })), at);
+      else {
+        // Serialised now, as a journal would: the records share constant parts (audit/event).
+        const ops = batch.map((w) => {
+          const resource = JSON.parse(JSON.stringify(w.record)) as Record;
+          return { kind: 'create' as const, resource, index: indexEntries(resource), creator: AUDIT_CREATOR, deferIndex: true as const };
+        });
+        await this.store.transact(ops, at);
+      }
       for (const waiting of batch) waiting.resolve();
     } catch (error) {
       for (const waiting of batch) waiting.reject(error);

@@ -1,12 +1,12 @@
 // fhir/audited: the one boundary where interactions become AuditEvents (audit/event builds them).
-// A write's AuditEvent joins the write's own store transaction; a read's is committed before the
-// answer is sent. Both carry ids and codes only.
+// A write's AuditEvent joins the write's own store transaction; a read's is made durable before the
+// answer is sent (audit/group-commit). Both carry ids and codes only.
 
 import type { AuditEvent, Bundle, Coding, Resource } from '@medplum/fhirtypes';
 import { iheTransaction } from '../audit/ihe.js';
-import { auditEvent, type AuditInteraction, type AuditOutcome } from '../audit/event.js';
+import { AUDIT_CREATOR, auditEvent, sharedAuditEvent, type AuditFacts, type AuditInteraction, type AuditOutcome } from '../audit/event.js';
 import { patientOf } from '../policy/compartment.js';
-import { auditIndexEntries } from '../audit/index-entries.js';
+import { indexEntries } from '../search/extract.js';
 import type { WriteOp } from '../store/port.js';
 import { auditEventId } from '../audit/id.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
@@ -70,13 +70,15 @@ function transactionOf(req: FhirRequest): { transaction?: Coding } {
   return transaction ? { transaction } : {};
 }
 
-function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string): AuditEvent {
+type Builder = (facts: AuditFacts) => AuditEvent;
+
+function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string, build: Builder = auditEvent): AuditEvent & { id: string } {
   const target = req.target;
   // Only searches record their query (BALP Query); reads skip building it.
   const searched = target.kind === 'type' || target.kind === 'system' || target.kind === 'type-search';
   const query = searched ? new URLSearchParams(req.query).toString() : '';
   return {
-    ...auditEvent({
+    ...build({
       actor: req.actor,
       interaction: interactionOf(req),
       outcome,
@@ -94,13 +96,18 @@ function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touche
 }
 
 /**
- * The store op that records an interaction: joined to a write's transaction, or committed alone.
- * The record itself is committed before the answer; its index rows may come later (deferIndex),
- * never after a search that could find it (docs/performance.md).
+ * The store op that records a write, joined to the write's transaction. The record itself is
+ * committed with the write; its index rows may come later (deferIndex), never after a search that
+ * could find it (docs/performance.md).
  */
 export function auditOp(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string): WriteOp {
-  const resource = event(ctx, req, outcome, touched, reason) as AuditEvent & { id: string };
-  return { kind: 'create', resource, index: auditIndexEntries(resource), creator: 'carnet:audit', deferIndex: true };
+  const resource = event(ctx, req, outcome, touched, reason);
+  return { kind: 'create', resource, index: indexEntries(resource), creator: AUDIT_CREATOR, deferIndex: true };
+}
+
+/** The record of an interaction that writes nothing itself, handed to the audit log (serialised there at once). */
+function readRecord(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touched: Touched, reason?: string): AuditEvent & { id: string } {
+  return event(ctx, req, outcome, touched, reason, sharedAuditEvent);
 }
 
 /** Records a finished interaction (unless its write already did) before the answer is sent. */
@@ -117,7 +124,7 @@ export async function recordSuccess(ctx: FhirContext, req: FhirRequest, response
   // BALP Query records name the patients and the query, not every resource a page returned.
   const interaction = interactionOf(req);
   const listed = interaction.startsWith('search') || interaction === 'history-type' || interaction === 'history-system' ? { ...touched, resources: [] } : touched;
-  await ctx.auditLog.write(auditOp(ctx, req, 'success', listed));
+  await ctx.auditLog.write(readRecord(ctx, req, 'success', listed));
 }
 
 /** Records a refused or failed interaction; what it tried to touch comes with the error, when known. */
@@ -127,5 +134,5 @@ export async function recordFailure(ctx: FhirContext, req: FhirRequest, error: u
   const denied = fhir !== undefined && (fhir.status === 401 || fhir.status === 403 || fhir.denied !== undefined);
   const touched = fhir?.denied ?? { resources: [], patients: [] };
   const reason = fhir ? `${fhir.status} ${fhir.issues[0]?.code ?? ''}`.trim() : 'internal error';
-  await ctx.auditLog.write(auditOp(ctx, req, denied ? 'denied' : 'failure', touched, reason));
+  await ctx.auditLog.write(readRecord(ctx, req, denied ? 'denied' : 'failure', touched, reason));
 }

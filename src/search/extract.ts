@@ -5,6 +5,7 @@
 
 import type { Resource } from '@medplum/fhirtypes';
 import r4model from 'fhirpath/fhir-context/r4';
+import { auditIndexEntries } from './audit-entries.js';
 import { compileFhirPath, paramsOf, type FhirPathFn, type SearchParam } from './params.js';
 import { dateRange, normalizeString } from './normalize.js';
 import { MAX_TIME, MIN_TIME, type IndexEntry, type ParamType } from './types.js';
@@ -480,9 +481,15 @@ function composite(sink: Sink, param: SearchParam, elements: unknown[], nextGrou
 
 /**
  * Every index entry of a resource, deduplicated, in parameter order. Composite values get groups
- * 1, 2, ... (unique within the resource); every other entry has group 0.
+ * 1, 2, ... (unique within the resource); every other entry has group 0. An AuditEvent (one per
+ * interaction) is walked by search/audit-entries, which gives the same entries without FHIRPath.
  */
 export function indexEntries(resource: Resource): IndexEntry[] {
+  return resource.resourceType === 'AuditEvent' ? auditIndexEntries(resource) : fhirPathEntries(resource);
+}
+
+/** indexEntries() by evaluating every parameter's FHIRPath expression, whatever the type. */
+export function fhirPathEntries(resource: Resource): IndexEntry[] {
   // fhirpath.js marks the elements it returns with a hidden `__path__` property (its type): it
   // cannot on a frozen resource, so such a resource is indexed through a copy.
   if (Object.isFrozen(resource)) resource = structuredClone(resource);
@@ -521,7 +528,7 @@ export function valueEntries(type: ParamType, code: string, element: unknown): I
 /**
  * The entries of the given FHIR elements for one (non-composite) parameter, deduplicated as
  * indexEntries files them: for callers that find a parameter's elements without FHIRPath
- * (audit/index-entries, whose tests hold the two equal).
+ * (search/audit-entries, whose tests hold the two equal).
  */
 export function elementsEntries(type: ParamType, code: string, elements: readonly unknown[]): IndexEntry[] {
   const sink = new Sink();

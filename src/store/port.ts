@@ -178,6 +178,13 @@ export interface BlobStore {
   get(key: string, range?: ByteRange): Promise<Readable | undefined>;
 }
 
+/** A resource created through Store.journal(): a fresh id, version 1 when the engine writes it. */
+export interface JournalEntry {
+  resource: Resource & { id: string };
+  /** Who creates it, as WriteOp's creator. */
+  creator?: string;
+}
+
 export interface Store {
   /** Engine name for logs and the start-up line. */
   readonly name: string;
@@ -189,5 +196,13 @@ export interface Store {
   search(plan: SearchPlan, query: SearchQuery): Promise<SearchPage>;
   /** Applies every op or none; `at` is the lastUpdated of every version written. */
   transact(ops: WriteOp[], at: string): Promise<WriteResult[]>;
+  /**
+   * Creates resources with fresh ids, durably once it resolves (they survive a process crash),
+   * where the engine may write them into its collections later, off the caller's path: every read,
+   * vread, history and search that could return them or read their index entries sees them. The
+   * audit records of reads go this way (audit/group-commit). Optional: without it, the caller
+   * creates them with transact().
+   */
+  journal?(entries: JournalEntry[], at: string): Promise<void>;
   close(): Promise<void>;
 }

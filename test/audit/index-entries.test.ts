@@ -1,4 +1,4 @@
-// The AuditEvent index entries found without FHIRPath (audit/index-entries) are the entries
+// The AuditEvent index entries found without FHIRPath (search/audit-entries) are the entries
 // search/extract's FHIRPath evaluation finds, entry for entry and in the same order, for every kind
 // of event the audit builder writes (generated from a seeded random source) and for AuditEvents
 // carrying elements the builder never sets; and an AuditEvent search on every parameter finds
@@ -8,8 +8,8 @@ import type { AuditEvent } from '@medplum/fhirtypes';
 import type { Actor } from '../../src/auth/actor.js';
 import { AUDIT_INTERACTIONS, auditEvent, type AuditFacts, type AuditOutcome } from '../../src/audit/event.js';
 import { auditEventId } from '../../src/audit/id.js';
-import { auditIndexEntries } from '../../src/audit/index-entries.js';
-import { indexEntries } from '../../src/search/extract.js';
+import { auditIndexEntries } from '../../src/search/audit-entries.js';
+import { fhirPathEntries, indexEntries } from '../../src/search/extract.js';
 import { paramsOf } from '../../src/search/params.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import type { Condition } from '../../src/search/types.js';
@@ -104,7 +104,7 @@ t.test('the direct entries equal the FHIRPath entries for 3,000 generated audit 
   const params = new Set<string>();
   for (const event of generated(3000)) {
     const direct = auditIndexEntries(event);
-    const expected = indexEntries(event);
+    const expected = fhirPathEntries(event);
     entries += expected.length;
     for (const e of expected) params.add(e.param);
     if (JSON.stringify(direct) !== JSON.stringify(expected)) {
@@ -112,6 +112,9 @@ t.test('the direct entries equal the FHIRPath entries for 3,000 generated audit 
     }
   }
   t.equal(differing, 0, 'no event differs');
+  // indexEntries(), which the store's writer calls on the records of the audit journal, walks them too.
+  const sample = generated(50);
+  t.same(sample.map(indexEntries), sample.map(auditIndexEntries), 'indexEntries() gives an AuditEvent the direct entries');
   t.ok(entries > 30_000, `${entries} entries compared`);
   // The generated records exercise every parameter the builder ever fills.
   for (const p of ['action', 'address', 'agent', 'agent:identifier', 'agent-role', 'altid', 'date', 'entity', 'entity-role', 'entity-type', 'outcome', 'patient', 'patient:identifier', 'site', 'subtype', 'type']) {
@@ -131,7 +134,7 @@ t.test('elements the builder never sets are indexed like FHIRPath indexes them',
     ],
     entity: [...(base.entity ?? []), { name: 'Compte rendu', what: { reference: 'Patient/p5/_history/2' }, role: { code: '3' }, type: { system: 's', code: '2' } }, { what: { identifier: { value: 'only-identifier' } } }],
   };
-  t.same(auditIndexEntries(event), indexEntries(event));
+  t.same(auditIndexEntries(event), fhirPathEntries(event));
   t.ok(auditIndexEntries(event).some((e) => e.param === 'agent-name'), 'agent-name is indexed');
   t.ok(auditIndexEntries(event).some((e) => e.param === '_tag'), '_tag is indexed');
   t.ok(auditIndexEntries(event).some((e) => e.param === 'policy'), 'policy is indexed');

@@ -6,11 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import Database from 'better-sqlite3';
-import type { AuditEvent, Patient } from '@medplum/fhirtypes';
+import type { Patient } from '@medplum/fhirtypes';
 import type { WriteOp } from '../../src/store/port.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { indexEntries } from '../../src/search/extract.js';
 import type { SearchPlan } from '../../src/search/types.js';
+import { auditRecord } from '../fixtures/audit-record.js';
 
 const AT = '2026-11-27T15:00:00.000Z';
 
@@ -21,18 +22,7 @@ function fresh(t: Tap.Test): string {
 }
 
 function record(id: string, patient: string, deferIndex = true): WriteOp {
-  const resource = {
-    resourceType: 'AuditEvent',
-    id,
-    type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest' },
-    subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: 'read' }],
-    action: 'R',
-    recorded: AT,
-    outcome: '0',
-    agent: [{ who: { reference: 'Practitioner/gp' }, requestor: true }],
-    source: { observer: { display: 'carnet' } },
-    entity: [{ what: { reference: `Patient/${patient}` } }, { what: { reference: 'DocumentReference/d1' } }],
-  } as AuditEvent & { id: string };
+  const resource = auditRecord(id, patient, AT);
   return { kind: 'create', resource, index: indexEntries(resource), creator: 'carnet:audit', ...(deferIndex ? { deferIndex: true as const } : {}) };
 }
 

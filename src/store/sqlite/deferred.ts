@@ -40,7 +40,7 @@ function conditionReads(condition: Condition, types: ReadonlySet<string>): boole
 /**
  * The index entries of a stored version, for a pending one found at open: what the caller
  * computed before the store stamped meta.versionId and meta.lastUpdated (for AuditEvents,
- * audit/index-entries equals indexEntries() entry for entry: test/audit/index-entries.test.ts).
+ * search/audit-entries equals FHIRPath entry for entry: test/audit/index-entries.test.ts).
  */
 export function storedEntries(content: string): IndexEntry[] {
   const resource = JSON.parse(content) as Resource;

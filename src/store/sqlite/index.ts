@@ -14,6 +14,7 @@ import {
   type SearchPage,
   type SearchQuery,
   type Store,
+  type JournalEntry,
   type Version,
   type WriteOp,
   type WriteResult,
@@ -22,6 +23,8 @@ import type { IndexEntry, SearchPlan } from '../../search/types.js';
 import { decodeKeys, encodeKeys, sameContent, stamped } from '../content.js';
 import { compileRestriction, compileSearch } from './compile.js';
 import { readsIndexOf, storedEntries } from './deferred.js';
+import { journalDir, orphanFiles, readJournal, type JournalRecord } from './journal.js';
+import { indexEntries } from '../../search/extract.js';
 import { FileBlobs } from './blobs.js';
 import { SqliteClients } from './clients.js';
 import { DDL, INDEX_TABLES, SCHEMA_VERSION } from './schema.js';
@@ -43,10 +46,13 @@ export interface SqliteOptions {
    */
   checkpoints?: 'auto' | 'elsewhere';
   /**
-   * At open, write the index rows of versions left pending by a stopped process (deferred.ts).
-   * Default true; false for the writer thread's store, opened by a store that has done it.
+   * At open, write the index rows of versions left pending by a stopped process (deferred.ts) and
+   * the records of its audit journal (journal.ts). Default true; false for the writer thread's
+   * store, opened by a store that has done it.
    */
   recoverPending?: boolean;
+  /** Size past which the audit journal moves to a new file (journal.ts); tests make it small. */
+  journalFileBytes?: number;
 }
 
 /** A version committed without its index rows (a create op with deferIndex). */
@@ -137,6 +143,7 @@ export class SqliteStore implements Store {
   private readonly writer: WriterThread | undefined;
   /** The database file (':memory:' for a throw-away store). */
   readonly file: string;
+  private readonly dataDir: string;
   /** Committed versions whose index rows this connection has still to write (deferred.ts). */
   private pending: Pending[] = [];
   /** Those of the transaction running now: pending once it commits. */
@@ -149,6 +156,7 @@ export class SqliteStore implements Store {
       file = path.join(options.dataDir, 'carnet.sqlite');
     }
     this.file = file;
+    this.dataDir = options.dataDir;
     this.db = new Database(file);
     // First: the writer thread and other processes open the same file at the same time.
     this.db.pragma('busy_timeout = 5000');
@@ -199,29 +207,95 @@ export class SqliteStore implements Store {
       leftPending: this.db.prepare<[], { seq: number; type: string; id: string; content: string | null }>(
         'SELECT p.seq, v.type, v.id, v.content FROM index_pending p JOIN resource_version v ON v.seq = p.seq ORDER BY p.seq',
       ),
+      journalOffset: this.db.prepare<[string], { offset: number }>('SELECT offset FROM journal_applied WHERE file = ?'),
+      journalApplied: this.db.prepare<[string, number]>(
+        'INSERT INTO journal_applied (file, offset) VALUES (?, ?) ON CONFLICT (file) DO UPDATE SET offset = excluded.offset',
+      ),
+      journalForget: this.db.prepare<[string]>('DELETE FROM journal_applied WHERE file = ?'),
     };
-    if (options.recoverPending !== false) this.recoverPending();
+    if (options.recoverPending !== false) {
+      this.recoverPending();
+      if (file !== ':memory:') this.applyJournal(orphanFiles(journalDir(options.dataDir)), () => true);
+    }
     // Started after the schema is in place: the writer's own open finds nothing to create.
     if (file !== ':memory:' && options.writer !== 'inline') {
-      this.writer = new WriterThread({ carnetWriter: true, dataDir: options.dataDir, ...(options.sync ? { sync: options.sync } : {}) });
+      this.writer = new WriterThread(
+        { carnetWriter: true, dataDir: options.dataDir, ...(options.sync ? { sync: options.sync } : {}) },
+        options.journalFileBytes,
+      );
     }
   }
 
   async read(type: string, id: string): Promise<ReadResult> {
+    const journaled = this.writer?.journaled(type);
+    if (journaled) await journaled;
     return readResult(this.statements.current.get(type, id));
   }
 
   async readVersion(type: string, id: string, versionId: number): Promise<ReadResult> {
+    const journaled = this.writer?.journaled(type);
+    if (journaled) await journaled;
     return readResult(this.statements.version.get(type, id, versionId));
   }
 
-  /** Waits until the index rows a plan could read are written (deferred.ts). */
+  /** Waits until the index rows a plan could read, and the journaled records it could find, are written. */
   private async indexed(plan: SearchPlan): Promise<void> {
     if (this.writer) return this.writer.materialised(plan);
     if (this.pending.length > 0 && readsIndexOf(plan, new Set(this.pending.map((p) => p.type)))) this.materialisePending();
   }
 
+  /**
+   * Without a writer thread (':memory:' stores, the writer's own), a journaled create is an
+   * ordinary transaction. With one, the records are appended to this process's journal file
+   * (journal.ts) and are durable when this returns; the writer takes them into the database.
+   */
+  async journal(entries: JournalEntry[], at: string): Promise<void> {
+    if (this.writer) return this.writer.journal(entries.map((entry) => ({ at, ...entry })));
+    this.transactNow(
+      entries.map(({ resource, creator }) => ({ kind: 'create', resource, index: indexEntries(resource), ...(creator ? { creator } : {}) })),
+      at,
+    );
+  }
+
+  /**
+   * Writes the records of these journal files (in order) that are not in the database yet, from
+   * where each was left, in one transaction that also records how far each file now is; then
+   * deletes the files `finished` says no more records will be appended to. A record
+   * whose id is already stored was applied before and is skipped. Returns how far each file is.
+   */
+  applyJournal(files: readonly string[], finished: (file: string) => boolean): Map<string, number> {
+    const dir = journalDir(this.dataDir);
+    const ends = new Map<string, number>();
+    if (files.length === 0) return ends;
+    const run = this.db.transaction(() => {
+      for (const file of files) {
+        const start = this.statements.journalOffset.get(file)?.offset ?? 0;
+        const { records, end } = readJournal(path.join(dir, file), start);
+        ends.set(file, end);
+        if (end === start) continue;
+        for (const record of records) this.applyRecord(record);
+        this.statements.journalApplied.run(file, end);
+      }
+    });
+    run.immediate();
+    for (const file of files) {
+      // Nothing more comes into a finished file: what is left unapplied is a torn line, never acknowledged.
+      if (!finished(file)) continue;
+      // Deleted before its row: a crash in between leaves a row without a file, which nothing reads.
+      fs.rmSync(path.join(dir, file), { force: true });
+      this.statements.journalForget.run(file);
+    }
+    return ends;
+  }
+
+  private applyRecord({ resource, at, creator }: JournalRecord): void {
+    if (this.statements.currentEnvelope.get(resource.resourceType, resource.id)) return;
+    this.writeVersion(resource, 1, at, indexEntries(resource), false, creator);
+  }
+
   async history(scope: HistoryScope, query: HistoryQuery): Promise<HistoryPage> {
+    const journaled = this.writer?.journaled(scope.level === 'system' ? undefined : scope.type);
+    if (journaled) await journaled;
     if (query.restriction) await this.indexed(query.restriction);
     const conditions: string[] = [];
     const params: unknown[] = [];

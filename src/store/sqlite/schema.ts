@@ -5,7 +5,7 @@
 
 import type { IndexEntry } from '../../search/types.js';
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** The index table of each entry kind, and the value columns it stores besides type, id, param, grp. */
 export const INDEX_TABLES = {
@@ -65,6 +65,9 @@ CREATE INDEX IF NOT EXISTS resource_current_updated ON resource_current (type, l
 -- Versions written with deferIndex whose index rows are not written yet (store/sqlite/deferred.ts):
 -- appended by the commit of the version (one page), emptied in batches, and at open after a crash.
 CREATE TABLE IF NOT EXISTS index_pending (seq INTEGER PRIMARY KEY);
+-- How far each audit journal file (store/sqlite/journal.ts) is in the database, in bytes: written
+-- by the transaction that applies its lines; a file's row goes when the file is deleted.
+CREATE TABLE IF NOT EXISTS journal_applied (file TEXT PRIMARY KEY, offset INTEGER NOT NULL) WITHOUT ROWID;
 ${indexTable('token', ['type, param, code, system', 'type, param, system'])}
 ${indexTable('string', ['type, param, value'])}
 ${indexTable('date', ['type, param, low', 'type, param, high'])}

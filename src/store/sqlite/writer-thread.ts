@@ -7,21 +7,31 @@
 // nothing: test/audit/durability.test.ts), and a read on the main connection afterwards sees it
 // (a WAL reader starts from the newest commit). Index rows a create op defers (deferred.ts) are
 // written by the worker later, and before any search that could read them: materialised() asks
-// the worker to write them and waits, unless the worker has reported them written since.
+// the worker to write them and waits, unless the worker has reported them written since. Records
+// journaled here (journal.ts: appended to a file by this thread) are taken into the database by
+// the worker likewise, every JOURNAL_POLL_MS, and before any read, history or search that could
+// find them (journaled(), materialised()) or a transaction that could meet them.
 
 import { Worker } from 'node:worker_threads';
 import { WriteConflict, type WriteOp, type WriteResult } from '../port.js';
 import type { SearchPlan } from '../../search/types.js';
 import { readsIndexOf } from './deferred.js';
+import { JOURNAL_FILE_BYTES, JournalFile, journalDir, type JournalRecord } from './journal.js';
 
-/** A transaction, or (materialise) the writing of every pending index row, answered with no results. */
-export type Request = { id: number; ops: WriteOp[]; at: string } | { id: number; materialise: true };
+/**
+ * A transaction (journalFirst: after taking in the journal), or (materialise) the taking in of the
+ * journal and the writing of every pending index row, answered with no results; or, unanswered,
+ * the name of the journal file this thread appends to from now on.
+ */
+export type Request = { id: number; ops: WriteOp[]; at: string; journalFirst?: true } | { id: number; materialise: true } | { journalFile: string };
 
 export type Reply =
   | { id: number; results: WriteResult[] }
   | { id: number; error: SerializedError }
   /** Unasked: the index rows deferred by every request up to this id are written. */
-  | { materialisedThrough: number };
+  | { materialisedThrough: number }
+  /** Unasked: the journal is in the database up to this byte of this file (and all earlier files). */
+  | { journalApplied: { file: string; end: number } };
 
 interface SerializedError {
   message: string;
@@ -60,9 +70,18 @@ export class WriterThread {
   private materialisedThrough = 0;
   /** The types of the resources whose index rows were ever deferred (searches of others never wait). */
   private readonly deferredTypes = new Set<string>();
-  private materialising: { through: number; done: Promise<unknown> } | undefined;
+  private materialising: { through: number; appends: number; done: Promise<unknown> } | undefined;
+  /** This process's journal (opened at the first record), what it holds and what is applied. */
+  private journalFile: JournalFile | undefined;
+  private readonly journaledTypes = new Set<string>();
+  private appends = 0;
+  private appendsApplied = 0;
+  private applied = { file: '', end: 0 };
 
-  constructor(data: WriterData) {
+  constructor(
+    private readonly data: WriterData,
+    private readonly journalFileBytes = JOURNAL_FILE_BYTES,
+  ) {
     if (import.meta.url.endsWith('.ts')) {
       // Run from TypeScript (tests, development): the worker registers tsx itself before loading
       // writer.ts (a loader inherited through --import is not reliably in place in a worker).
@@ -77,6 +96,10 @@ export class WriterThread {
     this.worker.on('message', (reply: Reply) => {
       if ('materialisedThrough' in reply) {
         this.materialisedThrough = Math.max(this.materialisedThrough, reply.materialisedThrough);
+        return;
+      }
+      if ('journalApplied' in reply) {
+        this.applied = reply.journalApplied;
         return;
       }
       const waiting = this.pending.get(reply.id);
@@ -107,6 +130,10 @@ export class WriterThread {
   }
 
   transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
+    // A conditional create could search journaled records; an update or delete could meet one.
+    const journalFirst =
+      this.journalBehind() &&
+      ops.some((op) => (op.kind === 'create' ? op.ifNoneExist !== undefined : this.journaledTypes.has(op.kind === 'delete' ? op.type : op.resource.resourceType)));
     return this.send((id) => {
       for (const op of ops) {
         if (op.kind === 'create' && op.deferIndex) {
@@ -114,8 +141,37 @@ export class WriterThread {
           this.deferredTypes.add(op.resource.resourceType);
         }
       }
-      return { id, ops, at };
+      return journalFirst ? { id, ops, at, journalFirst } : { id, ops, at };
     });
+  }
+
+  /** Appends records to this process's journal; durable (journal.ts) on return, or once the promise returned resolves. */
+  journal(records: JournalRecord[]): Promise<void> | undefined {
+    if (this.failed) throw this.failed;
+    this.journalFile ??= new JournalFile(journalDir(this.data.dataDir), {
+      sync: this.data.sync === 'full',
+      maxBytes: this.journalFileBytes,
+      opened: (file) => this.worker.postMessage({ journalFile: file } satisfies Request),
+    });
+    const synced = this.journalFile.append(records);
+    this.appends++;
+    for (const record of records) this.journaledTypes.add(record.resource.resourceType);
+    return synced;
+  }
+
+  private journalBehind(): boolean {
+    const file = this.journalFile;
+    if (!file || this.appendsApplied === this.appends) return false;
+    return this.applied.file !== file.name || this.applied.end < file.end;
+  }
+
+  /**
+   * Undefined when no journaled record of `type` (of any type, when undefined) is still to be taken
+   * into the database; else resolves once they all are.
+   */
+  journaled(type: string | undefined): Promise<void> | undefined {
+    if (!this.journalBehind() || (type !== undefined && !this.journaledTypes.has(type))) return undefined;
+    return this.catchUp();
   }
 
   private send(request: (id: number) => Request): Promise<WriteResult[]> {
@@ -128,22 +184,34 @@ export class WriterThread {
     });
   }
 
-  /** Resolves once every index row `plan` could read is written, deferred ones included. */
+  /** Resolves once every index row `plan` could read is written, deferred and journaled ones included. */
   async materialised(plan: SearchPlan): Promise<void> {
-    if (this.deferredThrough <= this.materialisedThrough || !readsIndexOf(plan, this.deferredTypes)) return;
-    // Searches arriving together share one request: the worker answers in order, so a request sent
-    // after the last deferring one covers it.
-    if (!this.materialising || this.materialising.through < this.deferredThrough) {
+    const deferred = this.deferredThrough > this.materialisedThrough && readsIndexOf(plan, this.deferredTypes);
+    const journaled = this.journalBehind() && readsIndexOf(plan, this.journaledTypes);
+    if (deferred || journaled) await this.catchUp();
+  }
+
+  /** Has the worker take in the journal and write every pending index row, and waits for it. */
+  private catchUp(): Promise<void> {
+    // Reads arriving together share one request: the worker answers in order, so a request sent
+    // after the last deferring transaction and the last append covers them.
+    if (!this.materialising || this.materialising.through < this.deferredThrough || this.materialising.appends < this.appends) {
       const through = this.nextId;
+      const appends = this.appends;
+      const snapshot = { file: this.journalFile?.name ?? '', end: this.journalFile?.end ?? 0 };
       const done = this.send((id) => ({ id, materialise: true })).then(() => {
         this.materialisedThrough = Math.max(this.materialisedThrough, through);
+        if (appends > this.appendsApplied) {
+          this.appendsApplied = appends;
+          this.applied = snapshot;
+        }
       });
-      this.materialising = { through, done };
+      this.materialising = { through, appends, done };
       void done.catch(() => {}).finally(() => {
         if (this.materialising?.done === done) this.materialising = undefined;
       });
     }
-    await this.materialising.done;
+    return this.materialising.done as Promise<void>;
   }
 
   /** Waits for the transactions sent so far, then has the worker close its connection and stop. */
@@ -151,6 +219,8 @@ export class WriterThread {
     this.closed ??= (async () => {
       if (this.pending.size > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
       this.failed ??= new Error('the store is closed');
+      // Appends are synchronous: none is half done. The worker takes the rest in before it stops.
+      this.journalFile?.close();
       if (this.exited) return;
       const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
       this.worker.ref();

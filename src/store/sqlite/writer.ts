@@ -5,12 +5,17 @@
 // delays every request waiting on that commit. Checkpoints decide nothing about durability: a
 // commit is safe from a process crash once it is in the WAL (docs/performance.md).
 // Deferred index rows (deferred.ts) are written here too: MATERIALISE_AFTER_MS after a transaction
-// left some pending, many records in one transaction, or at once when a search asks.
+// left some pending, many records in one transaction, or at once when a search asks. So are the
+// records of the main thread's journal files (journal.ts): every JOURNAL_POLL_MS when the last file
+// has grown, at once when a read asks (materialise) or a transaction needs them (journalFirst), and
+// all of them at close.
 
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import { Worker, parentPort, workerData } from 'node:worker_threads';
 import { SqliteStore } from './index.js';
 import { serialize, type Reply, type Request, type WriterData } from './writer-thread.js';
+import { journalDir, journalSize } from './journal.js';
 
 // The checkpointer: its own connection; PASSIVE checkpoints never block the writer or readers.
 const CHECKPOINTER = `
@@ -27,6 +32,9 @@ parentPort.on('message', () => { clearInterval(timer); db.close(); parentPort.cl
 /** How long pending index rows wait for more to join their batch (a search never waits for it). */
 const MATERIALISE_AFTER_MS = 30;
 
+/** How often the journal is looked at for new records (a read that needs them never waits for it). */
+const JOURNAL_POLL_MS = 25;
+
 const data = workerData as WriterData | undefined;
 if (parentPort && data?.carnetWriter === true) {
   const port = parentPort;
@@ -42,9 +50,38 @@ if (parentPort && data?.carnetWriter === true) {
     timer = undefined;
     store.materialisePending();
   };
+
+  // The main thread's journal files, in the order it wrote them: all but the last are finished.
+  let files: string[] = [];
+  let appliedEnd = 0;
+  const dir = journalDir(data.dataDir);
+  const takeJournal = (all = false) => {
+    if (files.length === 0) return;
+    const last = files[files.length - 1];
+    const ends = store.applyJournal(files, (file) => all || file !== last);
+    appliedEnd = ends.get(last) ?? appliedEnd;
+    files = all ? [] : [last];
+    port.postMessage({ journalApplied: { file: last, end: appliedEnd } } satisfies Reply);
+  };
+  const poll = setInterval(() => {
+    if (files.length === 0 || (files.length === 1 && journalSize(path.join(dir, files[0])) <= appliedEnd)) return;
+    try {
+      takeJournal();
+    } catch {
+      // Left in the file: taken at the next poll, by a read's request, or at the next open.
+    }
+  }, JOURNAL_POLL_MS);
+  poll.unref();
+
   port.on('message', (request: Request | 'close') => {
     if (request === 'close') {
       if (timer) clearTimeout(timer);
+      clearInterval(poll);
+      try {
+        takeJournal(true);
+      } catch {
+        // Left in the files: the next open takes them in.
+      }
       void (async () => {
         await new Promise<void>((resolve) => {
           checkpointer.once('exit', () => resolve());
@@ -55,13 +92,22 @@ if (parentPort && data?.carnetWriter === true) {
       })();
       return;
     }
+    if ('journalFile' in request) {
+      if (files.length === 0) appliedEnd = 0;
+      files.push(request.journalFile);
+      return;
+    }
     lastId = request.id;
     let reply: Reply;
     try {
       if ('materialise' in request) {
+        takeJournal();
         materialise();
         reply = { id: request.id, results: [] };
-      } else reply = { id: request.id, results: store.transactNow(request.ops, request.at) };
+      } else {
+        if (request.journalFirst) takeJournal();
+        reply = { id: request.id, results: store.transactNow(request.ops, request.at) };
+      }
     } catch (error) {
       reply = { id: request.id, error: serialize(error) };
     }

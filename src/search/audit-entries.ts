@@ -1,14 +1,16 @@
-// audit/index-entries: the search index entries of an AuditEvent, found by walking the elements
+// search/audit-entries: the search index entries of an AuditEvent, found by walking the elements
 // each AuditEvent search parameter names instead of evaluating its FHIRPath expression. Every
 // interaction writes one AuditEvent, and FHIRPath over its ~24 parameters cost about a quarter of
 // the audit record (docs/performance.md). The entries are built by search/extract's own element
 // extractors, so only the navigation is written here; test/audit/index-entries.test.ts holds the
-// result equal to indexEntries() over many generated events. A parameter this table does not know
-// (a new definition in profiles/) sends every AuditEvent back to FHIRPath.
+// result equal to FHIRPath's (fhirPathEntries) over many generated events. extract's indexEntries()
+// sends every AuditEvent here, so the store's writer, which indexes the records it takes from the
+// audit journal, uses it too. A parameter this table does not know (a new definition in profiles/)
+// sends every AuditEvent back to FHIRPath.
 
 import type { AuditEvent } from '@medplum/fhirtypes';
-import { elementsEntries, indexEntries, type IndexEntry } from '../search/extract.js';
-import { paramsOf, type SearchParam } from '../search/params.js';
+import { elementsEntries, fhirPathEntries, type IndexEntry } from './extract.js';
+import { paramsOf, type SearchParam } from './params.js';
 
 type Elements = (event: AuditEvent) => readonly unknown[];
 
@@ -63,10 +65,10 @@ function table(): { param: SearchParam; elements: Elements }[] | null {
   return (params = known);
 }
 
-/** The index entries of an AuditEvent: the same, in the same order, as indexEntries(event). */
+/** The index entries of an AuditEvent: the same, in the same order, as fhirPathEntries(event). */
 export function auditIndexEntries(event: AuditEvent): IndexEntry[] {
   const known = table();
-  if (!known) return indexEntries(event);
+  if (!known) return fhirPathEntries(event);
   const entries: IndexEntry[] = [];
   for (const { param, elements } of known) {
     const found = elements(event);
