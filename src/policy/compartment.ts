@@ -77,10 +77,14 @@ function simplePathsOf(type: string, param: SearchParam & { expression: string }
 function elementsAt(resource: Resource, path: string[]): unknown[] {
   let elements: unknown[] = [resource];
   for (const name of path) {
-    elements = elements.flatMap((element) => {
+    const next: unknown[] = [];
+    for (const element of elements) {
       const value = element !== null && typeof element === 'object' ? (element as Record<string, unknown>)[name] : undefined;
-      return value === undefined || value === null ? [] : Array.isArray(value) ? value : [value];
-    });
+      if (Array.isArray(value)) {
+        for (const item of value) if (item !== undefined && item !== null) next.push(item);
+      } else if (value !== undefined && value !== null) next.push(value);
+    }
+    elements = next;
   }
   return elements;
 }

@@ -49,6 +49,8 @@ t.test('patientOf reads references in every shape the walk meets', async (t) => 
     ['no subject', doc(undefined)],
     ['null subject', doc(null)],
   ];
+  const withNull = { resourceType: 'Appointment', status: 'booked', participant: [null, { actor: { reference: 'Patient/p3' }, status: 'accepted' }] } as unknown as Resource;
+  t.equal(patientOf(withNull), 'p3', 'a null in an array on the path is skipped');
   for (const [why, resource] of cases) t.equal(patientOf(resource), byFhirPath(structuredClone(resource)), why);
   // Appointment: the patient among several participants (Appointment.participant.actor).
   const appointment = { resourceType: 'Appointment', status: 'booked', participant: [{ actor: { reference: 'Practitioner/x' }, status: 'accepted' }, { actor: { reference: 'Patient/p2' }, status: 'accepted' }] } as Resource;
