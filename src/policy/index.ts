@@ -44,7 +44,9 @@ export class Policy {
       { count: MAX_CONSENTS },
     );
     const state = stateOf(patientId, patient, consents.matches.map((m) => m.resource as Consent), consents.next === undefined);
-    if (generation !== this.generation) return state;
+    // Not kept: a state read while a Patient or Consent was written (it may predate the write), and
+    // the state of a patient that does not exist (any search can name one: ?patient=<anything>).
+    if (generation !== this.generation || !patient) return state;
     if (this.states.size >= MAX_STATES) this.states.delete(this.states.keys().next().value as string);
     this.states.set(patientId, state);
     return state;
