@@ -9,6 +9,7 @@ import type { Actor } from '../auth/actor.js';
 import type { Permission } from '../auth/scopes.js';
 import { compartmentCondition, DIRECTORY, inCompartment, patientOf, securityContextOf } from '../policy/compartment.js';
 import type { Action, Decision } from '../policy/decide.js';
+import type { KnownPatients } from '../policy/known.js';
 import type { ReadResult, SearchPage, SearchQuery, Version } from '../store/port.js';
 import type { Condition, SearchPlan } from '../search/types.js';
 import type { FhirContext, FhirRequest } from './context.js';
@@ -112,7 +113,8 @@ export async function visible(ctx: FhirContext, granted: Access, versions: Versi
 }
 
 /** Policy conditions for the types of a plan: when they differ, each type gets its own. */
-function policyFor(ctx: FhirContext, granted: Access, types: string[]): Condition[] {
+function policyFor(ctx: FhirContext, granted: Access, types: string[], known?: KnownPatients): Condition[] {
+  if (types.length === 1) return ctx.policy.conditions(granted.actor, types[0], known);
   const groups = new Map<string, { types: string[]; conditions: Condition[] }>();
   for (const type of types) {
     const conditions = ctx.policy.conditions(granted.actor, type);
@@ -157,9 +159,12 @@ function restrictNested(ctx: FhirContext, granted: Access, conditions: Condition
   });
 }
 
-/** The plan restricted to what the access reaches: the compartment, the policy, nested searches too. */
-export function restrict(ctx: FhirContext, granted: Access, plan: SearchPlan): SearchPlan {
-  const where = [...restrictNested(ctx, granted, plan.where), ...policyFor(ctx, granted, plan.types)];
+/**
+ * The plan restricted to what the access reaches: the compartment, the policy, nested searches too.
+ * `known`: the consent state of the patients the plan is pinned to (Policy.known), if looked up.
+ */
+export function restrict(ctx: FhirContext, granted: Access, plan: SearchPlan, known?: KnownPatients): SearchPlan {
+  const where = [...restrictNested(ctx, granted, plan.where), ...policyFor(ctx, granted, plan.types, known)];
   if (granted.compartment && !plan.types.every((type) => DIRECTORY.has(type))) {
     if (plan.types.length !== 1) throw new Forbidden('A token limited to a patient compartment searches one resource type at a time');
     const condition = compartmentCondition(plan.types[0], granted.compartment);
@@ -176,13 +181,16 @@ export function unrestricted(ctx: FhirContext, granted: Access, types: string[])
 
 /**
  * A plan as the request's token may run it: search permission on every type (403 otherwise),
- * then one restriction (restrict() covers every type of the plan at once).
+ * then one restriction (restrict() covers every type of the plan at once). A search pinned to
+ * patients (`?patient=p1`) has their consent state looked up once, instead of the query checking
+ * it for every candidate row.
  */
-export function searchable(ctx: FhirContext, req: FhirRequest, plan: SearchPlan): { plan: SearchPlan; granted: Access } {
+export async function searchable(ctx: FhirContext, req: FhirRequest, plan: SearchPlan): Promise<{ plan: SearchPlan; granted: Access }> {
   const granted = plan.types.map((type) => access(req, type, 's'));
   // The grants differ only in whether a compartment applies; the narrowest one decides.
   const narrowest = granted.find((g) => g.compartment) ?? granted[0];
-  return { plan: restrict(ctx, narrowest, plan), granted: narrowest };
+  const known = plan.types.length === 1 ? await ctx.policy.known(narrowest.actor, plan.types[0], plan.where) : undefined;
+  return { plan: restrict(ctx, narrowest, plan, known), granted: narrowest };
 }
 
 /**
@@ -213,5 +221,5 @@ export async function resolveReference(ctx: FhirContext, req: FhirRequest, plan:
 
 /** A search the request's token may run (conditional criteria, conditional references). */
 export async function searchAs(ctx: FhirContext, req: FhirRequest, plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
-  return ctx.store.search(searchable(ctx, req, plan).plan, query);
+  return ctx.store.search((await searchable(ctx, req, plan)).plan, query);
 }

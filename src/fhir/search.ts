@@ -98,7 +98,7 @@ export async function search(ctx: FhirContext, req: FhirRequest, type: string | 
   const types = type !== undefined ? [type] : systemTypes(params);
   const typeParam = params.filter(([name]) => name === '_type');
   const parsed = parseSearch(types, type !== undefined ? params : params.filter(([name]) => name !== '_type'), req.prefer.lenient);
-  const { plan, granted } = searchable(ctx, req, parsed.plan);
+  const { plan, granted } = await searchable(ctx, req, parsed.plan);
   const countOnly = parsed.summary === 'count';
   const count = countOnly ? 0 : Math.min(parsed.count ?? ctx.defaultPageSize, ctx.maxPageSize);
   const page = await withCursor(parsed.cursor, () =>

@@ -46,8 +46,12 @@ export interface ConsentState {
   patientId: string;
   patient?: Patient;
   rules: ConsentRule[];
+  /** The active Consents the rules were read from (restrict.ts evaluates its conditions on them). */
+  consents: Consent[];
+  /** False when the patient has more active Consents than were loaded. */
+  complete: boolean;
 }
 
-export function stateOf(patientId: string, patient: Patient | undefined, consents: Consent[]): ConsentState {
-  return { patientId, ...(patient ? { patient } : {}), rules: consents.map(ruleOf).filter((r): r is ConsentRule => r !== undefined) };
+export function stateOf(patientId: string, patient: Patient | undefined, consents: Consent[], complete = true): ConsentState {
+  return { patientId, ...(patient ? { patient } : {}), rules: consents.map(ruleOf).filter((r): r is ConsentRule => r !== undefined), consents, complete };
 }

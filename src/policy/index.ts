@@ -11,12 +11,17 @@ import { stateOf, type ConsentState } from './consents.js';
 import { creatorKey, decide, type Action, type Decision } from './decide.js';
 import { mayRead, readableTypes } from './matrix.js';
 import { policyConditions } from './restrict.js';
+import { pinnedPatients, type KnownPatients } from './known.js';
 
 const MAX_STATES = 10_000;
 const MAX_CONSENTS = 1_000;
+/** Beyond this many patients named in one search, the query checks each candidate's patient itself. */
+const MAX_PINNED = 20;
 
 export class Policy {
   private readonly states = new Map<string, ConsentState>();
+  /** Counts the invalidations: a state read while one happened may predate the write, and is not kept. */
+  private generation = 0;
 
   constructor(private readonly store: Store) {}
 
@@ -24,6 +29,7 @@ export class Policy {
   async stateOf(patientId: string): Promise<ConsentState> {
     const cached = this.states.get(patientId);
     if (cached) return cached;
+    const generation = this.generation;
     const read = await this.store.read('Patient', patientId);
     const patient = read.kind === 'found' ? (read.version.resource as Patient) : undefined;
     const consents = await this.store.search(
@@ -37,7 +43,10 @@ export class Policy {
       },
       { count: MAX_CONSENTS },
     );
-    const state = stateOf(patientId, patient, consents.matches.map((m) => m.resource as Consent));
+    const state = stateOf(patientId, patient, consents.matches.map((m) => m.resource as Consent), consents.next === undefined);
+    // Not kept: a state read while a Patient or Consent was written (it may predate the write), and
+    // the state of a patient that does not exist (any search can name one: ?patient=<anything>).
+    if (generation !== this.generation || !patient) return state;
     if (this.states.size >= MAX_STATES) this.states.delete(this.states.keys().next().value as string);
     this.states.set(patientId, state);
     return state;
@@ -73,9 +82,24 @@ export class Policy {
     return decide({ actor, action, resource: binary, ...(creator !== undefined ? { creator } : {}), mayRead });
   }
 
-  /** Conditions that restrict a search of `type` to what `actor` may see (403 when nothing ever is). */
-  conditions(actor: Actor, type: string): Condition[] {
-    return policyConditions(actor, type, readableTypes);
+  /**
+   * Conditions that restrict a search of `type` to what `actor` may see (403 when nothing ever is).
+   * `known`: the patients the search is pinned to (see known()), whose conditions need no re-check.
+   */
+  conditions(actor: Actor, type: string, known?: KnownPatients): Condition[] {
+    return policyConditions(actor, type, readableTypes, known);
+  }
+
+  /**
+   * The consent state of the patients a search of `type` by `actor` with criteria `where` is
+   * pinned to (`DocumentReference?patient=p1`), when the restriction has conditions on them (a
+   * professional's); otherwise undefined. The states are the ones decide() reads.
+   */
+  async known(actor: Actor, type: string, where: Condition[]): Promise<KnownPatients | undefined> {
+    if (actor.kind !== 'practitioner') return undefined;
+    const ids = pinnedPatients(type, where);
+    if (!ids || ids.length > MAX_PINNED) return undefined;
+    return { states: await Promise.all(ids.map((id) => this.stateOf(id))) };
   }
 
   /** Forget the consent state of the patients whose Patient or Consent resources were written. */
@@ -83,12 +107,14 @@ export class Policy {
     for (const resource of resources) {
       if (resource.resourceType !== 'Consent' && resource.resourceType !== 'Patient') continue;
       const patientId = patientOf(resource);
+      this.generation++;
       if (patientId !== undefined) this.states.delete(patientId);
     }
   }
 
   /** Forget everything (a delete leaves no content to say whose it was). */
   forgetAll(): void {
+    this.generation++;
     this.states.clear();
   }
 }
@@ -104,5 +130,9 @@ export class NoPolicyForBenchmark extends Policy {
 
   override conditions(): Condition[] {
     return [];
+  }
+
+  override async known(): Promise<KnownPatients | undefined> {
+    return undefined;
   }
 }

@@ -8,6 +8,7 @@ import { DIRECTORY, patientParamOf, hasCompartment } from './compartment.js';
 import { PURPOSE_SYSTEM } from './consents.js';
 import { CONFIDENTIAL_FROM_REPRESENTATIVES, creatorKey } from './decide.js';
 import type { ReadableTypes } from './matrix.js';
+import { holdForAll, type KnownPatients } from './known.js';
 
 const NOTHING: Condition = { kind: 'any', of: [] };
 
@@ -45,8 +46,13 @@ function patientConditions(actor: Practitioner, withRelationship: boolean): Cond
   return conditions;
 }
 
-/** The resource's patient (through its patient parameter) satisfies `where`; resources without one pass. */
-function ofPatient(type: string, where: Condition[]): Condition {
+/**
+ * The resource's patient (through its patient parameter) satisfies `where`; resources without one
+ * pass. Undefined (no condition) when the search is pinned to patients who all satisfy it: each
+ * candidate refers to one of them, so the query need not check it again for every row.
+ */
+function ofPatient(type: string, where: Condition[], known: KnownPatients | undefined): Condition | undefined {
+  if (known && holdForAll(known, where)) return undefined;
   if (type === 'Patient') return { kind: 'all', of: where };
   const param = patientParamOf(type) as string;
   return { kind: 'any', of: [{ kind: 'chain', param, targetTypes: ['Patient'], where, perRow: true }, { kind: 'missing', param, missing: true }] };
@@ -77,7 +83,7 @@ function documentTypes(readable: ReadableTypes): Condition | undefined {
   return { kind: 'all', of: [{ kind: 'any', of: allowed }, ...(except.length > 0 ? [{ kind: 'not', condition: { kind: 'any', of: except } } as Condition] : [])] };
 }
 
-function practitionerConditions(actor: Practitioner, type: string, readable: ReadableTypes): Condition[] {
+function practitionerConditions(actor: Practitioner, type: string, readable: ReadableTypes, known: KnownPatients | undefined): Condition[] {
   if (DIRECTORY.has(type)) return [];
   if (type === 'AuditEvent') return [NOTHING];
   // Binaries are read one at a time, through their securityContext (policy/index.ts); a search
@@ -91,13 +97,14 @@ function practitionerConditions(actor: Practitioner, type: string, readable: Rea
     ];
   }
   if (!hasCompartment(type)) return [];
-  if (type !== 'DocumentReference') return [ofPatient(type, patientConditions(actor, true))];
-  const authored: Condition = { kind: 'all', of: [{ kind: 'reference', param: 'author', values: [{ targetType: 'Practitioner', targetId: actor.practitionerId }] }, ofPatient(type, patientConditions(actor, false))] };
+  const present = (condition: Condition | undefined): Condition[] => (condition ? [condition] : []);
+  if (type !== 'DocumentReference') return present(ofPatient(type, patientConditions(actor, true), known));
+  const authored: Condition = { kind: 'all', of: [{ kind: 'reference', param: 'author', values: [{ targetType: 'Practitioner', targetId: actor.practitionerId }] }, ...present(ofPatient(type, patientConditions(actor, false), known))] };
   const types = documentTypes(readable);
   const cared: Condition = {
     kind: 'all',
     of: [
-      ofPatient(type, patientConditions(actor, true)),
+      ...present(ofPatient(type, patientConditions(actor, true), known)),
       ...(types ? [types] : []),
       // Not masked by the patient: no active deny Consent names this document in its data.
       { kind: 'not', condition: { kind: 'has', sourceType: 'Consent', param: 'data', where: [{ kind: 'token', param: 'status', values: [{ code: 'active' }] }, { kind: 'token', param: 'provision-type', values: [{ code: 'deny' }] }] } },
@@ -108,9 +115,10 @@ function practitionerConditions(actor: Practitioner, type: string, readable: Rea
 
 /**
  * The conditions to add to a search of `type` by `actor`. Throws 403 when the actor may not search
- * patient data at all. Patient compartments are added by fhir/access (scopes), not here.
+ * patient data at all. Patient compartments are added by fhir/access (scopes), not here. `known`:
+ * the consent state of the patients the search is pinned to (policy/known.ts), if any.
  */
-export function policyConditions(actor: Actor, type: string, readableTypes: (profession: string, specialty?: string) => ReadableTypes): Condition[] {
+export function policyConditions(actor: Actor, type: string, readableTypes: (profession: string, specialty?: string) => ReadableTypes, known?: KnownPatients): Condition[] {
   switch (actor.kind) {
     case 'organisation':
       throw new Forbidden(`A ${actor.role} never reads record content`);
@@ -121,6 +129,6 @@ export function policyConditions(actor: Actor, type: string, readableTypes: (pro
     case 'system':
       return DIRECTORY.has(type) ? [] : [{ kind: 'creator', creators: [creatorKey(actor)] }];
     case 'practitioner':
-      return practitionerConditions(actor, type, readableTypes(actor.profession, actor.specialty));
+      return practitionerConditions(actor, type, readableTypes(actor.profession, actor.specialty), known);
   }
 }
