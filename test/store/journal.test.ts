@@ -96,7 +96,7 @@ t.test('the writer takes the journal in without being asked, and close leaves no
 
 t.test('files past their size are finished, taken in and deleted', async (t) => {
   const dir = fresh(t);
-  const store = new SqliteStore({ dataDir: dir, journalFileBytes: 2000 });
+  const store = new SqliteStore({ dataDir: dir, journalLimits: { fileBytes: 2000 } });
   t.teardown(() => store.close());
   for (let i = 0; i < 30; i++) await store.journal([record(`r${i}`, 'p1'), record(`s${i}`, 'p1')], AT);
   t.ok(journalFiles(dir).length > 3, `${journalFiles(dir).length} files written`);
@@ -173,10 +173,31 @@ t.test('a store without a writer thread journals by an ordinary transaction', as
 
 t.test("with sync 'full', a journaled record is found and the journal is taken in at close", async (t) => {
   const dir = fresh(t);
-  const store = new SqliteStore({ dataDir: dir, sync: 'full', journalFileBytes: 3000 });
+  const store = new SqliteStore({ dataDir: dir, sync: 'full', journalLimits: { fileBytes: 3000 } });
   for (let i = 0; i < 10; i++) await store.journal([record(`f${i}`, 'p1')], AT);
   t.equal((await store.search(byPatient('p1'), { count: 0, total: true })).total, 10);
   await store.close();
   t.equal(storedRecords(dir), 10);
   t.same(journalFiles(dir), []);
+});
+
+t.test('the writer takes the journal in by chunks, and a read still waits for all of it', async (t) => {
+  const dir = fresh(t);
+  // About one record per transaction.
+  const store = new SqliteStore({ dataDir: dir, journalLimits: { chunkBytes: 800, fileBytes: 6000 } });
+  t.teardown(() => store.close());
+  for (let i = 0; i < 40; i++) await store.journal([record(`k${i}`, 'p1')], AT);
+  t.equal((await store.search(byPatient('p1'), { count: 0, total: true })).total, 40, 'every record is found');
+  t.equal(journalFiles(dir).length, 1, 'the finished files are deleted once read to their end');
+});
+
+t.test('an append too far ahead of the writer waits for it', async (t) => {
+  const dir = fresh(t);
+  const store = new SqliteStore({ dataDir: dir, journalLimits: { maxLagBytes: 1 } });
+  t.teardown(() => store.close());
+  for (let i = 0; i < 5; i++) {
+    await store.journal([record(`w${i}`, 'p1'), record(`x${i}`, 'p1')], AT);
+    // Checked through another connection: no read of this store asked the writer for them.
+    t.equal(storedRecords(dir), 2 * (i + 1), `append ${i + 1}: its records are in the database when it resolves`);
+  }
 });

@@ -23,7 +23,7 @@ import type { IndexEntry, SearchPlan } from '../../search/types.js';
 import { decodeKeys, encodeKeys, sameContent, stamped } from '../content.js';
 import { compileRestriction, compileSearch } from './compile.js';
 import { readsIndexOf, storedEntries } from './deferred.js';
-import { journalDir, orphanFiles, readJournal, type JournalRecord } from './journal.js';
+import { JOURNAL_LIMITS, journalDir, orphanFiles, readJournal, type JournalLimits, type JournalRecord } from './journal.js';
 import { indexEntries } from '../../search/extract.js';
 import { FileBlobs } from './blobs.js';
 import { SqliteClients } from './clients.js';
@@ -51,8 +51,8 @@ export interface SqliteOptions {
    * store, opened by a store that has done it.
    */
   recoverPending?: boolean;
-  /** Size past which the audit journal moves to a new file (journal.ts); tests make it small. */
-  journalFileBytes?: number;
+  /** The audit journal's sizes (journal.ts); tests make them small. */
+  journalLimits?: Partial<JournalLimits>;
 }
 
 /** A version committed without its index rows (a create op with deferIndex). */
@@ -215,14 +215,15 @@ export class SqliteStore implements Store {
     };
     if (options.recoverPending !== false) {
       this.recoverPending();
-      if (file !== ':memory:') this.applyJournal(orphanFiles(journalDir(options.dataDir)), () => true);
+      if (file !== ':memory:') {
+        const orphans = orphanFiles(journalDir(options.dataDir));
+        while (!this.applyJournal(orphans, () => true).done);
+      }
     }
     // Started after the schema is in place: the writer's own open finds nothing to create.
     if (file !== ':memory:' && options.writer !== 'inline') {
-      this.writer = new WriterThread(
-        { carnetWriter: true, dataDir: options.dataDir, ...(options.sync ? { sync: options.sync } : {}) },
-        options.journalFileBytes,
-      );
+      const journalLimits = { ...JOURNAL_LIMITS, ...options.journalLimits };
+      this.writer = new WriterThread({ carnetWriter: true, dataDir: options.dataDir, ...(options.sync ? { sync: options.sync } : {}), journalLimits });
     }
   }
 
@@ -259,33 +260,46 @@ export class SqliteStore implements Store {
 
   /**
    * Writes the records of these journal files (in order) that are not in the database yet, from
-   * where each was left, in one transaction that also records how far each file now is; then
-   * deletes the files `finished` says no more records will be appended to. A record
-   * whose id is already stored was applied before and is skipped. Returns how far each file is.
+   * where each was left and up to about `chunkBytes` of lines, in one transaction that also
+   * records how far each file now is; then deletes the files read to their end that `finished`
+   * says no more records will be appended to. A record whose id is already stored was applied
+   * before and is skipped. Returns how far each file read is, the files deleted, and whether every
+   * file was read to its end (else call again).
    */
-  applyJournal(files: readonly string[], finished: (file: string) => boolean): Map<string, number> {
+  applyJournal(
+    files: readonly string[],
+    finished: (file: string) => boolean,
+    chunkBytes = JOURNAL_LIMITS.chunkBytes,
+  ): { ends: Map<string, number>; deleted: Set<string>; done: boolean } {
     const dir = journalDir(this.dataDir);
     const ends = new Map<string, number>();
-    if (files.length === 0) return ends;
+    const deleted = new Set<string>();
+    const complete = new Set<string>();
+    if (files.length === 0) return { ends, deleted, done: true };
     const run = this.db.transaction(() => {
+      let budget = chunkBytes;
       for (const file of files) {
+        if (budget <= 0) break;
         const start = this.statements.journalOffset.get(file)?.offset ?? 0;
-        const { records, end } = readJournal(path.join(dir, file), start);
+        const { records, end, eof } = readJournal(path.join(dir, file), start, budget);
         ends.set(file, end);
+        if (eof) complete.add(file);
+        budget -= end - start;
         if (end === start) continue;
         for (const record of records) this.applyRecord(record);
         this.statements.journalApplied.run(file, end);
       }
     });
     run.immediate();
-    for (const file of files) {
+    for (const file of complete) {
       // Nothing more comes into a finished file: what is left unapplied is a torn line, never acknowledged.
       if (!finished(file)) continue;
       // Deleted before its row: a crash in between leaves a row without a file, which nothing reads.
       fs.rmSync(path.join(dir, file), { force: true });
       this.statements.journalForget.run(file);
+      deleted.add(file);
     }
-    return ends;
+    return { ends, deleted, done: complete.size === files.length };
   }
 
   private applyRecord({ resource, at, creator }: JournalRecord): void {

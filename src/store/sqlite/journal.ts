@@ -8,7 +8,7 @@
 // A file is `<pid>-<tag>-<n>.ndjson` in `<dataDir>/journal/`: one line of JSON per record,
 // written whole by one write() (a kill -9 never leaves half a line; a torn line from a power cut
 // or a failed write has no newline and is never applied). Each process appends to files of its
-// own, one after the other (a new one past JOURNAL_FILE_BYTES); how far each file is in the
+// own, one after the other (a new one past JOURNAL_LIMITS.fileBytes); how far each file is in the
 // database is kept in the table journal_applied, written in the transaction that applies the
 // lines, so no record is written twice or skipped. The files of a process that is gone are taken
 // in by the next open; a live process's files are left to it.
@@ -25,8 +25,21 @@ export interface JournalRecord {
   resource: Resource & { id: string };
 }
 
-/** A file is closed and the next one started past this size; applied files are deleted. */
-export const JOURNAL_FILE_BYTES = 16 * 1024 * 1024;
+/** How the journal is sized; tests make these small. */
+export interface JournalLimits {
+  /** A file is closed and the next one started past this size; applied files are deleted. */
+  fileBytes: number;
+  /** The writer takes in at most this many bytes of lines per transaction, so no write waits long behind one. */
+  chunkBytes: number;
+  /**
+   * How far the writer may fall behind the appends: past it, an append resolves only once the
+   * writer has caught up, which holds a sustained overload to the writer's pace instead of letting
+   * the journal, and the wait of the next search of AuditEvents, grow without end.
+   */
+  maxLagBytes: number;
+}
+
+export const JOURNAL_LIMITS: JournalLimits = { fileBytes: 16 * 1024 * 1024, chunkBytes: 4 * 1024 * 1024, maxLagBytes: 8 * 1024 * 1024 };
 
 export const journalDir = (dataDir: string): string => path.join(dataDir, 'journal');
 
@@ -106,35 +119,49 @@ export class JournalFile {
   }
 }
 
-/** The complete lines of a file from byte `offset` on, and the offset just after the last one. */
-export function readJournal(file: string, offset: number): { records: JournalRecord[]; end: number } {
+/**
+ * The complete lines of a file from byte `offset` on, within about `limit` bytes (one line longer
+ * than that is read whole), and the offset just after the last one; `eof` when the read went to
+ * the end of the file (what is left, if anything, is a line not yet complete).
+ */
+export function readJournal(file: string, offset: number, limit = Infinity): { records: JournalRecord[]; end: number; eof: boolean } {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], end: offset };
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], end: offset, eof: true };
     throw error;
   }
   try {
     const size = fs.fstatSync(fd).size;
-    if (size <= offset) return { records: [], end: offset };
-    const bytes = Buffer.alloc(size - offset);
-    let read = 0;
-    while (read < bytes.length) {
-      const n = fs.readSync(fd, bytes, read, bytes.length - read, offset + read);
-      if (n === 0) break;
-      read += n;
+    if (size <= offset) return { records: [], end: offset, eof: true };
+    let bytes = readAt(fd, offset, Math.min(size - offset, limit));
+    let last = bytes.lastIndexOf(0x0a);
+    if (last < 0 && offset + bytes.length < size) {
+      bytes = readAt(fd, offset, size - offset);
+      last = bytes.lastIndexOf(0x0a);
     }
-    const last = bytes.lastIndexOf(0x0a, read - 1);
-    if (last < 0) return { records: [], end: offset };
+    const eof = offset + bytes.length >= size;
+    if (last < 0) return { records: [], end: offset, eof };
     const records = bytes
       .toString('utf8', 0, last)
       .split('\n')
       .map((line) => JSON.parse(line) as JournalRecord);
-    return { records, end: offset + last + 1 };
+    return { records, end: offset + last + 1, eof };
   } finally {
     fs.closeSync(fd);
   }
+}
+
+function readAt(fd: number, offset: number, length: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  let read = 0;
+  while (read < length) {
+    const n = fs.readSync(fd, bytes, read, length - read, offset + read);
+    if (n === 0) break;
+    read += n;
+  }
+  return bytes.subarray(0, read);
 }
 
 /** The size of a file, 0 when it is gone. */

@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { WriteConflict, type WriteOp, type WriteResult } from '../port.js';
 import type { SearchPlan } from '../../search/types.js';
 import { readsIndexOf } from './deferred.js';
-import { JOURNAL_FILE_BYTES, JournalFile, journalDir, type JournalRecord } from './journal.js';
+import { JournalFile, journalDir, type JournalLimits, type JournalRecord } from './journal.js';
 
 /**
  * A transaction (journalFirst: after taking in the journal), or (materialise) the taking in of the
@@ -43,6 +43,7 @@ export interface WriterData {
   carnetWriter: true;
   dataDir: string;
   sync?: 'normal' | 'full';
+  journalLimits: JournalLimits;
 }
 
 export function serialize(error: unknown): SerializedError {
@@ -77,11 +78,11 @@ export class WriterThread {
   private appends = 0;
   private appendsApplied = 0;
   private applied = { file: '', end: 0 };
+  /** Bytes appended by this process, and how many it had appended when each of its files opened. */
+  private appendedBytes = 0;
+  private readonly fileBase = new Map<string, number>();
 
-  constructor(
-    private readonly data: WriterData,
-    private readonly journalFileBytes = JOURNAL_FILE_BYTES,
-  ) {
+  constructor(private readonly data: WriterData) {
     if (import.meta.url.endsWith('.ts')) {
       // Run from TypeScript (tests, development): the worker registers tsx itself before loading
       // writer.ts (a loader inherited through --import is not reliably in place in a worker).
@@ -150,13 +151,22 @@ export class WriterThread {
     if (this.failed) throw this.failed;
     this.journalFile ??= new JournalFile(journalDir(this.data.dataDir), {
       sync: this.data.sync === 'full',
-      maxBytes: this.journalFileBytes,
-      opened: (file) => this.worker.postMessage({ journalFile: file } satisfies Request),
+      maxBytes: this.data.journalLimits.fileBytes,
+      opened: (file) => {
+        this.fileBase.set(file, this.appendedBytes);
+        this.worker.postMessage({ journalFile: file } satisfies Request);
+      },
     });
+    const { name, end } = this.journalFile;
     const synced = this.journalFile.append(records);
+    this.appendedBytes += this.journalFile.name === name ? this.journalFile.end - end : this.journalFile.end;
     this.appends++;
     for (const record of records) this.journaledTypes.add(record.resource.resourceType);
-    return synced;
+    // Too far ahead of the writer: this append waits for it (JournalLimits.maxLagBytes).
+    const applied = (this.fileBase.get(this.applied.file) ?? 0) + this.applied.end;
+    if (this.appendedBytes - applied <= this.data.journalLimits.maxLagBytes) return synced;
+    const caughtUp = this.catchUp();
+    return synced ? Promise.all([synced, caughtUp]).then(() => undefined) : caughtUp;
   }
 
   private journalBehind(): boolean {

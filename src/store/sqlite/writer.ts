@@ -55,13 +55,20 @@ if (parentPort && data?.carnetWriter === true) {
   let files: string[] = [];
   let appliedEnd = 0;
   const dir = journalDir(data.dataDir);
-  const takeJournal = (all = false) => {
-    if (files.length === 0) return;
-    const last = files[files.length - 1];
-    const ends = store.applyJournal(files, (file) => all || file !== last);
-    appliedEnd = ends.get(last) ?? appliedEnd;
-    files = all ? [] : [last];
-    port.postMessage({ journalApplied: { file: last, end: appliedEnd } } satisfies Reply);
+  const chunkBytes = data.journalLimits.chunkBytes;
+  /** One transaction's worth (a poll), or (`until`) everything appended so far; `all` at close. */
+  const takeJournal = (until = false, all = false) => {
+    let done = false;
+    while (files.length > 0 && !done) {
+      const last = files[files.length - 1];
+      const applied = store.applyJournal(files, (file) => all || file !== last, chunkBytes);
+      done = applied.done || !until;
+      files = files.filter((file) => !applied.deleted.has(file));
+      const reached = applied.ends.get(last);
+      if (reached === undefined) continue;
+      appliedEnd = reached;
+      port.postMessage({ journalApplied: { file: last, end: appliedEnd } } satisfies Reply);
+    }
   };
   const poll = setInterval(() => {
     if (files.length === 0 || (files.length === 1 && journalSize(path.join(dir, files[0])) <= appliedEnd)) return;
@@ -78,7 +85,7 @@ if (parentPort && data?.carnetWriter === true) {
       if (timer) clearTimeout(timer);
       clearInterval(poll);
       try {
-        takeJournal(true);
+        takeJournal(true, true);
       } catch {
         // Left in the files: the next open takes them in.
       }
@@ -101,11 +108,11 @@ if (parentPort && data?.carnetWriter === true) {
     let reply: Reply;
     try {
       if ('materialise' in request) {
-        takeJournal();
+        takeJournal(true);
         materialise();
         reply = { id: request.id, results: [] };
       } else {
-        if (request.journalFirst) takeJournal();
+        if (request.journalFirst) takeJournal(true);
         reply = { id: request.id, results: store.transactNow(request.ops, request.at) };
       }
     } catch (error) {
