@@ -184,7 +184,8 @@ export function fhir(app: FastifyInstance, method: InjectOptions['method'], url:
   });
 }
 
-export function json<T = Resource & Record<string, unknown>>(response: LightMyRequestResponse): T {
+/** The parsed JSON body of a response (anything with a body, e.g. a LightMyRequestResponse). */
+export function json<T = Resource & Record<string, unknown>>(response: Pick<LightMyRequestResponse, 'body'>): T {
   return JSON.parse(response.body) as T;
 }
 

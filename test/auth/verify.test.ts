@@ -11,6 +11,7 @@ import { TokenVerifier, actorFromClaims } from '../../src/auth/verify.js';
 import { CARNET_CLAIMS } from '../../src/auth/claims.js';
 import { loadIssuers } from '../../src/auth/issuers.js';
 import { BASE, fhir, json, mintFor, TEST_ISSUER, testServer } from '../helpers.js';
+import { errorWith } from '../error-pattern.js';
 
 const logs: string[] = [];
 const stream = new Writable({
@@ -69,7 +70,7 @@ t.test('expired, not yet valid, wrong audience, bad signature and unknown issuer
     ['no actor kind', signed(key, { [CARNET_CLAIMS.kind]: 'wizard' }), /actor kind/],
   ];
   for (const [name, token, reason] of cases) {
-    await t.rejects(verifier.actorOf(`Bearer ${await token}`), { status: 401, reason }, name);
+    await t.rejects(verifier.actorOf(`Bearer ${await token}`), errorWith({ status: 401, reason }), name);
   }
 });
 
@@ -102,10 +103,10 @@ t.test('claims become an Actor of each kind', async (t) => {
   t.match(actorFromClaims({ ...base, [c.fhirUser]: 'Practitioner/d2', [c.profession]: '21' }, c), { purposeOfUse: 'TREAT' }, 'TREAT by default');
   t.match(actorFromClaims({ ...base, [c.kind]: 'system', [c.clientId]: 'lab-1', [c.organization]: 'o2' }, c), { kind: 'system', clientId: 'lab-1', organizationId: 'o2' });
   t.match(actorFromClaims({ ...base, [c.kind]: 'organisation', [c.role]: 'complementary-insurer', [c.organization]: 'mutuelle' }, c), { kind: 'organisation', role: 'complementary-insurer' });
-  t.throws(() => actorFromClaims({ ...base, [c.fhirUser]: 'Practitioner/d3' }, c), { status: 401, reason: /profession/ }, 'a practitioner needs a profession');
-  t.throws(() => actorFromClaims({ ...base, [c.fhirUser]: 'Practitioner/d3', [c.profession]: '10', [c.purposeOfUse]: 'FUN' }, c), { reason: /TREAT or ETREAT/ });
-  t.throws(() => actorFromClaims({ ...base, [c.kind]: 'organisation', [c.role]: 'hacker', [c.organization]: 'x' }, c), { reason: /org_role/ });
-  t.throws(() => actorFromClaims({ ...base, [c.kind]: 'representative', [c.fhirUser]: 'RelatedPerson/r1' }, c), { reason: /patients/ });
+  t.throws(() => actorFromClaims({ ...base, [c.fhirUser]: 'Practitioner/d3' }, c), errorWith({ status: 401, reason: /profession/ }), 'a practitioner needs a profession');
+  t.throws(() => actorFromClaims({ ...base, [c.fhirUser]: 'Practitioner/d3', [c.profession]: '10', [c.purposeOfUse]: 'FUN' }, c), errorWith({ reason: /TREAT or ETREAT/ }));
+  t.throws(() => actorFromClaims({ ...base, [c.kind]: 'organisation', [c.role]: 'hacker', [c.organization]: 'x' }, c), errorWith({ reason: /org_role/ }));
+  t.throws(() => actorFromClaims({ ...base, [c.kind]: 'representative', [c.fhirUser]: 'RelatedPerson/r1' }, c), errorWith({ reason: /patients/ }));
 });
 
 t.test('an issuer may name its claims differently and fix the actor kind', async (t) => {
@@ -126,9 +127,9 @@ t.test('a verified token is cached until it expires, per token', async (t) => {
   verifier.trust({ issuer: TEST_ISSUER, jwks: { keys: [] } });
   t.match(await verifier.actorOf(`Bearer ${a}`), { patientId: 'pa' }, 'served from the cache');
   const c = await mintFor(key, TEST_ISSUER, BASE, { kind: 'patient', patient: 'pc' });
-  await t.rejects(verifier.actorOf(`Bearer ${c}`), { status: 401 });
+  await t.rejects(verifier.actorOf(`Bearer ${c}`), errorWith({ status: 401 }));
   now += 2 * 3600 * 1000; // past the tokens' expiry: the cache no longer answers
-  await t.rejects(verifier.actorOf(`Bearer ${a}`), { status: 401 });
+  await t.rejects(verifier.actorOf(`Bearer ${a}`), errorWith({ status: 401 }));
 });
 
 t.test('a remote issuer\'s key rotation is followed (JWKS served locally)', async (t) => {
@@ -154,7 +155,7 @@ t.test('a remote issuer\'s key rotation is followed (JWKS served locally)', asyn
   t.match(await verifier.actorOf(`Bearer ${after}`), { patientId: 'r2' }, 'the unknown kid makes the JWKS be fetched again');
   t.ok(fetches >= 2);
   const stale = await mintFor(k1, issuer, BASE, { kind: 'patient', patient: 'r3' });
-  await t.rejects(verifier.actorOf(`Bearer ${stale}`), { status: 401, reason: /kid/ }, 'a new token with the withdrawn key is refused');
+  await t.rejects(verifier.actorOf(`Bearer ${stale}`), errorWith({ status: 401, reason: /kid/ }), 'a new token with the withdrawn key is refused');
 });
 
 t.test('the issuers file is checked at start-up', async (t) => {

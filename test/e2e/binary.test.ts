@@ -270,7 +270,8 @@ t.test('a professional refused the document gets 404 and not one byte of it', as
   t.equal(gp.statusCode, 200, 'the GP reads the bytes');
   t.same(gp.rawPayload, secret);
   for (const [who, id, why] of [['dr-none', 'bbin', 'no care relationship'], ['dr-gp', 'bbin-masked', 'a masked document'], ['dr-perm', 'bbin-masked', 'a masked document']]) {
-    for (const headers of [{}, { range: 'bytes=0-15' }, { accept: 'application/fhir+json' }]) {
+    const variants: Record<string, string>[] = [{}, { range: 'bytes=0-15' }, { accept: 'application/fhir+json' }];
+    for (const headers of variants) {
       const res = await get(`Binary/${id}`, { ...(await as(who)), ...headers });
       t.equal(res.statusCode, 404, `${who}: ${why} ${JSON.stringify(headers)}`);
       t.match(res.headers['content-type'], /^application\/fhir\+json/);

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { Bundle, DocumentReference, Identifier, List, OperationOutcome, Practitioner, Resource } from '@medplum/fhirtypes';
 import { fhir, json, SHARED_DATA, testServer } from '../helpers.js';
 
 const server = await testServer();
@@ -15,22 +15,23 @@ const COMPREHENSIVE = `${MHD}IHE.MHD.Comprehensive.DocumentReference`;
 const SUBMISSION_SET = `${MHD}IHE.MHD.Minimal.SubmissionSet`;
 const RPPS = 'urn:carnet:fhir:StructureDefinition:carnet-practitioner-rpps';
 
-type Json = Resource & Record<string, any>;
-function read(relative: string): Json {
-  const resource = JSON.parse(fs.readFileSync(path.join(SHARED_DATA, relative), 'utf8')) as Json;
+function read<T extends Resource>(relative: string): T {
+  const resource = JSON.parse(fs.readFileSync(path.join(SHARED_DATA, relative), 'utf8')) as T;
   delete resource.id;
   return resource;
 }
-const documentReference = read('mhd/ITI.MHD/examples/DocumentReference-ex-DocumentReferenceComprehensive.json');
-const submissionSet = read('mhd/ITI.MHD/examples/List-ex-minimalSubmissionSet.json');
-const practitioner = read('fr/fr-core/examples/Practitioner-FRCorePractitionerExample.json');
+/** The examples below all carry identifiers, which the broken cases change. */
+type Identified<T extends Resource> = T & { identifier: Identifier[] };
+const documentReference = read<Identified<DocumentReference>>('mhd/ITI.MHD/examples/DocumentReference-ex-DocumentReferenceComprehensive.json');
+const submissionSet = read<Identified<List>>('mhd/ITI.MHD/examples/List-ex-minimalSubmissionSet.json');
+const practitioner = read<Identified<Practitioner>>('fr/fr-core/examples/Practitioner-FRCorePractitionerExample.json');
 
 async function count(type: string): Promise<number | undefined> {
   return json<Bundle>(await fhir(app, 'GET', `${type}?_summary=count`)).total;
 }
 
 /** One broken resource per kind of rule, the profile it breaks, and where the error is. */
-const cases: { rule: string; profile: string; resource: () => Json; expression: string; code: string }[] = [
+const cases: { rule: string; profile: string; resource: () => Resource; expression: string; code: string }[] = [
   {
     rule: 'a required element is missing',
     profile: COMPREHENSIVE,

@@ -127,7 +127,7 @@ t.test('sorted pages follow next links without skipping or repeating', async (t)
   const seen: string[] = [];
   let url: string | undefined = '/fhir/Patient?_sort=-birthdate&_count=1';
   for (let i = 0; url && i < 10; i++) {
-    const page = json<Bundle>(await fhir(app, 'GET', url));
+    const page: Bundle = json(await fhir(app, 'GET', url));
     seen.push(...(page.entry ?? []).map((e) => e.resource!.id!));
     url = page.link?.find((l) => l.relation === 'next')?.url.replace('http://carnet.test', '');
   }

@@ -36,7 +36,7 @@ const subjectOf = (r: { subject?: { reference?: string }; patient?: { reference?
 t.test('Condition?patient= counts each patient\'s conditions', async (t) => {
   for (const patient of patients) {
     const expected = conditions.filter((c) => subjectOf(c) === `Patient/${patient.id}`).length;
-    t.equal(await total(`Condition?patient=${patient.id}`), expected, patient.id);
+    t.equal(await total(`Condition?patient=${patient.id}`), expected, `Patient/${patient.id}`);
   }
 });
 
@@ -44,7 +44,7 @@ t.test('Condition?code= counts each SNOMED code', async (t) => {
   const codes = [...new Set(conditions.map((c) => c.code?.coding?.[0]?.code))].slice(0, 15);
   for (const code of codes) {
     const expected = conditions.filter((c) => c.code?.coding?.some((x) => x.system === 'http://snomed.info/sct' && x.code === code)).length;
-    t.equal(await total(`Condition?code=http://snomed.info/sct|${code}`), expected, code);
+    t.equal(await total(`Condition?code=http://snomed.info/sct|${code}`), expected, `code ${code}`);
   }
 });
 
@@ -80,7 +80,7 @@ t.test('paging a patient\'s documents returns each exactly once', async (t) => {
   let previousDate = '9999';
   let ordered = true;
   for (let i = 0; url && i < 1000; i++) {
-    const page = json<Bundle<DocumentReference>>(await fhir(app, 'GET', url));
+    const page: Bundle<DocumentReference> = json(await fhir(app, 'GET', url));
     for (const e of page.entry ?? []) {
       seen.push(e.resource!.id!);
       if ((e.resource!.date ?? '') > previousDate) ordered = false;

@@ -25,7 +25,7 @@ t.test('next links page through every match exactly once, even when a match is a
   let url: string | undefined = '/fhir/Patient?identifier=urn:test|shared&_count=2';
   let pages = 0;
   while (url && pages < 10) {
-    const page = json<Bundle>(await fhir(app, 'GET', url));
+    const page: Bundle = json(await fhir(app, 'GET', url));
     seen.push(...(page.entry?.map((e) => e.resource!.id!) ?? []));
     if (pages === 0) await fhir(app, 'PUT', 'Patient/s9', { resourceType: 'Patient', id: 's9', identifier: [{ system: 'urn:test', value: 'shared' }] });
     const next = page.link?.find((l) => l.relation === 'next')?.url;

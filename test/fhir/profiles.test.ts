@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import type { Issue } from '../../src/fhir/outcome.js';
-import type { Resource, StructureDefinition } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, CodeableConcept, Coding, DocumentReference, Identifier, List, Resource, StructureDefinition } from '@medplum/fhirtypes';
 import { loadProfiles, ProfileRegistry } from '../../src/fhir/profiles.js';
 import { SHARED_DATA } from '../helpers.js';
 
@@ -128,8 +128,10 @@ t.test('every official example claiming a loaded profile conforms to it', async 
   t.ok(checked >= 80, `${checked} example/profile pairs checked`);
 });
 
-const comprehensive = read<Resource & Record<string, unknown>>('mhd/ITI.MHD/examples/DocumentReference-ex-DocumentReferenceComprehensive.json');
-const submissionSet = read<Resource & Record<string, unknown>>('mhd/ITI.MHD/examples/List-ex-minimalSubmissionSet.json');
+/** The examples below carry identifiers (and the SubmissionSet a coded code), which the failing cases change. */
+type Identified<T extends Resource> = T & { identifier: Identifier[] };
+const comprehensive = read<Identified<DocumentReference>>('mhd/ITI.MHD/examples/DocumentReference-ex-DocumentReferenceComprehensive.json');
+const submissionSet = read<Identified<List> & { code: CodeableConcept & { coding: Coding[] } }>('mhd/ITI.MHD/examples/List-ex-minimalSubmissionSet.json');
 
 t.test('a missing required element is named with its location and the profile that requires it', async (t) => {
   const doc = clone(comprehensive);
@@ -146,17 +148,17 @@ t.test('a missing required element is named with its location and the profile th
 });
 
 t.test('a nested required element under an array is located by index', async (t) => {
-  const doc = clone(comprehensive) as Record<string, unknown> & { content: { attachment: Record<string, unknown> }[] };
+  const doc = clone(comprehensive);
   delete doc.content[0].attachment.creation;
-  const found = errors(registry.validateProfile(doc as Resource, `${MHD}IHE.MHD.Comprehensive.DocumentReference`));
+  const found = errors(registry.validateProfile(doc, `${MHD}IHE.MHD.Comprehensive.DocumentReference`));
   t.same(found.map((i) => i.expression), [['DocumentReference.content[0].attachment.creation']]);
 });
 
 t.test('more values than the maximum, and an element the profile forbids', async (t) => {
-  const doc = clone(comprehensive) as Record<string, unknown> & { content: unknown[] };
+  const doc = clone(comprehensive);
   doc.content = [doc.content[0], doc.content[0]];
   doc.docStatus = 'final';
-  const found = errors(registry.validateProfile(doc as Resource, `${MHD}IHE.MHD.Minimal.DocumentReference`));
+  const found = errors(registry.validateProfile(doc, `${MHD}IHE.MHD.Minimal.DocumentReference`));
   t.same(
     found.map((i) => i.diagnostics),
     [
@@ -167,60 +169,60 @@ t.test('more values than the maximum, and an element the profile forbids', async
 });
 
 t.test('a value other than a fixed one (in a type profile) fails', async (t) => {
-  const list = clone(submissionSet) as Record<string, unknown> & { identifier: { system: string }[] };
+  const list = clone(submissionSet);
   list.identifier[1].system = 'urn:example:other';
-  const found = errors(registry.validateProfile(list as Resource, `${MHD}IHE.MHD.Minimal.SubmissionSet`));
+  const found = errors(registry.validateProfile(list, `${MHD}IHE.MHD.Minimal.SubmissionSet`));
   t.equal(found.length, 1);
   t.same(found[0].expression, ['List.identifier[1].system']);
   t.match(found[0].diagnostics, /must be exactly "urn:ietf:rfc:3986" \(fixed by IHE\.MHD\.SubmissionSetUniqueIdIdentifier\).*type profile of List\.identifier/);
 });
 
 t.test('a value that does not match a pattern fails; a superset of it passes', async (t) => {
-  const list = clone(submissionSet) as Record<string, unknown>;
+  const list = clone(submissionSet);
   list.mode = 'snapshot';
-  const found = errors(registry.validateProfile(list as Resource, `${MHD}IHE.MHD.Minimal.SubmissionSet`));
+  const found = errors(registry.validateProfile(list, `${MHD}IHE.MHD.Minimal.SubmissionSet`));
   t.same(found.map((i) => [i.code, i.expression]), [['value', ['List.mode']]]);
-  const richer = clone(submissionSet) as Record<string, unknown> & { code: { coding: object[]; text?: string } };
+  const richer = clone(submissionSet);
   richer.code.text = 'Submission set';
   richer.code.coding.push({ system: 'http://example.org', code: 'x' });
-  t.same(errors(registry.validateProfile(richer as Resource, `${MHD}IHE.MHD.Minimal.SubmissionSet`)), []);
+  t.same(errors(registry.validateProfile(richer, `${MHD}IHE.MHD.Minimal.SubmissionSet`)), []);
 });
 
 t.test('a code outside a required binding fails', async (t) => {
-  const doc = clone(comprehensive) as Record<string, unknown>;
+  const doc = clone(comprehensive);
   doc.status = 'entered-in-error';
-  const found = errors(registry.validateProfile(doc as Resource, `${MHD}IHE.MHD.Comprehensive.DocumentReference`));
+  const found = errors(registry.validateProfile(doc, `${MHD}IHE.MHD.Comprehensive.DocumentReference`));
   t.same(found.map((i) => [i.code, i.expression]), [['code-invalid', ['DocumentReference.status']]]);
   t.match(found[0].diagnostics, /entered-in-error is not in the ValueSet https:\/\/profiles\.ihe\.net\/ITI\/MHD\/ValueSet\/DocumentReferenceStats/);
 });
 
 t.test('a violated FHIRPath invariant fails with its key and text', async (t) => {
-  const doc = clone(comprehensive) as Record<string, unknown> & { identifier: { value: string }[] };
+  const doc = clone(comprehensive);
   doc.identifier[1].value = '0c287d32-01e3-4d87-9953-9fcc9404eb21';
-  const found = errors(registry.validateProfile(doc as Resource, `${MHD}IHE.MHD.Comprehensive.DocumentReference`));
+  const found = errors(registry.validateProfile(doc, `${MHD}IHE.MHD.Comprehensive.DocumentReference`));
   t.same(found.map((i) => [i.code, i.expression]), [['invariant', ['DocumentReference.identifier[1].value']]]);
   t.match(found[0].diagnostics, /invariant mhd-startswithuuid of IHE\.MHD\.EntryUUID\.Identifier failed: value must start with urn:uuid:/);
 });
 
 t.test('a missing required slice fails, by its slice name', async (t) => {
-  const list = clone(submissionSet) as Record<string, unknown>;
+  const list = clone(submissionSet);
   list.extension = [{ url: 'http://example.org/other', valueString: 'x' }];
-  const found = errors(registry.validateProfile(list as Resource, `${MHD}IHE.MHD.Minimal.SubmissionSet`));
+  const found = errors(registry.validateProfile(list, `${MHD}IHE.MHD.Minimal.SubmissionSet`));
   t.same(found.map((i) => i.diagnostics), ['List.extension:sourceId: minimum 1 required by IHE.MHD.Minimal.SubmissionSet']);
 });
 
 t.test('an extension is checked against its own definition, found by url', async (t) => {
-  const list = clone(submissionSet) as Record<string, unknown>;
+  const list = clone(submissionSet);
   list.extension = [{ url: `${MHD}ihe-sourceId`, valueString: 'urn:oid:1.2.3.4' }];
-  const found = errors(registry.validateProfile(list as Resource, `${MHD}IHE.MHD.Minimal.SubmissionSet`));
+  const found = errors(registry.validateProfile(list, `${MHD}IHE.MHD.Minimal.SubmissionSet`));
   t.same(found.map((i) => i.expression), [['List.extension[0].valueString']]);
   t.match(found[0].diagnostics, /type String is not allowed by ihe-sourceId \(allowed: Identifier\)/);
 });
 
 t.test('an extension the profile does not slice is checked against its loaded definition', async (t) => {
-  const doc = clone(comprehensive) as Record<string, unknown>;
+  const doc = clone(comprehensive);
   doc.extension = [{ url: `${MHD}ihe-authorOrg`, valueString: 'Hôpital' }];
-  const found = errors(registry.validateProfile(doc as Resource, `${MHD}IHE.MHD.Minimal.DocumentReference`));
+  const found = errors(registry.validateProfile(doc, `${MHD}IHE.MHD.Minimal.DocumentReference`));
   t.same(found.map((i) => i.expression), [['DocumentReference.extension[0].valueString']]);
   t.match(found[0].diagnostics, /type String is not allowed by ihe-authorOrg \(allowed: Reference\) \(type profile of DocumentReference\.extension in IHE\.MHD\.Minimal\.DocumentReference\)/);
 });
@@ -241,14 +243,14 @@ t.test('wrong content in a slice fails against the slice', async (t) => {
 });
 
 t.test('a profile inherits its bases: PDSm adds custodian to MHD, MHD Comprehensive adds to Minimal', async (t) => {
-  const pdsm = read<Resource & Record<string, unknown>>('fr/pdsm/examples/DocumentReference-exemple-pdsm-documentreference.json');
+  const pdsm = read<DocumentReference>('fr/pdsm/examples/DocumentReference-exemple-pdsm-documentreference.json');
   t.same(errors(registry.validateProfile(pdsm, `${PDSM}pdsm-comprehensive-document-reference`)), []);
   const noCustodian = clone(pdsm);
   delete noCustodian.custodian;
   delete noCustodian.securityLabel;
   const found = errors(registry.validateProfile(noCustodian, `${PDSM}pdsm-comprehensive-document-reference`));
   t.same(found.map((i) => i.expression).sort(), [['DocumentReference.custodian'], ['DocumentReference.securityLabel']]);
-  const minimal = read<Resource & Record<string, unknown>>('mhd/ITI.MHD/examples/DocumentReference-ex-DocumentReferenceMinimal.json');
+  const minimal = read<DocumentReference>('mhd/ITI.MHD/examples/DocumentReference-ex-DocumentReferenceMinimal.json');
   t.same(errors(registry.validateProfile(minimal, `${MHD}IHE.MHD.Minimal.DocumentReference`)), []);
   t.ok(errors(registry.validateProfile(minimal, `${MHD}IHE.MHD.Comprehensive.DocumentReference`)).length > 0, 'the minimal example is not comprehensive');
 });
@@ -278,7 +280,7 @@ t.test('the FR Core patient INS checks the INS matricule', async (t) => {
 
 t.test('an ITI-65 Provide Bundle is checked entry by entry through its profile-discriminated slices', async (t) => {
   const url = `${MHD}IHE.MHD.Comprehensive.ProvideBundle`;
-  const bundle = read<Resource & { entry: { resource: Record<string, unknown>; request: { method: string; url: string } }[] }>(
+  const bundle = read<Bundle & { entry: BundleEntry[] }>(
     'mhd/ITI.MHD/examples/Bundle-ex-comprehensiveProvideDocumentBundleSimple.json',
   );
   t.same(errors(registry.validateProfile(bundle, url)), []);
@@ -292,7 +294,8 @@ t.test('an ITI-65 Provide Bundle is checked entry by entry through its profile-d
   t.match(errors(registry.validateProfile(stranger, url)), [{ code: 'structure', expression: ['Bundle.entry[3]'], diagnostics: /matches none of the slices .* closes the slicing/ }]);
 
   const broken = clone(bundle);
-  delete broken.entry[1].resource.masterIdentifier;
+  const document = broken.entry[1].resource as DocumentReference; // the example's entry 1 is its DocumentReference
+  delete document.masterIdentifier;
   t.same(
     errors(registry.validateProfile(broken, url)).map((i) => i.expression),
     [['Bundle.entry[1]'], ['Bundle.entry[1].resource.masterIdentifier']],

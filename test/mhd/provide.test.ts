@@ -1,7 +1,7 @@
 // ITI-65 Provide Document Bundle through the real HTTP API: the official IHE MHD and ANS PDSm
 // examples, then one test per rule the Document Recipient enforces. A rejected Bundle stores nothing.
 import crypto from 'node:crypto';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Attachment, Binary, Bundle, DocumentReference, List, OperationOutcome } from '@medplum/fhirtypes';
 import { bearer, fhir, json, testServer } from '../helpers.js';
 import { ANS_INS, iheBundle, INS_SYSTEM, load, PDSM, PDSM4DMP, provideBundle, seedExamples, withCustodian } from './fixture.js';
@@ -13,13 +13,13 @@ await seedExamples(app);
 
 const push = (bundle: unknown) => fhir(app, 'POST', '', bundle);
 const bearerOf = () => bearer(app);
-const outcome = (res: { body: string }) => json<OperationOutcome>(res as never);
+const outcome = (res: { body: string }) => json<OperationOutcome>(res);
 const count = async (type: string) => (json<Bundle>(await fhir(app, 'GET', `${type}?_summary=count`)).total ?? -1);
 const stored = async () => ({ documents: await count('DocumentReference'), binaries: await count('Binary'), lists: await count('List') });
 const locationOf = (bundle: Bundle, index: number) => (bundle.entry?.[index]?.response?.location ?? '').replace(/\/_history\/\d+$/, '');
 
 /** Pushes and expects a rejection naming the entry and the rule, with nothing stored. */
-async function rejected(t: Tap.Test, bundle: unknown, status: number, pattern: RegExp): Promise<void> {
+async function rejected(t: Test, bundle: unknown, status: number, pattern: RegExp): Promise<void> {
   const before = await stored();
   const res = await push(bundle);
   t.equal(res.statusCode, status, pattern.source);

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
 import type { Patient } from '@medplum/fhirtypes';
 import type { WriteOp } from '../../src/store/port.js';
@@ -15,7 +15,7 @@ import { auditRecord } from '../fixtures/audit-record.js';
 
 const AT = '2026-11-27T15:00:00.000Z';
 
-function fresh(t: Tap.Test): string {
+function fresh(t: Test): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-deferred-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
