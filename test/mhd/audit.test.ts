@@ -16,7 +16,13 @@ t.test('provide, find and retrieve are recorded as ITI-65, ITI-67, ITI-66 and IT
   t.equal(pushed.statusCode, 200);
   const gp = { authorization: `Bearer ${await server.token({ kind: 'practitioner', practitioner: 'gp', profession: '10' })}` };
   const found = json<Bundle>(await fhir(app, 'GET', 'DocumentReference?patient=Patient/ex-patient&status=current', undefined, gp));
-  const binary = (found.entry?.[0]?.resource as DocumentReference).content[0].attachment.url ?? '';
+  // The document just pushed (the seeded examples of the same patient come in any order).
+  const created = json<Bundle>(pushed)
+    .entry?.map((e) => /(?:^|\/)DocumentReference\/([^/]+)/.exec(e.response?.location ?? '')?.[1])
+    .find((id) => id !== undefined);
+  const document = found.entry?.map((e) => e.resource as DocumentReference).find((d) => d.id === created);
+  t.ok(document, 'the pushed document is found');
+  const binary = document?.content[0].attachment.url ?? '';
   t.equal((await fhir(app, 'GET', 'List?patient=Patient/ex-patient&code=https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes|submissionset', undefined, gp)).statusCode, 200);
   t.equal((await app.inject({ method: 'GET', url: `/fhir/${binary}`, headers: { ...gp, accept: 'application/pdf' } })).statusCode, 200);
 
