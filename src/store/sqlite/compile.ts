@@ -144,11 +144,21 @@ class Compiler {
     return negate ? `NOT (${sub})` : sub;
   }
 
-  /** `(c.type, c.id) IN (ids of resources with a matching entry)`: driven by the lookup index. */
+  /**
+   * `(c.type, c.id) IN (ids of resources with a matching entry)`: driven by the lookup index. With
+   * one type, the same set written `c.type = X AND c.id IN (ids)`, which SQLite plans better than a
+   * row value (the count of the policy benchmark's search without the policy: 0.27 against 0.65 ms).
+   */
   private owned(kind: IndexKind, param: string, c: string, types: string[], predicate: (t: string) => string): string {
     const t = this.alias('t');
+    const from = `FROM ${INDEX_TABLES[kind].table} ${t} WHERE`;
+    const rest = `${t}.param = ${this.bind(param)} AND ${predicate(t)}`;
+    if (types.length === 1) {
+      const type = this.bind(types[0]);
+      return `(${c}.type = ${type} AND ${c}.id IN (SELECT ${t}.id ${from} ${t}.type = ${type} AND ${rest}))`;
+    }
     const typeList = types.map((type) => this.bind(type)).join(', ');
-    return `(${c}.type, ${c}.id) IN (SELECT ${t}.type, ${t}.id FROM ${INDEX_TABLES[kind].table} ${t} WHERE ${t}.type IN (${typeList}) AND ${t}.param = ${this.bind(param)} AND ${predicate(t)})`;
+    return `(${c}.type, ${c}.id) IN (SELECT ${t}.type, ${t}.id ${from} ${t}.type IN (${typeList}) AND ${rest})`;
   }
 
   private kindOf(types: string[], param: string): IndexKind {
