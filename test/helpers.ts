@@ -165,6 +165,17 @@ export async function testServer(overrides: Partial<AppDeps> = {}, setup?: (app:
   };
 }
 
+/** The Authorization header of an actor (with scopes) on a test server, each token minted once. */
+export function authorizationFor(server: Pick<TestServer, 'token'>): (actor: TestActor, scope?: string) => Promise<Record<string, string>> {
+  const tokens = new Map<string, string>();
+  return async (actor, scope) => {
+    const key = JSON.stringify([actor, scope]);
+    let token = tokens.get(key);
+    if (token === undefined) tokens.set(key, (token = await server.token(actor, scope)));
+    return { authorization: `Bearer ${token}` };
+  };
+}
+
 /** The Authorization header of the app's default test token. */
 export function bearer(app: FastifyInstance): { authorization: string } {
   const token = defaultTokens.get(app);

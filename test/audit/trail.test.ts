@@ -2,18 +2,13 @@
 // reads; a write and its record commit together.
 import t from 'tap';
 import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
-import { fhir, json, testServer, type TestActor } from '../helpers.js';
+import { authorizationFor, fhir, json, testServer, type TestActor } from '../helpers.js';
 import { doc, emergencyOff, mask, PRESCRIPTION } from '../policy/fixture.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
 const { app } = server;
-const tokens = new Map<string, string>();
-async function as(actor: TestActor): Promise<Record<string, string>> {
-  const key = JSON.stringify(actor);
-  if (!tokens.has(key)) tokens.set(key, await server.token(actor));
-  return { authorization: `Bearer ${tokens.get(key)}` };
-}
+const as = authorizationFor(server);
 const patient: TestActor = { kind: 'patient', patient: 'pa' };
 const gp: TestActor = { kind: 'practitioner', practitioner: 'gp', profession: '10' };
 const stranger: TestActor = { kind: 'practitioner', practitioner: 'other', profession: '10' };

@@ -2,7 +2,7 @@
 // professional could try to learn that a hidden document exists.
 import t from 'tap';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
-import { fhir, json, testServer, type TestActor } from '../helpers.js';
+import { authorizationFor, fhir, json, testServer, type TestActor } from '../helpers.js';
 import { block, CONSULT, DISCHARGE, doc, emergencyOff, LAB, mask, permit, PRESCRIPTION } from './fixture.js';
 
 const server = await testServer();
@@ -13,12 +13,7 @@ const put = async (resource: Resource) => {
   const res = await fhir(app, 'PUT', `${resource.resourceType}/${resource.id}`, resource, await as({ kind: 'system', client: 'loader' }));
   if (res.statusCode >= 300) throw new Error(`${resource.resourceType}/${resource.id}: ${res.body}`);
 };
-const tokens = new Map<string, string>();
-async function as(actor: TestActor, scope?: string): Promise<Record<string, string>> {
-  const key = JSON.stringify([actor, scope]);
-  if (!tokens.has(key)) tokens.set(key, await server.token(actor, scope));
-  return { authorization: `Bearer ${tokens.get(key)}` };
-}
+const as = authorizationFor(server);
 const doctor = (practitioner: string, profession = '10', extra: Partial<Extract<TestActor, { kind: 'practitioner' }>> = {}): TestActor => ({ kind: 'practitioner', practitioner, profession, ...extra });
 const status = async (actor: TestActor, url: string) => (await fhir(app, 'GET', url, undefined, await as(actor))).statusCode;
 const ids = async (actor: TestActor, url: string) => {

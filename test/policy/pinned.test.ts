@@ -4,19 +4,14 @@
 // totals alike, and a search naming several patients sees only those the professional may see.
 import t, { type Test } from 'tap';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
-import { fhir, json, testServer, type TestActor } from '../helpers.js';
+import { authorizationFor, fhir, json, testServer, type TestActor } from '../helpers.js';
 import { block, CONSULT, doc, emergencyOff, LAB, mask, permit, PRESCRIPTION } from './fixture.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
 const { app } = server;
 
-const tokens = new Map<string, string>();
-async function as(actor: TestActor): Promise<Record<string, string>> {
-  const key = JSON.stringify(actor);
-  if (!tokens.has(key)) tokens.set(key, await server.token(actor));
-  return { authorization: `Bearer ${tokens.get(key)}` };
-}
+const as = authorizationFor(server);
 const loader: TestActor = { kind: 'system', client: 'loader' };
 const patient: TestActor = { kind: 'patient', patient: 'p1' };
 const doctor = (practitioner: string, extra: Partial<Extract<TestActor, { kind: 'practitioner' }>> = {}): TestActor => ({ kind: 'practitioner', practitioner, profession: '10', ...extra });

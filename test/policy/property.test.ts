@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Bundle, BundleEntry, Coding, Resource } from '@medplum/fhirtypes';
-import { BASE, fhir, json, PROJECT, testServer, type TestActor, type TestServer } from '../helpers.js';
+import { authorizationFor, BASE, fhir, json, PROJECT, testServer, type TestActor, type TestServer } from '../helpers.js';
 import { block, emergencyOff, mask, permit } from './fixture.js';
 import { mayRead } from '../../src/policy/matrix.js';
 
@@ -424,13 +424,9 @@ class Rules {
 // HTTP
 
 class Client {
-  private readonly tokens = new Map<string, string>();
-  constructor(private readonly server: TestServer) {}
-
-  async headers(actor: TestActor): Promise<Record<string, string>> {
-    const key = JSON.stringify(actor);
-    if (!this.tokens.has(key)) this.tokens.set(key, await this.server.token(actor));
-    return { authorization: `Bearer ${this.tokens.get(key)}` };
+  readonly headers: (actor: TestActor) => Promise<Record<string, string>>;
+  constructor(private readonly server: TestServer) {
+    this.headers = authorizationFor(server);
   }
 
   async get(actor: TestActor, url: string) {

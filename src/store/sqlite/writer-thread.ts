@@ -71,15 +71,16 @@ export class WriterThread {
   private materialisedThrough = 0;
   /** The types of the resources whose index rows were ever deferred (searches of others never wait). */
   private readonly deferredTypes = new Set<string>();
-  private materialising: { through: number; appends: number; done: Promise<unknown> } | undefined;
+  private materialising: { through: number; appended: number; done: Promise<unknown> } | undefined;
   /** This process's journal (opened at the first record), what it holds and what is applied. */
   private journalFile: JournalFile | undefined;
   private readonly journaledTypes = new Set<string>();
-  private appends = 0;
-  private appendsApplied = 0;
-  private applied = { file: '', end: 0 };
-  /** Bytes appended by this process, and how many it had appended when each of its files opened. */
+  /**
+   * Bytes this process appended, and of those the ones known to be in the database; a position
+   * in a file is turned into such a count by how many bytes were appended before the file opened.
+   */
   private appendedBytes = 0;
+  private appliedBytes = 0;
   private readonly fileBase = new Map<string, number>();
 
   constructor(private readonly data: WriterData) {
@@ -100,7 +101,8 @@ export class WriterThread {
         return;
       }
       if ('journalApplied' in reply) {
-        this.applied = reply.journalApplied;
+        const { file, end } = reply.journalApplied;
+        this.appliedBytes = Math.max(this.appliedBytes, (this.fileBase.get(file) ?? 0) + end);
         return;
       }
       const waiting = this.pending.get(reply.id);
@@ -160,19 +162,15 @@ export class WriterThread {
     const { name, end } = this.journalFile;
     const synced = this.journalFile.append(records);
     this.appendedBytes += this.journalFile.name === name ? this.journalFile.end - end : this.journalFile.end;
-    this.appends++;
     for (const record of records) this.journaledTypes.add(record.resource.resourceType);
     // Too far ahead of the writer: this append waits for it (JournalLimits.maxLagBytes).
-    const applied = (this.fileBase.get(this.applied.file) ?? 0) + this.applied.end;
-    if (this.appendedBytes - applied <= this.data.journalLimits.maxLagBytes) return synced;
+    if (this.appendedBytes - this.appliedBytes <= this.data.journalLimits.maxLagBytes) return synced;
     const caughtUp = this.catchUp();
     return synced ? Promise.all([synced, caughtUp]).then(() => undefined) : caughtUp;
   }
 
   private journalBehind(): boolean {
-    const file = this.journalFile;
-    if (!file || this.appendsApplied === this.appends) return false;
-    return this.applied.file !== file.name || this.applied.end < file.end;
+    return this.appliedBytes < this.appendedBytes;
   }
 
   /**
@@ -205,18 +203,14 @@ export class WriterThread {
   private catchUp(): Promise<void> {
     // Reads arriving together share one request: the worker answers in order, so a request sent
     // after the last deferring transaction and the last append covers them.
-    if (!this.materialising || this.materialising.through < this.deferredThrough || this.materialising.appends < this.appends) {
+    if (!this.materialising || this.materialising.through < this.deferredThrough || this.materialising.appended < this.appendedBytes) {
       const through = this.nextId;
-      const appends = this.appends;
-      const snapshot = { file: this.journalFile?.name ?? '', end: this.journalFile?.end ?? 0 };
+      const appended = this.appendedBytes;
       const done = this.send((id) => ({ id, materialise: true })).then(() => {
         this.materialisedThrough = Math.max(this.materialisedThrough, through);
-        if (appends > this.appendsApplied) {
-          this.appendsApplied = appends;
-          this.applied = snapshot;
-        }
+        this.appliedBytes = Math.max(this.appliedBytes, appended);
       });
-      this.materialising = { through, appends, done };
+      this.materialising = { through, appended, done };
       void done.catch(() => {}).finally(() => {
         if (this.materialising?.done === done) this.materialising = undefined;
       });
