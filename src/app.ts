@@ -56,7 +56,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const now = deps.now ?? (() => new Date().toISOString());
   const ctx: FhirContext = {
     store: deps.store,
-    policy: deps.benchmarkWithoutPolicyAndAudit ? new NoPolicyForBenchmark(deps.store) : new Policy(deps.store),
+    policy: deps.benchmarkWithoutPolicyAndAudit ? new NoPolicyForBenchmark(deps.store, now) : new Policy(deps.store, now),
     audit: !deps.benchmarkWithoutPolicyAndAudit,
     auditLog: new GroupCommit(deps.store, now),
     get baseUrl() {

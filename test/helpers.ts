@@ -49,11 +49,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** The scopes of the directory feed: writes of Practitioner, PractitionerRole and Organization. */
+export const DIRECTORY_FEED = 'system/Practitioner.cud system/PractitionerRole.cud system/Organization.cud';
+
 const DEFAULT_SCOPES: Record<TestActor['kind'], string> = {
   patient: 'patient/*.cruds',
   representative: 'patient/*.rs',
   practitioner: 'user/*.cruds',
-  system: 'system/*.cruds',
+  // The test systems also feed the directory of professionals (docs/consent.md: a scope naming the type).
+  system: `system/*.cruds ${DIRECTORY_FEED}`,
   organisation: 'user/*.rs',
 };
 

@@ -20,8 +20,13 @@ function senderOf(actor: Actor): string | undefined {
   }
 }
 
+const MESSAGES = {
+  'own-permit': (ref: string) => `A professional recorded that you agreed to their access to your record (${ref}). You can withdraw it at any time.`,
+  write: (ref: string) => `A professional wrote into your record (${ref}).`,
+};
+
 /** A notification to `patientId` that `actor` wrote `about` (ids only, no clinical content). */
-export function notification(patientId: string, about: Resource, actor: Actor, at: string): WriteOp {
+export function notification(patientId: string, about: Resource, actor: Actor, at: string, what: keyof typeof MESSAGES = 'own-permit'): WriteOp {
   const sender = senderOf(actor);
   const resource: Communication & { id: string } = {
     resourceType: 'Communication',
@@ -33,7 +38,7 @@ export function notification(patientId: string, about: Resource, actor: Actor, a
     ...(sender ? { sender: { reference: sender } } : {}),
     about: [{ reference: `${about.resourceType}/${about.id}` }],
     sent: at,
-    payload: [{ contentString: `A professional recorded that you agreed to their access to your record (${about.resourceType}/${about.id}). You can withdraw it at any time.` }],
+    payload: [{ contentString: MESSAGES[what](`${about.resourceType}/${about.id}`) }],
   };
   return { kind: 'create', resource, index: indexEntries(resource), creator: 'carnet:notification' };
 }

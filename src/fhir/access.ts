@@ -8,12 +8,12 @@ import { authorize, type Access } from '../auth/authorize.js';
 import type { Actor } from '../auth/actor.js';
 import type { Permission } from '../auth/scopes.js';
 import { compartmentCondition, DIRECTORY, inCompartment, patientOf, securityContextOf } from '../policy/compartment.js';
-import type { Action, Decision } from '../policy/decide.js';
+import { CONFIDENTIAL_FROM_REPRESENTATIVES, hasLabel, type Decision, type WriteAction } from '../policy/decide.js';
 import type { KnownPatients } from '../policy/known.js';
 import type { ReadResult, SearchPage, SearchQuery, Version } from '../store/port.js';
 import type { Condition, SearchPlan } from '../search/types.js';
 import type { FhirContext, FhirRequest } from './context.js';
-import { FhirError, Forbidden, NotFound, Unauthorized } from './outcome.js';
+import { FhirError, Forbidden, NotFound, Unauthorized, Unprocessable } from './outcome.js';
 
 export type { Access };
 
@@ -61,42 +61,94 @@ export function assertWritable(granted: Access, resource: Resource): void {
   if (!reaches(granted, resource) && !securityContextOf(resource)) throw new Forbidden(`${resource.resourceType} would be outside the compartment of patient ${granted.compartment?.join(', ')}, which is all this token reaches`);
 }
 
-/** The policy's verdict on one resource: the permit with its obligations, or the error to throw. */
-async function policyVerdict(ctx: FhirContext, granted: Access, action: Action, resource: Resource, creator: string | undefined, what: string): Promise<Extract<Decision, { permit: true }> | FhirError> {
-  // The refusal names the patient, so that a refused attempt is in that patient's access log.
-  const refusal = async (error: FhirError): Promise<FhirError> => {
-    const patient = await patientOfContent(ctx, resource);
-    error.denied = { resources: [what], patients: patient ? [patient] : [] };
-    return error;
-  };
-  if (!(await reachable(ctx, granted, resource))) return await refusal(new NotFound(what));
-  const decision = await ctx.policy.decide(granted.actor, action, resource, creator);
-  if (decision.permit) return decision;
-  // A hidden resource reads exactly like one that does not exist.
-  return await refusal(decision.status === 404 ? new NotFound(what) : new Forbidden(`Refused: ${decision.reason}`));
+/** The error a refusal answers: a hidden resource reads exactly like one that does not exist. */
+function refusalError(decision: Extract<Decision, { permit: false }>, what: string): FhirError {
+  if (decision.status === 404) return new NotFound(what);
+  if (decision.status === 422) return Unprocessable.of((decision.issues ?? [{ expression: '', diagnostics: decision.reason }]).map((i) => ({ code: 'business-rule' as const, diagnostics: i.diagnostics, ...(i.expression ? { expression: [i.expression] } : {}) })));
+  return new Forbidden(`Refused: ${decision.reason}`);
 }
 
-/** Throws unless the actor may `action` this resource (created by `creator`); returns the permit and its obligations. */
-export async function assertAllowed(ctx: FhirContext, granted: Access, action: Action, resource: Resource, creator: string | undefined, what: string): Promise<Extract<Decision, { permit: true }>> {
-  const verdict = await policyVerdict(ctx, granted, action, resource, creator, what);
+/** Names the patient of a refused resource in the error, so that the attempt is in that patient's access log. */
+async function refusal(ctx: FhirContext, error: FhirError, resource: Resource, what: string): Promise<FhirError> {
+  const patient = await patientOfContent(ctx, resource);
+  error.denied = { resources: [what], patients: patient ? [patient] : [], ...((await confidentialContent(ctx, resource)) ? { confidential: true } : {}) };
+  return error;
+}
+
+/**
+ * Whether a resource is kept confidential from the patient's representatives; for a document's
+ * bytes (Binary), whether the document is. The access log's records of it are too (audited.ts).
+ */
+export async function confidentialContent(ctx: FhirContext, resource: Resource): Promise<boolean> {
+  if (hasLabel(resource, CONFIDENTIAL_FROM_REPRESENTATIVES)) return true;
+  const context = securityContextOf(resource);
+  if (!context) return false;
+  const target = await ctx.store.read(...context);
+  return target.kind === 'found' && target.version.resource !== undefined && hasLabel(target.version.resource, CONFIDENTIAL_FROM_REPRESENTATIVES);
+}
+
+/** The policy's read verdict on one resource: the permit, or the error to throw. */
+async function policyVerdict(ctx: FhirContext, granted: Access, resource: Resource, creator: string | undefined, what: string): Promise<Extract<Decision, { permit: true }> | FhirError> {
+  if (!(await reachable(ctx, granted, resource))) return await refusal(ctx, new NotFound(what), resource, what);
+  const decision = await ctx.policy.decide(granted.actor, resource, creator);
+  if (decision.permit) return decision;
+  return await refusal(ctx, refusalError(decision, what), resource, what);
+}
+
+/** Throws unless the actor may read this resource (created by `creator`); returns the permit. */
+export async function assertAllowed(ctx: FhirContext, granted: Access, resource: Resource, creator: string | undefined, what: string): Promise<Extract<Decision, { permit: true }>> {
+  const verdict = await policyVerdict(ctx, granted, resource, creator, what);
   if (verdict instanceof FhirError) throw verdict;
   return verdict;
 }
 
+/** What a write replaces or removes: the stored content and its creator. */
+export interface Previous {
+  resource: Resource;
+  creator?: string;
+}
+
 /**
- * Checks a stored result before it is answered or changed: a resource the actor may not see reads
- * as missing (404). A tombstone has no content: the version before it decides, so that even
- * "deleted" is not revealed.
+ * The content a stored result stands for: its resource, or for a tombstone the version before it
+ * (so that even "deleted" is decided on what it was). Undefined when there is none (missing).
  */
-export async function assertReadable(ctx: FhirContext, granted: Access, result: ReadResult, what: string, action: Action = 'read'): Promise<void> {
-  if (result.kind === 'missing') return;
+export async function previousOf(ctx: FhirContext, result: ReadResult): Promise<Previous | undefined> {
+  if (result.kind === 'missing') return undefined;
   let content = result.version.resource;
   if (!content && result.version.versionId > 1) {
     const before = await ctx.store.readVersion(result.version.type, result.version.id, result.version.versionId - 1);
     content = before.kind === 'missing' ? undefined : before.version.resource;
   }
-  if (!content) throw new NotFound(what);
-  await assertAllowed(ctx, granted, action, content, result.version.creator, what);
+  return content ? { resource: content, ...(result.version.creator !== undefined ? { creator: result.version.creator } : {}) } : undefined;
+}
+
+/**
+ * Throws unless the actor may make this write (policy/write.ts): create `after`, replace
+ * `before` with `after`, or delete `before`. What it replaces must be readable (else 404, like a
+ * resource that does not exist), and the new content must stay inside the token's compartments.
+ * Returns the permit with its obligations (notify the patient).
+ */
+export async function assertWrite(ctx: FhirContext, granted: Access, action: WriteAction, change: { before?: Previous; after?: Resource }, what: string): Promise<Extract<Decision, { permit: true }>> {
+  const { before, after } = change;
+  // What it replaces must be readable before anything else is said of the write, so that a
+  // hidden resource answers as a missing one, whatever the new content.
+  if (before) await assertAllowed(ctx, granted, before.resource, before.creator, what);
+  if (after) assertWritable(granted, after);
+  const decision = await ctx.policy.decideWrite(granted.actor, action, change);
+  if (decision.permit) return decision;
+  throw await refusal(ctx, refusalError(decision, what), after ?? (before as Previous).resource, what);
+}
+
+/**
+ * Checks a stored result before it is answered: a resource the actor may not see reads as
+ * missing (404). A tombstone has no content: the version before it decides, so that even
+ * "deleted" is not revealed.
+ */
+export async function assertReadable(ctx: FhirContext, granted: Access, result: ReadResult, what: string): Promise<void> {
+  if (result.kind === 'missing') return;
+  const previous = await previousOf(ctx, result);
+  if (!previous) throw new NotFound(what);
+  await assertAllowed(ctx, granted, previous.resource, previous.creator, what);
 }
 
 /** The versions of a page the actor may see (defence in depth: the query was already restricted). */
@@ -104,7 +156,7 @@ export async function visible(ctx: FhirContext, granted: Access, versions: Versi
   const kept: Version[] = [];
   for (const version of versions) {
     if (!version.resource) continue;
-    const verdict = await policyVerdict(ctx, granted, 'read', version.resource, version.creator, `${version.type}/${version.id}`);
+    const verdict = await policyVerdict(ctx, granted, version.resource, version.creator, `${version.type}/${version.id}`);
     if (!(verdict instanceof FhirError)) kept.push(version);
     // The query restriction and decide() must agree; a disagreement is a bug worth a loud log.
     else log(`policy: ${version.type}/${version.id} matched a restricted query but decide() refused it`);
@@ -212,14 +264,22 @@ function identityMatch(actor: Actor | undefined, types: string[], where: Conditi
 
 /** Resolves a conditional reference of a write: an identity match, or a search as the token may run it. */
 export async function resolveReference(ctx: FhirContext, req: FhirRequest, plan: SearchPlan): Promise<SearchPage> {
-  if (identityMatch(req.actor, plan.types, plan.where)) {
-    access(req, 'Patient', 's'); // the token still needs to allow searching Patients
-    return ctx.store.search(plan, { count: 2 });
-  }
-  return searchAs(ctx, req, plan, { count: 2 });
+  return (await conditionalMatches(ctx, req, plan)).page;
 }
 
-/** A search the request's token may run (conditional criteria, conditional references). */
-export async function searchAs(ctx: FhirContext, req: FhirRequest, plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
-  return ctx.store.search((await searchable(ctx, req, plan)).plan, query);
+/**
+ * The matches of a conditional write's criteria (If-None-Exist, conditional update and delete,
+ * conditional references), and the plan the store re-checks inside its transaction: the
+ * criteria under the caller's restrictions, so that a resource the caller cannot see never
+ * matches (docs/consent.md: a hidden resource is as if it did not exist). The one exception is
+ * identity by INS (`identity`): a Patient matched by an exact identifier, which the caller may
+ * name without reading it.
+ */
+export async function conditionalMatches(ctx: FhirContext, req: FhirRequest, plan: SearchPlan): Promise<{ plan: SearchPlan; page: SearchPage; identity: boolean }> {
+  if (identityMatch(req.actor, plan.types, plan.where)) {
+    access(req, 'Patient', 's'); // the token still needs to allow searching Patients
+    return { plan, page: await ctx.store.search(plan, { count: 2 }), identity: true };
+  }
+  const restricted = (await searchable(ctx, req, plan)).plan;
+  return { plan: restricted, page: await ctx.store.search(restricted, { count: 2 }), identity: false };
 }

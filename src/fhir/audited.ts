@@ -6,12 +6,13 @@ import type { AuditEvent, Bundle, Coding, Resource } from '@medplum/fhirtypes';
 import { iheTransaction } from '../audit/ihe.js';
 import { AUDIT_CREATOR, auditEvent, sharedAuditEvent, type AuditFacts, type AuditInteraction, type AuditOutcome } from '../audit/event.js';
 import { patientOf } from '../policy/compartment.js';
-import { indexEntries } from '../search/extract.js';
+import { indexEntries, parseReference } from '../search/extract.js';
 import type { WriteOp } from '../store/port.js';
 import { auditEventId } from '../audit/id.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError } from './outcome.js';
-import { patientOfContent } from './access.js';
+import { confidentialContent, patientOfContent } from './access.js';
+import { CONFIDENTIAL_FROM_REPRESENTATIVES, hasLabel } from '../policy/decide.js';
 
 /** The RESTful interaction a request is, in the restful-interaction code system. */
 export function interactionOf(req: FhirRequest): AuditInteraction {
@@ -43,18 +44,37 @@ export function interactionOf(req: FhirRequest): AuditInteraction {
 export interface Touched {
   resources: string[];
   patients: string[];
+  /** Something touched is kept confidential from the patient's representatives: so is the record. */
+  confidential?: boolean;
 }
 
 export function touchedBy(resources: Resource[]): Touched {
   const refs = new Set<string>();
   const patients = new Set<string>();
+  let confidential = false;
   for (const resource of resources) {
     if (resource.resourceType === 'OperationOutcome') continue;
     if (resource.id) refs.add(`${resource.resourceType}/${resource.id}`);
-    const patient = patientOf(resource);
-    if (patient) patients.add(patient);
+    // An access-log record belongs to the records it is about (its entities), not to whoever
+    // made the access: reading your log does not touch the record of a patient named as agent.
+    if (resource.resourceType === 'AuditEvent') for (const patient of entityPatients(resource as AuditEvent)) patients.add(patient);
+    else {
+      const patient = patientOf(resource);
+      if (patient) patients.add(patient);
+    }
+    if (hasLabel(resource, CONFIDENTIAL_FROM_REPRESENTATIVES)) confidential = true;
   }
-  return { resources: [...refs], patients: [...patients] };
+  return { resources: [...refs], patients: [...patients], ...(confidential ? { confidential } : {}) };
+}
+
+/** The patients an AuditEvent is about: its entities that are Patients. */
+function entityPatients(event: AuditEvent): string[] {
+  const out: string[] = [];
+  for (const entity of event.entity ?? []) {
+    const parsed = typeof entity.what?.reference === 'string' ? parseReference(entity.what.reference) : null;
+    if (parsed && parsed[0] === 'Patient' && parsed[1] !== null) out.push(parsed[1]);
+  }
+  return out;
 }
 
 /** The resources a response carries (a Bundle's entries, or the resource itself). */
@@ -78,6 +98,8 @@ function event(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, touche
   const searched = target.kind === 'type' || target.kind === 'system' || target.kind === 'type-search';
   const query = searched ? new URLSearchParams(req.query).toString() : '';
   return {
+    // The record of an access to what is kept from the representatives is kept from them too.
+    ...(touched.confidential ? { meta: { security: [CONFIDENTIAL_FROM_REPRESENTATIVES] } } : {}),
     ...build({
       actor: req.actor,
       interaction: interactionOf(req),
@@ -113,6 +135,10 @@ function readRecord(ctx: FhirContext, req: FhirRequest, outcome: AuditOutcome, t
 /** Records a finished interaction (unless its write already did) before the answer is sent. */
 export async function recordSuccess(ctx: FhirContext, req: FhirRequest, response: FhirResponse): Promise<void> {
   if (!ctx.audit || response.audited || !req.actor) return;
+  if (response.denied) {
+    await ctx.auditLog.write(readRecord(ctx, req, 'denied', response.denied, `${response.status} refused`));
+    return;
+  }
   const resources = carried(response);
   const touched = touchedBy(resources);
   // A document's bytes are in the log of the document's patient (ITI-68 retrieve).
@@ -120,6 +146,7 @@ export async function recordSuccess(ctx: FhirContext, req: FhirRequest, response
     if (resource.resourceType !== 'Binary') continue;
     const patient = await patientOfContent(ctx, resource);
     if (patient !== undefined && !touched.patients.includes(patient)) touched.patients.push(patient);
+    if (await confidentialContent(ctx, resource)) touched.confidential = true;
   }
   // BALP Query records name the patients and the query, not every resource a page returned.
   const interaction = interactionOf(req);

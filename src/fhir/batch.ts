@@ -16,7 +16,7 @@ import { prepareUpdate } from './update.js';
 import { preparePatch, JSON_PATCH } from './patch.js';
 import { prepareDelete } from './delete.js';
 import { dispatch, parseTarget } from './dispatch.js';
-import { resolveReference, searchAs } from './access.js';
+import { conditionalMatches, resolveReference } from './access.js';
 import { auditOp, recordFailure, recordSuccess, touchedBy } from './audited.js';
 import { storeContent } from './binary.js';
 
@@ -197,7 +197,7 @@ async function resolveIdentity(ctx: FhirContext, entry: Entry, ids: Map<string, 
   if (req.method === 'POST' && req.target.kind === 'type') {
     id = newId();
     if (req.ifNoneExist !== undefined) {
-      const { matches } = await searchAs(ctx, req, parseCriteria(type, req.ifNoneExist), { count: 2 });
+      const { matches } = (await conditionalMatches(ctx, req, parseCriteria(type, req.ifNoneExist))).page;
       if (matches.length > 1) throw new PreconditionFailed(`If-None-Exist "${req.ifNoneExist}" matches more than one ${type}`, 'multiple-matches');
       if (matches.length === 1) id = matches[0].id;
     }
@@ -205,7 +205,7 @@ async function resolveIdentity(ctx: FhirContext, entry: Entry, ids: Map<string, 
     entry.assignedId = id;
   } else if ((req.method === 'PUT' || req.method === 'DELETE') && req.target.kind === 'type') {
     const criteria = new URLSearchParams(req.query).toString();
-    const { matches } = await searchAs(ctx, req, parseCriteria(type, criteria), { count: 2 });
+    const { matches } = (await conditionalMatches(ctx, req, parseCriteria(type, criteria))).page;
     if (matches.length > 1) throw new PreconditionFailed(`The criteria "${criteria}" match more than one ${type}`, 'multiple-matches');
     const match = matches[0];
     if (req.method === 'DELETE' && !match) {
@@ -285,7 +285,8 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, bundleOf: Bundl
       else if (req.method === 'PATCH' && t.kind === 'instance') p = await preparePatch(ctx, req, t.type, t.id);
       else if (req.method === 'DELETE' && t.kind === 'instance') p = await prepareDelete(ctx, req, t.type, t.id);
       else throw new Invalid(`${req.method} ${entry.req.target.kind} is not allowed in a transaction`);
-      const key = p.op && (p.op.kind === 'delete' ? `${p.op.type}/${p.op.id}` : `${p.op.resource.resourceType}/${p.op.resource.id}`);
+      // A delete with nothing to delete (or nothing the caller may see) still names its resource.
+      const key = p.op ? (p.op.kind === 'delete' ? `${p.op.type}/${p.op.id}` : `${p.op.resource.resourceType}/${p.op.resource.id}`) : t.kind === 'instance' ? `${t.type}/${t.id}` : undefined;
       if (key !== undefined) {
         // R4 3.1.0.11.2: a transaction touching one resource twice fails.
         const other = touched.get(key);

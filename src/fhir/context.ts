@@ -98,6 +98,11 @@ export interface FhirResponse {
   status: number;
   /** The interaction's AuditEvent was already written with its write. */
   audited?: boolean;
+  /**
+   * Answered as if nothing were there, but refused: the caller may not see what it named (a
+   * delete of a hidden resource). Recorded as denied, in that patient's access log.
+   */
+  denied?: { resources: string[]; patients: string[]; confidential?: boolean };
   headers: Record<string, string>;
   resource?: Resource;
   /** Raw bytes with their media type, for Binary content served as itself. */

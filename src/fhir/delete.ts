@@ -3,9 +3,10 @@
 
 import { parseCriteria } from '../search/plan.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { informational, MethodNotAllowed, PreconditionFailed } from './outcome.js';
+import { informational, MethodNotAllowed, NotFound, PreconditionFailed } from './outcome.js';
 import { applyOne, checkId, etag, parseIfMatch, type Prepared } from './resource.js';
-import { access, assertAllowed, assertReadable, searchAs } from './access.js';
+import { access, assertWrite, conditionalMatches, previousOf, type Access, type Previous } from './access.js';
+import { obligations } from './create.js';
 
 function prepare(req: FhirRequest, type: string, id: string, expectedVersion?: number, absent = `${type}/${id} does not exist`): Prepared {
   return {
@@ -25,27 +26,47 @@ function prepare(req: FhirRequest, type: string, id: string, expectedVersion?: n
   };
 }
 
+/** Nothing to delete: the answer for a resource that does not exist, and for one the caller cannot see. */
+function nothing(req: FhirRequest, type: string, id: string, absent?: string): Prepared {
+  return { ...prepare(req, type, id, undefined, absent), op: undefined };
+}
+
+/**
+ * The delete of `previous` (stored as type/id) if the actor may make it. A resource the caller
+ * cannot see answers exactly as one that does not exist (R4: 200, nothing to delete); the refused
+ * attempt is still in the patient's access log.
+ */
+async function prepareRemoval(ctx: FhirContext, req: FhirRequest, granted: Access, type: string, id: string, previous: Previous, expectedVersion: number | undefined, absent?: string): Promise<Prepared> {
+  try {
+    const permit = await assertWrite(ctx, granted, 'delete', { before: previous }, `${type}/${id}`);
+    return { ...prepare(req, type, id, expectedVersion), before: previous.resource, extra: obligations(ctx, granted, permit, previous.resource) };
+  } catch (error) {
+    if (!(error instanceof NotFound)) throw error;
+    return { ...nothing(req, type, id, absent), ...(error.denied ? { denied: error.denied } : {}) };
+  }
+}
+
 export async function prepareDelete(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<Prepared> {
   checkId(id);
   if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
   const granted = access(req, type, 'd');
   const current = await ctx.store.read(type, id);
-  await assertReadable(ctx, granted, current, `${type}/${id}`, 'delete');
-  const prepared = prepare(req, type, id, req.ifMatch !== undefined ? parseIfMatch(req.ifMatch) : undefined);
+  const previous = await previousOf(ctx, current);
+  if (!previous) return nothing(req, type, id);
   // The audit record names the patient whose resource it was: the tombstone will not say.
-  return current.kind === 'found' && current.version.resource ? { ...prepared, before: current.version.resource } : prepared;
+  return prepareRemoval(ctx, req, granted, type, id, previous, req.ifMatch !== undefined ? parseIfMatch(req.ifMatch) : undefined);
 }
 
-/** DELETE [type]?criteria: deletes the one match; several matches answer 412 (R4 3.1.0.7.1). */
+/** DELETE [type]?criteria: deletes the one match; several matches answer 412 (R4 3.1.0.7.1). Hidden resources never match. */
 export async function prepareConditionalDelete(ctx: FhirContext, req: FhirRequest, type: string, criteria: string): Promise<Prepared> {
   if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
   const granted = access(req, type, 'd');
-  const { matches } = await searchAs(ctx, req, parseCriteria(type, criteria), { count: 2 });
-  if (matches[0]?.resource) await assertAllowed(ctx, granted, 'delete', matches[0].resource, matches[0].creator, `${type}/${matches[0].id}`);
+  const { matches } = (await conditionalMatches(ctx, req, parseCriteria(type, criteria))).page;
   if (matches.length > 1) throw new PreconditionFailed(`The criteria "${criteria}" match more than one ${type}`, 'multiple-matches');
-  if (matches.length === 0) return { ...prepare(req, type, '', undefined, `No ${type} matches "${criteria}"`), op: undefined };
-  const prepared = prepare(req, type, matches[0].id, matches[0].versionId);
-  return matches[0].resource ? { ...prepared, before: matches[0].resource } : prepared;
+  const [match] = matches;
+  const absent = `No ${type} matches "${criteria}"`;
+  if (!match?.resource) return nothing(req, type, '', absent);
+  return prepareRemoval(ctx, req, granted, type, match.id, { resource: match.resource, ...(match.creator !== undefined ? { creator: match.creator } : {}) }, match.versionId, absent);
 }
 
 export async function remove(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<FhirResponse> {

@@ -20,7 +20,7 @@ export class FhirError extends Error {
   readonly issues: Issue[];
   readonly headers: Record<string, string>;
   /** Set when the policy refused: what was refused, for the audit record (never sent to the client). */
-  denied?: { resources: string[]; patients: string[] };
+  denied?: { resources: string[]; patients: string[]; /** Kept from the patient's representatives (their access log does not show the attempt). */ confidential?: boolean };
   constructor(status: number, issues: Issue[], headers: Record<string, string> = {}) {
     super(issues.map((i) => i.diagnostics).join('; '));
     this.status = status;

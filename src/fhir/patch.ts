@@ -10,7 +10,8 @@ import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError, Gone, Invalid, MethodNotAllowed, NotFound, PreconditionFailed, UnsupportedMediaType, Unprocessable } from './outcome.js';
 import { applyOne, checkId, etag, incomingResource, parseIfMatch, versionResponse, type Prepared } from './resource.js';
 import { applyFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
-import { access, assertAllowed, assertReadable, assertWritable } from './access.js';
+import { access, assertAllowed, assertWrite, previousOf } from './access.js';
+import { obligations } from './create.js';
 import { withContent } from './binary.js';
 
 export const JSON_PATCH = 'application/json-patch+json';
@@ -52,13 +53,15 @@ function applyJsonPatch(resource: unknown, operations: Operation[]): unknown {
 
 export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: string, id: string): Promise<Prepared> {
   checkId(id);
+  if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
   const granted = access(req, type, 'u');
   const document = patchDocument(req);
   const current = await ctx.store.read(type, id);
-  if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
-  await assertReadable(ctx, granted, current, `${type}/${id}`, 'update');
-  if (current.kind === 'missing') throw new NotFound(`${type}/${id}`);
-  if (current.kind === 'deleted') throw new Gone(`${type}/${id}`, { etag: etag(current.version.versionId) });
+  // What the caller may not see reads as missing, even when it was deleted.
+  const previous = await previousOf(ctx, current);
+  if (!previous) throw new NotFound(`${type}/${id}`);
+  await assertAllowed(ctx, granted, previous.resource, previous.creator, `${type}/${id}`);
+  if (current.kind !== 'found') throw new Gone(`${type}/${id}`, current.kind === 'deleted' ? { etag: etag(current.version.versionId) } : {});
   const { version } = current;
   if (req.ifMatch !== undefined && parseIfMatch(req.ifMatch) !== version.versionId) {
     throw new PreconditionFailed(`${type}/${id}: version conflict, If-Match ${req.ifMatch} but current is ${etag(version.versionId)}`);
@@ -76,10 +79,10 @@ export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: str
     if (error instanceof FhirError) throw new FhirError(422, error.issues);
     throw error;
   }
-  assertWritable(granted, resource);
-  await assertAllowed(ctx, granted, 'update', resource, version.creator, `${type}/${id}`);
+  const permit = await assertWrite(ctx, granted, 'update', { before: previous, after: resource }, `${type}/${id}`);
   return {
     op: { kind: 'update', resource, index: indexEntries(resource), expectedVersion: version.versionId },
+    extra: obligations(ctx, granted, permit, resource),
     respond(result) {
       if (result.kind !== 'updated' && result.kind !== 'unchanged') throw new Error(`unexpected patch result ${result.kind}`);
       return versionResponse(ctx, req, 200, result.version, false);

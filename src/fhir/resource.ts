@@ -93,12 +93,14 @@ export interface Prepared {
   extra?: WriteOp[];
   /** For a delete: the content it removes, so that its audit record can name the patient. */
   before?: Resource;
+  /** Nothing to write because the caller may not see what it named: answered as absent, recorded as denied. */
+  denied?: FhirResponse['denied'];
   respond(result: WriteResult): FhirResponse;
 }
 
 /** Applies one prepared write on its own (outside a transaction Bundle), its AuditEvent with it. */
 export async function applyOne(ctx: FhirContext, req: FhirRequest, prepared: Prepared): Promise<FhirResponse> {
-  if (!prepared.op) return prepared.respond({ kind: 'absent' });
+  if (!prepared.op) return { ...prepared.respond({ kind: 'absent' }), ...(prepared.denied ? { denied: prepared.denied } : {}) };
   const ops: WriteOp[] = [prepared.op, ...(prepared.extra ?? [])];
   const op = prepared.op;
   const touched = op.kind === 'delete' ? { ...touchedBy(prepared.before ? [prepared.before] : []), resources: [`${op.type}/${op.id}`] } : touchedBy([op.resource]);

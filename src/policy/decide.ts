@@ -2,23 +2,32 @@
 // arguments (the patient's consent state is loaded by the caller). restrict.ts says the same
 // thing as query conditions; the tests hold the two to agreement.
 
-import type { Consent, DocumentReference, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Consent, DocumentReference, Resource } from '@medplum/fhirtypes';
 import type { Actor } from '../auth/actor.js';
-import { ruleOf, type ConsentState } from './consents.js';
+import { inForce, rulesOf, type ConsentRule, type ConsentState } from './consents.js';
 import { DIRECTORY } from './compartment.js';
 import type { DocumentFacts } from './matrix.js';
 
 export type Action = 'read' | 'create' | 'update' | 'delete';
+/** The actions that change something. */
+export type WriteAction = Exclude<Action, 'read'>;
 
 export type Decision =
   | {
       permit: true;
       /** Granted through emergency access only: flagged in the audit record. */
       emergency: boolean;
-      /** Obligation: tell the patient (a professional recorded a consent on their behalf). */
-      notifyPatient?: string;
+      /** Obligation: tell this patient that a professional wrote into their record (what: the kind of write). */
+      notify?: { patientId: string; what: 'own-permit' | 'write' };
     }
-  | { permit: false; /** 404 when the reason must stay hidden, 403 when it is visible */ status: 403 | 404; reason: string };
+  | {
+      permit: false;
+      /** 404 when the reason must stay hidden, 403 when it is visible, 422 for a Consent the engine would not enforce. */
+      status: 403 | 404 | 422;
+      reason: string;
+      /** For a 422: the elements at fault (FHIRPath), one per reason. */
+      issues?: { expression: string; diagnostics: string }[];
+    };
 
 /** The label that keeps a resource from a minor's legal representatives (docs/consent.md). */
 export const CONFIDENTIAL_FROM_REPRESENTATIVES = { system: 'urn:carnet:security', code: 'confidential-from-representatives' };
@@ -32,13 +41,15 @@ export interface DecideInput {
   state?: ConsentState;
   /** Who created the resource (`client:<id>`, `practitioner:<id>`...), from the store envelope. */
   creator?: string;
+  /** The time of the decision (epoch milliseconds): Consent periods start and end. */
+  now: number;
   /** The access matrix: may this profession (and specialty) read a document with these facts? */
   mayRead: (profession: string, specialty: string | undefined, facts: DocumentFacts) => boolean;
 }
 
-const PERMIT: Decision = { permit: true, emergency: false };
-const hidden = (reason: string): Decision => ({ permit: false, status: 404, reason });
-const refused = (reason: string): Decision => ({ permit: false, status: 403, reason });
+export const PERMIT: Decision = { permit: true, emergency: false };
+export const hidden = (reason: string): Decision => ({ permit: false, status: 404, reason });
+export const refused = (reason: string): Decision => ({ permit: false, status: 403, reason });
 
 /** The creator key of an actor, as stored with what it creates. */
 export function creatorKey(actor: Actor): string {
@@ -57,14 +68,14 @@ export function creatorKey(actor: Actor): string {
 }
 
 /** Whether a literal reference (relative or absolute) names Type/id. Plain string tests: this runs for every read. */
-function refersTo(reference: string | undefined, type: string, id: string | undefined): boolean {
+export function refersTo(reference: string | undefined, type: string, id: string | undefined): boolean {
   if (id === undefined || reference === undefined) return false;
   const target = `${type}/${id}`;
   return reference === target || (reference.endsWith(target) && reference[reference.length - target.length - 1] === '/');
 }
 
 /** The authors of a DocumentReference, as Type/id references. */
-function authors(resource: Resource): string[] {
+export function authors(resource: Resource): string[] {
   return resource.resourceType === 'DocumentReference' ? ((resource as DocumentReference).author ?? []).map((a) => a.reference ?? '') : [];
 }
 
@@ -82,66 +93,113 @@ export function documentFacts(doc: DocumentReference): DocumentFacts {
   };
 }
 
-function hasLabel(resource: Resource, label: { system: string; code: string }): boolean {
+export function hasLabel(resource: Resource, label: { system: string; code: string }): boolean {
   return (resource.meta?.security ?? []).some((s) => s.system === label.system && s.code === label.code);
 }
 
-function decidePractitioner(input: DecideInput & { actor: Extract<Actor, { kind: 'practitioner' }> }): Decision {
-  const { actor, resource, state, action } = input;
+type PractitionerActor = Extract<Actor, { kind: 'practitioner' }>;
+
+/** How a professional stands with a patient: the facts every rule on the patient's record reads. */
+export interface CareAccess {
+  /** The Patient exists (a record whose Patient was deleted is no one's to enter). */
+  exists: boolean;
+  /** Named in Patient.generalPractitioner. */
+  gp: boolean;
+  /** Named in an active permit in force. */
+  permitted: boolean;
+  /** ETREAT token, and the patient has not turned emergency access off. */
+  emergency: boolean;
+  /** The patient blocks the professional or their organisation. */
+  blocked: boolean;
+  /** The account is closed (Patient.active false). */
+  closed: boolean;
+}
+
+/** The rules of a state in force at `now`. */
+export function rulesInForce(state: ConsentState | undefined, now: number): ConsentRule[] {
+  return (state?.rules ?? []).filter((r) => inForce(r, now));
+}
+
+export function careAccess(actor: PractitionerActor, state: ConsentState, now: number): CareAccess {
+  const rules = rulesInForce(state, now);
+  return {
+    exists: state.patient !== undefined,
+    gp: (state.patient?.generalPractitioner ?? []).some((g) => refersTo(g.reference, 'Practitioner', actor.practitionerId)),
+    permitted: rules.some((r) => r.kind === 'care-relationship' && r.practitionerId === actor.practitionerId),
+    emergency: actor.purposeOfUse === 'ETREAT' && !rules.some((r) => r.kind === 'emergency-off'),
+    blocked: rules.some((r) => r.kind === 'block' && ((r.target.type === 'Practitioner' && r.target.id === actor.practitionerId) || (r.target.type === 'Organization' && r.target.id === actor.organizationId))),
+    closed: state.patient?.active === false,
+  };
+}
+
+/**
+ * Whether the professional may enter the patient's record at all (a care relationship or
+ * emergency access, no block, an open account): the condition of every read and write of its
+ * content, except a document's author reading it. Undefined when they may.
+ */
+export function recordRefusal(care: CareAccess, author = false): Decision | undefined {
+  if (!care.exists) return hidden('no such patient');
+  if (!care.gp && !care.permitted && !author && !care.emergency) return hidden('no care relationship with this patient');
+  if (care.blocked) return hidden('the patient has blocked this professional or their organisation');
+  if (care.closed) return hidden('the patient\'s account is closed');
+  return undefined;
+}
+
+/** A permit through emergency access only: flagged in the audit record. */
+export function emergencyOnly(care: CareAccess, author = false): boolean {
+  return care.emergency && !care.gp && !care.permitted && !author;
+}
+
+function decidePractitioner(input: DecideInput & { actor: PractitionerActor }): Decision {
+  const { actor, resource, state, now } = input;
   const type = resource.resourceType;
   if (DIRECTORY.has(type)) return PERMIT;
   if (type === 'AuditEvent') return hidden('the access log is the patient\'s');
-  const rules = state?.rules ?? [];
   if (type === 'Consent') {
-    // A professional may record that the patient agreed to their care (a permit naming only
-    // them): the patient is then notified. They read that permit, nothing else of the choices.
-    const rule = ruleOf(resource as Consent);
-    const own = rule?.kind === 'care-relationship' && rule.practitionerId === actor.practitionerId && ((resource as Consent).provision?.actor ?? []).length === 1;
-    if (action === 'create') return own && state ? { permit: true, emergency: false, notifyPatient: state.patientId } : refused('a professional records only a consent naming themselves');
-    const names = rules.some((r) => r.kind === 'care-relationship' && r.consentId === resource.id && r.practitionerId === actor.practitionerId);
-    return names && action === 'read' ? PERMIT : hidden('a patient\'s choices are theirs');
+    // A professional reads the permits that name them, nothing else of the patient's choices.
+    const names = rulesOf(resource as Consent).some((r) => r.kind === 'care-relationship' && r.practitionerId === actor.practitionerId && inForce(r, now));
+    return names ? PERMIT : hidden('a patient\'s choices are theirs');
   }
-  if (!state) return PERMIT; // not patient data (e.g. a Binary, until documents own their bytes)
+  if (!state) return PERMIT; // not patient data
   const author = authors(resource).some((ref) => refersTo(ref, 'Practitioner', actor.practitionerId));
-  const gp = (state.patient?.generalPractitioner ?? []).some((g) => refersTo(g.reference, 'Practitioner', actor.practitionerId));
-  const permitted = rules.some((r) => r.kind === 'care-relationship' && r.practitionerId === actor.practitionerId);
-  const emergencyOn = !rules.some((r) => r.kind === 'emergency-off');
-  const emergency = actor.purposeOfUse === 'ETREAT' && emergencyOn;
-  if (!gp && !permitted && !author && !emergency) return hidden('no care relationship with this patient');
-  const blocked = rules.some((r) => r.kind === 'block' && ((r.target.type === 'Practitioner' && r.target.id === actor.practitionerId) || (r.target.type === 'Organization' && r.target.id === actor.organizationId)));
-  if (blocked) return hidden('the patient has blocked this professional or their organisation');
-  if (state.patient?.active === false) return hidden('the patient\'s account is closed');
+  const care = careAccess(actor, state, now);
+  const refusal = recordRefusal(care, author);
+  if (refusal) return refusal;
   if (type === 'DocumentReference' && !author) {
-    const doc = resource as DocumentReference;
-    if (action === 'read' && !input.mayRead(actor.profession, actor.specialty, documentFacts(doc))) return hidden('this document type is not open to the profession');
-    if (rules.some((r) => r.kind === 'mask' && r.documentId === resource.id)) return hidden('the patient has masked this document');
-    // A document is its author's: only they correct it (entered-in-error) or replace it.
-    if (action === 'update' || action === 'delete') return refused('only the author of a document changes it');
+    if (!input.mayRead(actor.profession, actor.specialty, documentFacts(resource as DocumentReference))) return hidden('this document type is not open to the profession');
+    if (rulesInForce(state, now).some((r) => r.kind === 'mask' && r.documentId === resource.id)) return hidden('the patient has masked this document');
   }
-  return { permit: true, emergency: emergency && !gp && !permitted && !author };
+  return { permit: true, emergency: emergencyOnly(care, author) };
 }
 
+/** Whether an AuditEvent is about one of these patients' records (an entity names one of them). */
+export function aboutPatients(event: Resource, patientIds: string[]): boolean {
+  const entities = (event as AuditEvent).entity ?? [];
+  return entities.some((e) => patientIds.some((id) => refersTo(e.what?.reference, 'Patient', id)));
+}
+
+/**
+ * May the actor read this resource? Writes are decided by write.ts (decideWrite), which starts
+ * from this decision on what the write replaces.
+ */
 export function decide(input: DecideInput): Decision {
-  const { actor, resource, action } = input;
-  if (resource.resourceType === 'AuditEvent' && (action === 'update' || action === 'delete')) return refused('AuditEvents are immutable');
+  const { actor, resource } = input;
   switch (actor.kind) {
     case 'organisation':
       return refused(`a ${actor.role} never reads record content`);
     case 'patient':
-    case 'representative':
+    case 'representative': {
       if (actor.kind === 'representative' && hasLabel(resource, CONFIDENTIAL_FROM_REPRESENTATIVES)) return hidden('kept confidential from representatives');
-      // They read the directory of professionals (who accessed their record); they do not change it.
-      if (DIRECTORY.has(resource.resourceType) && action !== 'read') return refused('the directory of professionals is not a patient\'s to change');
-      if (action === 'delete' && resource.resourceType === 'DocumentReference' && !depositedByPatient(resource)) {
-        return refused('a professional\'s document may be masked by the patient, not deleted');
-      }
+      // The access log of their record: the records about it, never one of their own attempts
+      // on another record (it would name what they cannot see).
+      if (resource.resourceType === 'AuditEvent' && !aboutPatients(resource, actor.kind === 'patient' ? [actor.patientId] : actor.patientIds)) return hidden('this record is not about your record');
       // Their compartment (enforced with the scopes) holds their whole record, masked documents,
       // their Consents and their access log included.
       return PERMIT;
+    }
     case 'system':
-      // Vendor systems push data for patients; they read back (and change) only what they wrote.
-      if (action === 'create') return PERMIT;
-      if (DIRECTORY.has(resource.resourceType) && action === 'read') return PERMIT;
+      // Vendor systems push data for patients; they read back only what they wrote.
+      if (DIRECTORY.has(resource.resourceType)) return PERMIT;
       return input.creator === creatorKey(actor) ? PERMIT : hidden('a system reads back only what it wrote');
     case 'practitioner':
       return decidePractitioner({ ...input, actor });

@@ -7,8 +7,9 @@ import type { Actor } from '../auth/actor.js';
 import type { Store } from '../store/port.js';
 import type { Condition } from '../search/types.js';
 import { patientOf, securityContextOf } from './compartment.js';
-import { stateOf, type ConsentState } from './consents.js';
-import { creatorKey, decide, type Action, type Decision } from './decide.js';
+import { rulesOf, stateOf, type ConsentState } from './consents.js';
+import { creatorKey, decide, PERMIT, type Decision, type WriteAction } from './decide.js';
+import { decideWrite } from './write.js';
 import { mayRead, readableTypes } from './matrix.js';
 import { policyConditions } from './restrict.js';
 import { pinnedPatients, type KnownPatients } from './known.js';
@@ -23,7 +24,15 @@ export class Policy {
   /** Counts the invalidations: a state read while one happened may predate the write, and is not kept. */
   private generation = 0;
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** The clock of decisions (Consent periods): the server's. */
+    private readonly now: () => string = () => new Date().toISOString(),
+  ) {}
+
+  private instant(): number {
+    return Date.parse(this.now());
+  }
 
   /** A patient's consent state: their Patient resource and active Consents. */
   async stateOf(patientId: string): Promise<ConsentState> {
@@ -52,12 +61,68 @@ export class Policy {
     return state;
   }
 
-  /** May `actor` do `action` to `resource` (created by `creator`)? */
-  async decide(actor: Actor, action: Action, resource: Resource, creator?: string): Promise<Decision> {
-    if (resource.resourceType === 'Binary') return this.decideBinary(actor, action, resource as Binary, creator);
+  /** May `actor` read `resource` (created by `creator`)? */
+  async decide(actor: Actor, resource: Resource, creator?: string): Promise<Decision> {
+    if (resource.resourceType === 'Binary') return this.decideBinary(actor, resource as Binary, creator);
     const patientId = patientOf(resource);
     const state = patientId !== undefined ? await this.stateOf(patientId) : undefined;
-    return decide({ actor, action, resource, ...(state ? { state } : {}), ...(creator !== undefined ? { creator } : {}), mayRead });
+    return decide({ actor, action: 'read', resource, ...(state ? { state } : {}), ...(creator !== undefined ? { creator } : {}), mayRead, now: this.instant() });
+  }
+
+  /**
+   * May `actor` make this change: create `after`, replace `before` with `after`, or delete
+   * `before`? What is replaced or deleted must first be readable (a hidden one answers 404).
+   */
+  async decideWrite(actor: Actor, action: WriteAction, change: { before?: { resource: Resource; creator?: string }; after?: Resource }): Promise<Decision> {
+    const { before, after } = change;
+    if (before) {
+      const read = await this.decide(actor, before.resource, before.creator);
+      if (!read.permit) return read;
+    }
+    const subject = (after ?? before?.resource) as Resource;
+    if (subject.resourceType === 'Binary') {
+      const context = await this.binaryContext(actor, subject as Binary);
+      if (context) return context;
+    }
+    const patientId = patientOf(subject);
+    const state = patientId !== undefined ? await this.stateOf(patientId) : undefined;
+    const decision = decideWrite({ actor, action, ...(before ? { before } : {}), ...(after ? { after } : {}), ...(state ? { state } : {}), now: this.instant() });
+    if (decision.permit && after?.resourceType === 'Consent') return (await this.foreignMasks(after as Consent)) ?? decision;
+    return decision;
+  }
+
+  /**
+   * A mask names documents of the Consent's own patient only: a document of another record (or
+   * none) would be hidden from searches by a choice its patient never made. Every named document
+   * must exist in this patient's record (documents never move to another record: write.ts).
+   */
+  private async foreignMasks(consent: Consent): Promise<Decision | undefined> {
+    const issues: { expression: string; diagnostics: string }[] = [];
+    const patientId = patientOf(consent);
+    for (const [i, rule] of rulesOf(consent).entries()) {
+      if (rule.kind !== 'mask') continue;
+      const target = await this.store.read('DocumentReference', rule.documentId);
+      if (target.kind !== 'found' || !target.version.resource || patientOf(target.version.resource) !== patientId) {
+        issues.push({ expression: `Consent.provision.data[${i}].reference`, diagnostics: `a mask names documents of the patient's own record; DocumentReference/${rule.documentId} is not one` });
+      }
+    }
+    return issues.length > 0 ? { permit: false, status: 422, reason: issues.map((i) => i.diagnostics).join('; '), issues } : undefined;
+  }
+
+  /**
+   * The bytes of a resource (Binary.securityContext) are as writable as that resource: writing
+   * them needs the right to change it. A document's bytes are created with it, in one
+   * transaction (IHE MHD ITI-65), before it exists: then its own create decides. Undefined when
+   * the context allows the write (the Binary's own rules then decide).
+   */
+  private async binaryContext(actor: Actor, binary: Binary): Promise<Decision | undefined> {
+    const context = securityContextOf(binary);
+    if (!context) return undefined;
+    const target = await this.store.read(...context);
+    if (target.kind === 'missing') return undefined;
+    if (target.kind !== 'found' || !target.version.resource) return { permit: false, status: 404, reason: 'the securityContext of this Binary is not readable' };
+    const verdict = await this.decideWrite(actor, 'update', { before: { resource: target.version.resource, ...(target.version.creator !== undefined ? { creator: target.version.creator } : {}) }, after: target.version.resource });
+    return verdict.permit ? undefined : verdict;
   }
 
   /**
@@ -66,20 +131,15 @@ export class Policy {
    * of a masked or hidden document is refused exactly like reading the document. A Binary without
    * securityContext is reachable only by whoever created it (and the patients, through their scopes).
    */
-  private async decideBinary(actor: Actor, action: Action, binary: Binary, creator?: string): Promise<Decision> {
+  private async decideBinary(actor: Actor, binary: Binary, creator?: string): Promise<Decision> {
     const context = securityContextOf(binary);
     if (!context) {
-      if (actor.kind === 'patient' || actor.kind === 'representative' || action === 'create' || creator === creatorKey(actor)) return decide({ actor, action, resource: binary, ...(creator !== undefined ? { creator } : {}), mayRead });
+      if (actor.kind === 'patient' || actor.kind === 'representative' || creator === creatorKey(actor)) return decide({ actor, action: 'read', resource: binary, ...(creator !== undefined ? { creator } : {}), mayRead, now: this.instant() });
       return { permit: false, status: 404, reason: 'a Binary without securityContext is its creator\'s' };
     }
     const target = await this.store.read(...context);
-    // A document's bytes are created with it, in one transaction (IHE MHD ITI-65): the document
-    // does not exist yet, and its own create is decided on its own.
-    if (action === 'create' && target.kind === 'missing') return decide({ actor, action, resource: binary, mayRead });
     if (target.kind !== 'found' || !target.version.resource) return { permit: false, status: 404, reason: 'the securityContext of this Binary is not readable' };
-    const verdict = await this.decide(actor, 'read', target.version.resource, target.version.creator);
-    if (!verdict.permit || action === 'read') return verdict;
-    return decide({ actor, action, resource: binary, ...(creator !== undefined ? { creator } : {}), mayRead });
+    return this.decide(actor, target.version.resource, target.version.creator);
   }
 
   /**
@@ -87,7 +147,7 @@ export class Policy {
    * `known`: the patients the search is pinned to (see known()), whose conditions need no re-check.
    */
   conditions(actor: Actor, type: string, known?: KnownPatients): Condition[] {
-    return policyConditions(actor, type, readableTypes, known);
+    return policyConditions(actor, type, readableTypes, this.instant(), known);
   }
 
   /**
@@ -125,7 +185,11 @@ export class Policy {
  */
 export class NoPolicyForBenchmark extends Policy {
   override async decide(): Promise<Decision> {
-    return { permit: true, emergency: false };
+    return PERMIT;
+  }
+
+  override async decideWrite(): Promise<Decision> {
+    return PERMIT;
   }
 
   override conditions(): Condition[] {

@@ -5,7 +5,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import { findParam, type SearchParam } from '../search/params.js';
 import { indexEntries } from '../search/extract.js';
-import type { Condition, IndexEntry, ReferenceValue, TokenValue } from '../search/types.js';
+import type { Condition, DateEntry, IndexEntry, RangeValue, ReferenceValue, TokenValue } from '../search/types.js';
 import type { ConsentState } from './consents.js';
 import { patientParamOf } from './compartment.js';
 
@@ -93,6 +93,11 @@ function referenceMatches(entry: IndexEntry, value: ReferenceValue): boolean {
   return local === true;
 }
 
+/** The prefixes restrict.ts uses on dates, with the engines' semantics (store/sqlite/compile.ts). */
+function dateMatches(entry: DateEntry, value: RangeValue): boolean {
+  return value.prefix === 'ge' ? entry.high >= value.low : entry.low < value.high;
+}
+
 const ACTIVE: TokenValue = { code: 'active' };
 
 /** Whether `where` (conditions of a has on Consent) keeps only active Consents, the only ones a state holds. */
@@ -119,6 +124,13 @@ function truth(condition: Condition, resource: Resource, state: ConsentState): T
     }
     case 'reference':
       return entries(resource).some((e) => e.param === condition.param && condition.values.some((v) => referenceMatches(e, v)));
+    case 'missing': {
+      const present = entries(resource).some((e) => e.param === condition.param);
+      return condition.missing ? !present : present;
+    }
+    case 'date':
+      if (!condition.values.every((v) => v.prefix === 'ge' || v.prefix === 'le')) return undefined;
+      return entries(resource).some((e) => e.kind === 'date' && e.param === condition.param && condition.values.some((v) => dateMatches(e, v)));
     case 'all':
       return all(condition.of.map((c) => truth(c, resource, state)));
     case 'any':

@@ -12,34 +12,46 @@ import { holdForAll, type KnownPatients } from './known.js';
 
 const NOTHING: Condition = { kind: 'any', of: [] };
 
-function activeConsents(provisionType: 'permit' | 'deny', extra: Condition[]): Condition {
+/**
+ * A Consent in force at `now` (epoch ms): active, and `now` within its provision.period when it
+ * has one (the bounds the index gives a Period, as consents.ts inForce reads them).
+ */
+export function inForceNow(now: number): Condition[] {
+  const at = (prefix: 'le' | 'ge') => ({ prefix, value: now, low: now, high: now + 1 });
+  return [
+    { kind: 'token', param: 'status', values: [{ code: 'active' }] },
+    { kind: 'any', of: [{ kind: 'missing', param: 'period', missing: true }, { kind: 'all', of: [{ kind: 'date', param: 'period', values: [at('le')] }, { kind: 'date', param: 'period', values: [at('ge')] }] }] },
+  ];
+}
+
+function activeConsents(provisionType: 'permit' | 'deny', extra: Condition[], now: number): Condition {
   return {
     kind: 'has',
     sourceType: 'Consent',
     param: 'patient',
-    where: [{ kind: 'token', param: 'status', values: [{ code: 'active' }] }, { kind: 'token', param: 'provision-type', values: [{ code: provisionType }] }, ...extra],
+    where: [...inForceNow(now), { kind: 'token', param: 'provision-type', values: [{ code: provisionType }] }, ...extra],
   };
 }
 
 type Practitioner = Extract<Actor, { kind: 'practitioner' }>;
 
 /** Conditions on a Patient (alias of the searched Patient, or the target of a chain). */
-function patientConditions(actor: Practitioner, withRelationship: boolean): Condition[] {
+function patientConditions(actor: Practitioner, withRelationship: boolean, now: number): Condition[] {
   const me: ReferenceValue = { targetType: 'Practitioner', targetId: actor.practitionerId };
   const blockers: ReferenceValue[] = [me, ...(actor.organizationId ? [{ targetType: 'Organization', targetId: actor.organizationId }] : [])];
   const conditions: Condition[] = [
     // The account is open.
     { kind: 'token', param: 'active', values: [{ code: 'false' }], not: true },
     // The patient has not blocked this professional or their organisation.
-    { kind: 'not', condition: activeConsents('deny', [{ kind: 'reference', param: 'actor', values: blockers }]) },
+    { kind: 'not', condition: activeConsents('deny', [{ kind: 'reference', param: 'actor', values: blockers }], now) },
   ];
   if (withRelationship) {
     const relationship: Condition[] = [
       { kind: 'reference', param: 'general-practitioner', values: [me] },
-      activeConsents('permit', [{ kind: 'reference', param: 'actor', values: [me] }]),
+      activeConsents('permit', [{ kind: 'reference', param: 'actor', values: [me] }], now),
     ];
     if (actor.purposeOfUse === 'ETREAT') {
-      relationship.push({ kind: 'not', condition: activeConsents('deny', [{ kind: 'token', param: 'purpose', values: [{ system: PURPOSE_SYSTEM, code: 'ETREAT' }] }]) });
+      relationship.push({ kind: 'not', condition: activeConsents('deny', [{ kind: 'token', param: 'purpose', values: [{ system: PURPOSE_SYSTEM, code: 'ETREAT' }] }], now) });
     }
     conditions.push({ kind: 'any', of: relationship });
   }
@@ -56,6 +68,11 @@ function ofPatient(type: string, where: Condition[], known: KnownPatients | unde
   if (type === 'Patient') return { kind: 'all', of: where };
   const param = patientParamOf(type) as string;
   return { kind: 'any', of: [{ kind: 'chain', param, targetTypes: ['Patient'], where, perRow: true }, { kind: 'missing', param, missing: true }] };
+}
+
+/** AuditEvents about these patients' records (decide.ts aboutPatients): an entity names one of them. */
+function aboutRecords(patientIds: string[]): Condition {
+  return { kind: 'reference', param: 'entity', values: patientIds.map((targetId) => ({ targetType: 'Patient', targetId })) };
 }
 
 const byPatientAuthor: Condition = {
@@ -83,7 +100,7 @@ function documentTypes(readable: ReadableTypes): Condition | undefined {
   return { kind: 'all', of: [{ kind: 'any', of: allowed }, ...(except.length > 0 ? [{ kind: 'not', condition: { kind: 'any', of: except } } as Condition] : [])] };
 }
 
-function practitionerConditions(actor: Practitioner, type: string, readable: ReadableTypes, known: KnownPatients | undefined): Condition[] {
+function practitionerConditions(actor: Practitioner, type: string, readable: ReadableTypes, now: number, known: KnownPatients | undefined): Condition[] {
   if (DIRECTORY.has(type)) return [];
   if (type === 'AuditEvent') return [NOTHING];
   // Binaries are read one at a time, through their securityContext (policy/index.ts); a search
@@ -91,23 +108,23 @@ function practitionerConditions(actor: Practitioner, type: string, readable: Rea
   if (type === 'Binary') return [{ kind: 'creator', creators: [creatorKey(actor)] }];
   if (type === 'Consent') {
     return [
-      { kind: 'token', param: 'status', values: [{ code: 'active' }] },
+      ...inForceNow(now),
       { kind: 'token', param: 'provision-type', values: [{ code: 'permit' }] },
       { kind: 'reference', param: 'actor', values: [{ targetType: 'Practitioner', targetId: actor.practitionerId }] },
     ];
   }
   if (!hasCompartment(type)) return [];
   const present = (condition: Condition | undefined): Condition[] => (condition ? [condition] : []);
-  if (type !== 'DocumentReference') return present(ofPatient(type, patientConditions(actor, true), known));
-  const authored: Condition = { kind: 'all', of: [{ kind: 'reference', param: 'author', values: [{ targetType: 'Practitioner', targetId: actor.practitionerId }] }, ...present(ofPatient(type, patientConditions(actor, false), known))] };
+  if (type !== 'DocumentReference') return present(ofPatient(type, patientConditions(actor, true, now), known));
+  const authored: Condition = { kind: 'all', of: [{ kind: 'reference', param: 'author', values: [{ targetType: 'Practitioner', targetId: actor.practitionerId }] }, ...present(ofPatient(type, patientConditions(actor, false, now), known))] };
   const types = documentTypes(readable);
   const cared: Condition = {
     kind: 'all',
     of: [
-      ...present(ofPatient(type, patientConditions(actor, true), known)),
+      ...present(ofPatient(type, patientConditions(actor, true, now), known)),
       ...(types ? [types] : []),
       // Not masked by the patient: no active deny Consent names this document in its data.
-      { kind: 'not', condition: { kind: 'has', sourceType: 'Consent', param: 'data', where: [{ kind: 'token', param: 'status', values: [{ code: 'active' }] }, { kind: 'token', param: 'provision-type', values: [{ code: 'deny' }] }] } },
+      { kind: 'not', condition: { kind: 'has', sourceType: 'Consent', param: 'data', where: [...inForceNow(now), { kind: 'token', param: 'provision-type', values: [{ code: 'deny' }] }] } },
     ],
   };
   return [{ kind: 'any', of: [authored, cared] }];
@@ -118,17 +135,17 @@ function practitionerConditions(actor: Practitioner, type: string, readable: Rea
  * patient data at all. Patient compartments are added by fhir/access (scopes), not here. `known`:
  * the consent state of the patients the search is pinned to (policy/known.ts), if any.
  */
-export function policyConditions(actor: Actor, type: string, readableTypes: (profession: string, specialty?: string) => ReadableTypes, known?: KnownPatients): Condition[] {
+export function policyConditions(actor: Actor, type: string, readableTypes: (profession: string, specialty?: string) => ReadableTypes, now: number, known?: KnownPatients): Condition[] {
   switch (actor.kind) {
     case 'organisation':
       throw new Forbidden(`A ${actor.role} never reads record content`);
     case 'patient':
-      return [];
+      return type === 'AuditEvent' ? [aboutRecords([actor.patientId])] : [];
     case 'representative':
-      return [{ kind: 'token', param: '_security', values: [CONFIDENTIAL_FROM_REPRESENTATIVES], not: true }];
+      return [{ kind: 'token', param: '_security', values: [CONFIDENTIAL_FROM_REPRESENTATIVES], not: true }, ...(type === 'AuditEvent' ? [aboutRecords(actor.patientIds)] : [])];
     case 'system':
       return DIRECTORY.has(type) ? [] : [{ kind: 'creator', creators: [creatorKey(actor)] }];
     case 'practitioner':
-      return practitionerConditions(actor, type, readableTypes(actor.profession, actor.specialty), known);
+      return practitionerConditions(actor, type, readableTypes(actor.profession, actor.specialty), now, known);
   }
 }

@@ -4,6 +4,7 @@ import t from 'tap';
 import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
 import { authorizationFor, fhir, json, testServer, type TestActor } from '../helpers.js';
 import { doc, emergencyOff, mask, PRESCRIPTION } from '../policy/fixture.js';
+import { seed } from '../seed.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
@@ -14,7 +15,8 @@ const gp: TestActor = { kind: 'practitioner', practitioner: 'gp', profession: '1
 const stranger: TestActor = { kind: 'practitioner', practitioner: 'other', profession: '10' };
 const er: TestActor = { kind: 'practitioner', practitioner: 'er', profession: '10', purpose: 'ETREAT' };
 
-for (const r of [
+// Seeded as written by the vendor system "loader", the Consents by their patient.
+await seed(server.store, [
   { resourceType: 'Practitioner', id: 'gp', name: [{ family: 'Généraliste' }] },
   { resourceType: 'Patient', id: 'pa', generalPractitioner: [{ reference: 'Practitioner/gp' }] },
   { resourceType: 'Patient', id: 'pb' },
@@ -22,10 +24,7 @@ for (const r of [
   doc('d-masked', 'pa', PRESCRIPTION, 'Practitioner/x'),
   mask('m1', 'pa', 'd-masked'),
   emergencyOff('no-er', 'pb'),
-] as Resource[]) {
-  const res = await fhir(app, 'PUT', `${r.resourceType}/${r.id}`, r, await as({ kind: 'system', client: 'loader' }));
-  if (res.statusCode >= 300) throw new Error(res.body);
-}
+] as Resource[]);
 
 /** The patient's access log, newest first, as the patient reads it. */
 async function log(query = ''): Promise<{ events: AuditEvent[]; bundle: Bundle }> {
@@ -111,12 +110,14 @@ t.test('another patient\'s log is out of reach', async (t) => {
 });
 
 t.test('a delete is recorded in the log of the patient whose resource it was', async (t) => {
-  const mine = doc('d-mine', 'pa', '60591-5', 'Patient/pa');
-  await fhir(app, 'PUT', 'DocumentReference/d-mine', mine, await as(patient));
-  t.equal((await fhir(app, 'DELETE', 'DocumentReference/d-mine', undefined, await as(patient))).statusCode, 200);
+  const { id: _given, ...mine } = doc('unused', 'pa', '60591-5', 'Patient/pa');
+  const created = await fhir(app, 'POST', 'DocumentReference', mine, await as(patient));
+  t.equal(created.statusCode, 201, 'the patient deposits a document');
+  const id = json(created).id;
+  t.equal((await fhir(app, 'DELETE', `DocumentReference/${id}`, undefined, await as(patient))).statusCode, 200);
   const record = (await log()).events.find((e) => subtype(e) === 'delete');
   t.ok(record, 'the delete is in the patient\'s log');
-  t.ok(record?.entity?.some((e) => e.what?.reference === 'DocumentReference/d-mine'));
+  t.ok(record?.entity?.some((e) => e.what?.reference === `DocumentReference/${id}`));
 });
 
 t.test('each read entry of a batch is recorded as the read it is, a denied one as denied', async (t) => {

@@ -5,6 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { seed } from '../seed.js';
 import type { AuditEvent, Binary, Bundle, DocumentReference, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { LightMyRequestResponse } from 'fastify';
 import { bearer, fhir, json, SHARED_DATA, testServer, type TestActor } from '../helpers.js';
@@ -251,15 +252,14 @@ t.test('a JSON Patch sees a Binary as clients do, and its bytes stay in the blob
 
 t.test('a professional refused the document gets 404 and not one byte of it', async (t) => {
   const loader = { authorization: `Bearer ${await server.token({ kind: 'system', client: 'loader' })}` };
-  for (const resource of [
+  // The record as its authors wrote it: the loader, and the patient for their Consents.
+  await seed(server.store, [
     { resourceType: 'Patient', id: 'bp1', generalPractitioner: [{ reference: 'Practitioner/dr-gp' }] },
     doc('bdoc', 'bp1', PRESCRIPTION, 'Practitioner/dr-gp'),
     doc('bdoc-masked', 'bp1', PRESCRIPTION, 'Practitioner/dr-other'),
     permit('bc-perm', 'bp1', 'dr-perm'),
     mask('bc-mask', 'bp1', 'bdoc-masked'),
-  ] as Resource[]) {
-    t.equal((await fhir(app, 'PUT', `${resource.resourceType}/${resource.id}`, resource, loader)).statusCode, 201);
-  }
+  ] as Resource[]);
   const secret = Buffer.concat([Buffer.from('%PDF-1.4 SECRET-MARKER '), crypto.randomBytes(4096)]);
   for (const [id, document] of [['bbin', 'bdoc'], ['bbin-masked', 'bdoc-masked']]) {
     const res = await fhir(app, 'PUT', `Binary/${id}`, { resourceType: 'Binary', id, contentType: 'application/pdf', securityContext: { reference: `DocumentReference/${document}` }, data: secret.toString('base64') }, loader);

@@ -183,8 +183,13 @@ t.test('every served type accepts an official example and reads it back', async 
   const own = { file: 'written here', resource: { resourceType: 'RelatedPerson', id: 'mother-1', patient: { reference: 'Patient/example' }, relationship: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-RoleCode', code: 'MTH' }] }] } as Resource };
   for (const type of SERVED_TYPES) {
     const first = type === 'RelatedPerson' ? own : examplesOf(type)[0];
-    // AuditEvents are immutable: no update, so no update-as-create; they are POSTed.
-    const res = type === 'AuditEvent' ? await fhir(app, 'POST', type, first.resource) : await fhir(app, 'PUT', `${type}/${first.resource.id}`, first.resource);
+    if (type === 'AuditEvent' || type === 'Consent') {
+      // AuditEvents are the server's alone; a Consent is its patient's (docs/consent.md).
+      const refused = await fhir(app, 'POST', type, first.resource);
+      t.equal(refused.statusCode, 403, `${type}: a vendor system does not write it`);
+      continue;
+    }
+    const res = await fhir(app, 'PUT', `${type}/${first.resource.id}`, first.resource);
     t.equal(res.statusCode, 201, `${type} ${first.file}: ${res.statusCode === 201 ? '' : res.body.slice(0, 300)}`);
     const back = await fhir(app, 'GET', `${type}/${json(res).id}`);
     t.equal(back.statusCode, 200);

@@ -4,12 +4,13 @@ import t from 'tap';
 import type { AuditEvent, Bundle, DocumentReference } from '@medplum/fhirtypes';
 import { fhir, json, testServer } from '../helpers.js';
 import { provideBundle, seedExamples } from './fixture.js';
+import { chooseGeneralPractitioner } from '../seed.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
 const { app } = server;
 await seedExamples(app);
-await fhir(app, 'PUT', 'Patient/ex-patient', { resourceType: 'Patient', id: 'ex-patient', generalPractitioner: [{ reference: 'Practitioner/gp' }] });
+await chooseGeneralPractitioner(server, 'ex-patient', ['gp']);
 
 t.test('provide, find and retrieve are recorded as ITI-65, ITI-67, ITI-66 and ITI-68', async (t) => {
   const pushed = await fhir(app, 'POST', '', provideBundle('Patient/ex-patient', { resourceType: 'DocumentReference', status: 'current', content: [{ attachment: { contentType: 'application/pdf' } }] }, Buffer.from('%PDF audit')));

@@ -1,7 +1,7 @@
 // ITI-67 Find Document References and ITI-66 Find Lists (SubmissionSets): every search parameter
 // IHE MHD lists, over documents pushed with ITI-65, and the consent engine on the results.
 import t from 'tap';
-import type { Bundle, DocumentReference, List } from '@medplum/fhirtypes';
+import type { Bundle, DocumentReference, List, Patient } from '@medplum/fhirtypes';
 import { fhir, json, testServer } from '../helpers.js';
 import { ANS_INS, iheBundle, INS_SYSTEM, load, PDSM4DMP, seedExamples, withCustodian } from './fixture.js';
 
@@ -99,10 +99,13 @@ t.test('ITI-66: SubmissionSets are found by every MHD List parameter', async (t)
 t.test('ITI-67 results obey the consent engine', async (t) => {
   const stranger = await server.token({ kind: 'practitioner', practitioner: 'stranger', profession: '10' });
   t.same(await ids('DocumentReference?patient=Patient/ex-patient', stranger), [], 'no care relationship: nothing');
-  await fhir(app, 'PUT', 'Patient/ex-patient', { resourceType: 'Patient', id: 'ex-patient', generalPractitioner: [{ reference: 'Practitioner/gp' }] });
+  // The patient chooses their general practitioner, and masks a document (docs/consent.md).
+  const patient = { authorization: `Bearer ${await server.token({ kind: 'patient', patient: 'ex-patient' })}` };
+  const current = json<Patient>(await fhir(app, 'GET', 'Patient/ex-patient', undefined, patient));
+  t.equal((await fhir(app, 'PUT', 'Patient/ex-patient', { ...current, generalPractitioner: [{ reference: 'Practitioner/gp' }] }, patient)).statusCode, 200);
   const gp = await server.token({ kind: 'practitioner', practitioner: 'gp', profession: '10' });
   t.ok((await ids('DocumentReference?patient=Patient/ex-patient', gp)).includes(documentId), 'the general practitioner finds it');
-  await fhir(app, 'POST', 'Consent', {
+  const masked = await fhir(app, 'POST', 'Consent', {
     resourceType: 'Consent',
     status: 'active',
     scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
@@ -111,7 +114,8 @@ t.test('ITI-67 results obey the consent engine', async (t) => {
     dateTime: '2026-11-27T10:00:00Z',
     policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTOUT' }] },
     provision: { type: 'deny', data: [{ meaning: 'instance', reference: { reference: `DocumentReference/${documentId}` } }] },
-  });
+  }, patient);
+  t.equal(masked.statusCode, 201, 'the patient masks it');
   t.notOk((await ids('DocumentReference?patient=Patient/ex-patient', gp)).includes(documentId), 'a masked document is not found');
   const binary = (json<DocumentReference>(await fhir(app, 'GET', `DocumentReference/${documentId}`)).content[0].attachment.url ?? '');
   const res = await fhir(app, 'GET', binary, undefined, { authorization: `Bearer ${gp}`, accept: '*/*' });

@@ -5,6 +5,7 @@ import t from 'tap';
 import type { Bundle, DocumentReference } from '@medplum/fhirtypes';
 import { fhir, json, testServer } from '../helpers.js';
 import { provideBundle, seedExamples } from './fixture.js';
+import { chooseGeneralPractitioner } from '../seed.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
@@ -48,7 +49,7 @@ t.test('a representative does not retrieve what is kept confidential from repres
 });
 
 t.test('a professional retrieves a document\'s bytes only if they may read the document', async (t) => {
-  await fhir(app, 'PUT', 'Patient/fr-patient-123', { resourceType: 'Patient', id: 'fr-patient-123', generalPractitioner: [{ reference: 'Practitioner/gp' }] });
+  await chooseGeneralPractitioner(server, 'fr-patient-123', ['gp']);
   const report = await pushed('fr-patient-123', Buffer.from('%PDF report'), { type: { coding: [{ system: 'http://loinc.org', code: '11490-0' }] } });
   const gp = await server.token({ kind: 'practitioner', practitioner: 'gp', profession: '10' });
   t.equal((await bytesOf(report.binary, gp)).status, 200, 'the GP');

@@ -3,14 +3,17 @@
 import t from 'tap';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { authorizationFor, fhir, json, testServer, type TestActor } from '../helpers.js';
+import { authorOf, seed } from '../seed.js';
 import { block, CONSULT, DISCHARGE, doc, emergencyOff, LAB, mask, permit, PRESCRIPTION } from './fixture.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
 const { app } = server;
 
+// A Consent is written by its patient, the rest by the vendor system "loader".
 const put = async (resource: Resource) => {
-  const res = await fhir(app, 'PUT', `${resource.resourceType}/${resource.id}`, resource, await as({ kind: 'system', client: 'loader' }));
+  const actor: TestActor = resource.resourceType === 'Consent' ? { kind: 'patient', patient: authorOf(resource).slice('patient:'.length) } : { kind: 'system', client: 'loader' };
+  const res = await fhir(app, 'PUT', `${resource.resourceType}/${resource.id}`, resource, await as(actor));
   if (res.statusCode >= 300) throw new Error(`${resource.resourceType}/${resource.id}: ${res.body}`);
 };
 const as = authorizationFor(server);
@@ -25,8 +28,9 @@ const ids = async (actor: TestActor, url: string) => {
 
 // The record. p1: GP dr-gp; permits dr-perm, podo, opti, dr-blocked, dr-orgx; blocks dr-blocked and
 // organisation org-x; masks doc-masked and doc-by-perm. p2: emergency access off. p3: closed.
-// Everything is written by the vendor system "loader"; dr-perm authored doc-by-perm.
-for (const r of [
+// Seeded as written by the vendor system "loader", the Consents by their patient; dr-perm
+// authored doc-by-perm.
+await seed(server.store, [
   { resourceType: 'Patient', id: 'p1', generalPractitioner: [{ reference: 'Practitioner/dr-gp' }], name: [{ family: 'Durand' }] },
   { resourceType: 'Patient', id: 'p2', name: [{ family: 'Petit' }] },
   { resourceType: 'Patient', id: 'p3', active: false, generalPractitioner: [{ reference: 'Practitioner/dr-gp' }] },
@@ -51,9 +55,7 @@ for (const r of [
   mask('c-mask', 'p1', 'doc-masked'),
   mask('c-mask-perm', 'p1', 'doc-by-perm'),
   emergencyOff('c-no-emergency', 'p2'),
-] as Resource[]) {
-  await put(r);
-}
+] as Resource[]);
 
 t.test('organisation roles never read content, whatever they hold', async (t) => {
   for (const role of ['mandatory-insurer', 'complementary-insurer', 'employer', 'state']) {

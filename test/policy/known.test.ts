@@ -33,7 +33,7 @@ t.test('other criteria pin nothing', async (t) => {
 });
 
 const gp: Actor = { kind: 'practitioner', practitionerId: 'dr-gp', profession: '10' } as Actor;
-const restriction = (known?: KnownPatients) => JSON.stringify(policyConditions(gp, 'DocumentReference', readableTypes, known));
+const restriction = (known?: KnownPatients) => JSON.stringify(policyConditions(gp, 'DocumentReference', readableTypes, Date.now(), known));
 const checksPatients = (known?: KnownPatients) => restriction(known).includes('"kind":"chain"');
 const p1 = { resourceType: 'Patient' as const, id: 'p1', generalPractitioner: [{ reference: 'Practitioner/dr-gp' }] };
 
@@ -59,7 +59,7 @@ t.test('the query keeps checking when a pinned patient does not, or when it cann
 t.test('emergency access is decided on the state too', async (t) => {
   const er: Actor = { kind: 'practitioner', practitionerId: 'dr-er', profession: '10', purposeOfUse: 'ETREAT' } as Actor;
   const stranger = { resourceType: 'Patient' as const, id: 'p1' };
-  const chained = (known: KnownPatients) => JSON.stringify(policyConditions(er, 'Observation', readableTypes, known)).includes('"kind":"chain"');
+  const chained = (known: KnownPatients) => JSON.stringify(policyConditions(er, 'Observation', readableTypes, Date.now(), known)).includes('"kind":"chain"');
   t.notOk(chained({ states: [stateOf('p1', stranger, [])] }), 'ETREAT opens the record');
   t.ok(chained({ states: [stateOf('p1', stranger, [emergencyOff('e', 'p1')])] }), 'unless the patient turned it off');
 });

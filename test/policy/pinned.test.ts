@@ -17,13 +17,23 @@ const patient: TestActor = { kind: 'patient', patient: 'p1' };
 const doctor = (practitioner: string, extra: Partial<Extract<TestActor, { kind: 'practitioner' }>> = {}): TestActor => ({ kind: 'practitioner', practitioner, profession: '10', ...extra });
 const gp = doctor('dr-gp');
 
+// Only systems pick their own ids (update-as-create); a patient creates with POST, and the test
+// keeps the id the server gave each of their Consents under the name it uses.
+const given = new Map<string, string>();
 const put = async (resource: Resource, actor: TestActor = loader) => {
-  const res = await fhir(app, 'PUT', `${resource.resourceType}/${resource.id}`, resource, await as(actor));
-  if (res.statusCode >= 300) throw new Error(`${resource.resourceType}/${resource.id}: ${res.body}`);
+  const key = `${resource.resourceType}/${resource.id}`;
+  const id = given.get(key);
+  const res =
+    actor.kind === 'system' || id !== undefined || resource.resourceType !== 'Consent'
+      ? await fhir(app, 'PUT', `${resource.resourceType}/${id ?? resource.id}`, { ...resource, id: id ?? resource.id }, await as(actor))
+      : await fhir(app, 'POST', resource.resourceType, resource, await as(actor));
+  if (res.statusCode >= 300) throw new Error(`${key}: ${res.body}`);
+  if (res.statusCode === 201 && actor.kind !== 'system') given.set(key, json(res).id as string);
 };
 const remove = async (url: string, actor: TestActor = patient) => {
-  const res = await fhir(app, 'DELETE', url, undefined, await as(actor));
+  const res = await fhir(app, 'DELETE', given.get(url) !== undefined ? `${url.split('/')[0]}/${given.get(url)}` : url, undefined, await as(actor));
   if (res.statusCode >= 300) throw new Error(`${url}: ${res.body}`);
+  given.delete(url);
 };
 const found = async (actor: TestActor, url: string) => {
   const res = await fhir(app, 'GET', url, undefined, await as(actor));
@@ -102,10 +112,11 @@ t.test('a change of the Patient resource is seen by the next pinned search', asy
   await sees(t, gp, nothing, 'account closed');
   await put({ ...p1, active: true } as Resource);
   await sees(t, gp, everything, 'account open again');
-  await put({ resourceType: 'Patient', id: 'p1', generalPractitioner: [{ reference: 'Practitioner/dr-new' }] } as Resource);
+  // The patient chooses their general practitioner (docs/consent.md).
+  await put({ resourceType: 'Patient', id: 'p1', active: true, generalPractitioner: [{ reference: 'Practitioner/dr-new' }] } as Resource, patient);
   await sees(t, gp, nothing, 'no longer the GP');
   await sees(t, doctor('dr-new'), everything, 'the new GP');
-  await put(p1);
+  await put({ ...p1, active: true } as Resource, patient);
   await sees(t, gp, everything, 'GP again');
   await remove('Patient/p1', loader);
   await sees(t, gp, nothing, 'patient deleted');

@@ -14,8 +14,10 @@ import t, { type Test } from 'tap';
 import type { Bundle, BundleEntry, Coding, Resource } from '@medplum/fhirtypes';
 import { authorizationFor, BASE, fhir, json, PROJECT, testServer, type TestActor, type TestServer } from '../helpers.js';
 import { block, emergencyOff, mask, permit } from './fixture.js';
+import { authorOf, seed as seedWorld } from '../seed.js';
 import { mayRead } from '../../src/policy/matrix.js';
 
+const WRITES = Number(process.env.PROPERTY_WRITES ?? 250);
 const SEEDS = (process.env.PROPERTY_SEEDS ?? '11,20260101,7')
   .split(',')
   .map((s) => Number(s.trim()))
@@ -123,18 +125,21 @@ interface World {
   consents: Map<string, ConsentFacts>;
   /** Writes, in order. */
   writes: Resource[];
+  /** Who created each resource (the store envelope's creator key), by Type/id. */
+  creators: Map<string, string>;
 }
 
 const keyOf = (r: { resourceType: string; id?: string }) => `${r.resourceType}/${r.id}`;
 const idFrom = (ref: string | undefined, type: string): string | undefined => (ref?.startsWith(`${type}/`) ? ref.slice(type.length + 1) : undefined);
 
 function generate(rng: Rng): World {
-  const world: World = { organizations: [], professionals: [], versions: new Map(), consents: new Map(), writes: [] };
+  const world: World = { organizations: [], professionals: [], versions: new Map(), consents: new Map(), writes: [], creators: new Map() };
   const write = (r: Resource) => {
     const list = world.versions.get(keyOf(r)) ?? [];
     list.push(r);
     world.versions.set(keyOf(r), list);
     world.writes.push(r);
+    if (!world.creators.has(keyOf(r))) world.creators.set(keyOf(r), authorOf(r, LOADER));
   };
   for (let i = 0; i < 3; i++) {
     const id = `org-${i}`;
@@ -210,31 +215,49 @@ function generate(rng: Rng): World {
   }
   // Consents: some inactive; some written twice (status flipped) so the policy sees changes.
   let consentCount = 0;
-  const consent = (facts: Omit<ConsentFacts, 'id' | 'active'>) => {
+  // Some choices name two targets (each counts), some have a period: ended, not started yet, or
+  // current (docs/consent.md); those out of their period grant and deny nothing.
+  const consent = (facts: Omit<ConsentFacts, 'id' | 'active'>, also?: string) => {
     const id = `c-${consentCount++}`;
+    const p = rng.float();
+    const period = p < 0.1 ? { end: '2020-12-31' } : p < 0.18 ? { start: '2099-01-01' } : p < 0.26 ? { start: '2020-01-01', end: '2099-12-31' } : undefined;
     const active = rng.chance(0.78);
-    const f: ConsentFacts = { ...facts, id, active };
+    const f: ConsentFacts = { ...facts, id, active: active && !(p < 0.18) };
     const shape = (): Resource => {
+      let c: Resource;
       switch (f.kind) {
         case 'permit':
-          return permit(id, f.patient, f.target as string);
+          c = permit(id, f.patient, f.target as string);
+          break;
         case 'block':
-          return block(id, f.patient, f.target as string);
+          c = block(id, f.patient, f.target as string);
+          break;
         case 'mask':
-          return mask(id, f.patient, f.target as string);
+          c = mask(id, f.patient, f.target as string);
+          break;
         case 'emergency-off':
-          return emergencyOff(id, f.patient);
+          c = emergencyOff(id, f.patient);
       }
+      const provision = { ...(c as unknown as { provision: Record<string, unknown[]> }).provision };
+      if (also !== undefined && f.kind === 'mask') provision.data = [...provision.data, { meaning: 'instance', reference: { reference: `DocumentReference/${also}` } }];
+      else if (also !== undefined) {
+        const actor = provision.actor[0] as { role: unknown };
+        provision.actor = [...provision.actor, { role: actor.role, reference: { reference: f.kind === 'permit' ? `Practitioner/${also}` : also } }];
+      }
+      return { ...c, provision: { ...provision, ...(period ? { period } : {}) } } as Resource;
     };
     if (rng.chance(0.2)) write({ ...shape(), status: active ? 'inactive' : 'active' } as Resource);
     write({ ...shape(), status: active ? 'active' : 'inactive' } as Resource);
     world.consents.set(id, f);
+    if (also !== undefined) world.consents.set(`${id}#1`, { ...f, target: also });
   };
+  const otherPro = () => (rng.chance(0.15) ? rng.pick(world.professionals).id : undefined);
   for (const patient of patients) {
-    for (const pro of world.professionals) if (rng.chance(0.25)) consent({ patient, kind: 'permit', target: pro.id });
-    if (rng.chance(0.3)) consent({ patient, kind: 'block', target: `Practitioner/${rng.pick(world.professionals).id}` });
+    for (const pro of world.professionals) if (rng.chance(0.25)) consent({ patient, kind: 'permit', target: pro.id }, otherPro());
+    if (rng.chance(0.3)) consent({ patient, kind: 'block', target: `Practitioner/${rng.pick(world.professionals).id}` }, rng.chance(0.15) ? `Organization/${rng.pick(world.organizations)}` : undefined);
     if (rng.chance(0.25)) consent({ patient, kind: 'block', target: `Organization/${rng.pick(world.organizations)}` });
-    for (const d of docs) if (d.patient === patient && rng.chance(0.25)) consent({ patient, kind: 'mask', target: d.id });
+    const own = docs.filter((d) => d.patient === patient);
+    for (const d of own) if (rng.chance(0.25)) consent({ patient, kind: 'mask', target: d.id }, rng.chance(0.2) ? rng.pick(own).id : undefined);
     if (rng.chance(0.3)) consent({ patient, kind: 'emergency-off' });
   }
   // New versions of some documents, after the consents: a new description, sometimes a new type.
@@ -368,8 +391,9 @@ class Rules {
     if (DIRECTORY.has(r.resourceType)) return true;
     switch (reader.kind) {
       case 'system':
-        // Vendor systems read back only what they created: the loader created everything.
-        return reader.client === LOADER && r.resourceType !== 'AuditEvent';
+        // Vendor systems read back only what they created (the loader: everything but the
+        // Consents, which their patients wrote).
+        return this.world.creators.get(keyOf(r)) === `client:${reader.client}`;
       case 'patient':
         return this.inCompartment(r, [reader.patient]);
       case 'representative':
@@ -384,22 +408,14 @@ class Rules {
     if (r.resourceType === 'AuditEvent') return false;
     if (r.resourceType === 'Consent') {
       // Only an active permit naming them.
-      const facts = this.world.consents.get(r.id as string);
-      return facts !== undefined && facts.active && facts.kind === 'permit' && facts.target === me;
+      return [...this.world.consents.values()].some((f) => f.id === r.id && f.active && f.kind === 'permit' && f.target === me);
     }
     const patientId = this.patientOf(r);
     if (patientId === undefined) return true;
-    const patient = this.current(`Patient/${patientId}`) as (Resource & { active?: boolean; generalPractitioner?: { reference?: string }[] }) | undefined;
     const choices = this.activeConsents(patientId);
-    const gp = (patient?.generalPractitioner ?? []).some((g) => g.reference === `Practitioner/${me}`);
-    const permitted = choices.some((c) => c.kind === 'permit' && c.target === me);
     const isDocument = r.resourceType === 'DocumentReference';
     const author = isDocument && this.authors(r).includes(`Practitioner/${me}`);
-    const emergency = reader.purpose === 'ETREAT' && !choices.some((c) => c.kind === 'emergency-off');
-    if (!gp && !permitted && !author && !emergency) return false;
-    const blocked = choices.some((c) => c.kind === 'block' && (c.target === `Practitioner/${me}` || (reader.pro.organization !== undefined && c.target === `Organization/${reader.pro.organization}`)));
-    if (blocked) return false;
-    if (patient?.active === false) return false;
+    if (!this.entersRecord(reader, patientId, author)) return false;
     if (isDocument && !author) {
       const doc = r as Resource & { type?: { coding?: Coding[] }; category?: { coding?: Coding[] }[] };
       const authors = this.authors(r);
@@ -414,6 +430,25 @@ class Rules {
     return true;
   }
 
+  /**
+   * Whether a professional may enter a patient's record: general practitioner, an active permit,
+   * emergency access the patient did not turn off (or, for reading, being the document's author);
+   * never when blocked, nor when the account is closed.
+   */
+  entersRecord(reader: Extract<Reader, { kind: 'practitioner' }>, patientId: string, author = false): boolean {
+    const me = reader.pro.id;
+    const patient = this.current(`Patient/${patientId}`) as (Resource & { active?: boolean; generalPractitioner?: { reference?: string }[] }) | undefined;
+    const choices = this.activeConsents(patientId);
+    const gp = (patient?.generalPractitioner ?? []).some((g) => g.reference === `Practitioner/${me}`);
+    const permitted = choices.some((c) => c.kind === 'permit' && c.target === me);
+    const emergency = reader.purpose === 'ETREAT' && !choices.some((c) => c.kind === 'emergency-off');
+    // A record whose Patient was deleted is no one's to enter.
+    if (!patient) return false;
+    if (!gp && !permitted && !author && !emergency) return false;
+    const blocked = choices.some((c) => c.kind === 'block' && (c.target === `Practitioner/${me}` || (reader.pro.organization !== undefined && c.target === `Organization/${reader.pro.organization}`)));
+    return !blocked && patient?.active !== false;
+  }
+
   /** Current resources of `type` the reader may see. */
   visible(reader: Reader, type: string): Resource[] {
     return this.all(type).filter((r) => this.allowed(reader, r));
@@ -424,9 +459,17 @@ class Rules {
 // HTTP
 
 class Client {
-  readonly headers: (actor: TestActor) => Promise<Record<string, string>>;
+  readonly headers: (actor: TestActor, scope?: string) => Promise<Record<string, string>>;
+  readonly app: TestServer['app'];
   constructor(private readonly server: TestServer) {
     this.headers = authorizationFor(server);
+    this.app = server.app;
+  }
+
+  /** Headers for writing: representatives get write scopes; only the loader feeds the directory. */
+  async writer(reader: Reader): Promise<Record<string, string>> {
+    const scope = reader.kind === 'representative' ? 'patient/*.cruds' : reader.kind === 'system' && reader.client !== LOADER ? 'system/*.cruds' : undefined;
+    return this.headers(testActor(reader), scope);
   }
 
   async get(actor: TestActor, url: string) {
@@ -513,8 +556,10 @@ function searches(world: World, rules: Rules, reader: Reader): Expectation[] {
     });
     // Chains only go through what the reader may see: the patient must be visible too.
     const patientVisible = visiblePatients.has(`Patient/${id}`);
-    out.push({ url: `Observation?patient.name=${family}&_count=100`, matches: patientVisible ? keys(visible('Observation').filter((o) => rules.patientOf(o) === id)) : [] });
-    out.push({ url: `DocumentReference?subject:Patient.name=${family}&_count=100`, matches: patientVisible ? keys(ofPatient) : [] });
+    if (family !== undefined) {
+      out.push({ url: `Observation?patient.name=${family}&_count=100`, matches: patientVisible ? keys(visible('Observation').filter((o) => rules.patientOf(o) === id)) : [] });
+      out.push({ url: `DocumentReference?subject:Patient.name=${family}&_count=100`, matches: patientVisible ? keys(ofPatient) : [] });
+    }
     // _has on the directory: what it reveals of a patient must be visible to the reader.
     const gps = ((patient as Resource & { generalPractitioner?: { reference?: string }[] }).generalPractitioner ?? []).map((g) => g.reference as string);
     out.push({ url: `Practitioner?_has:Patient:general-practitioner:_id=${id}&_count=100`, matches: patientVisible ? gps : [] });
@@ -640,6 +685,287 @@ async function checkReader(t: Test, client: Client, world: World, rules: Rules, 
   }
 }
 
+// ------------------------------------------------------------------------------------------------
+// Writes: random actors make random writes; each is judged by the write table of docs/consent.md,
+// re-derived here, and a write the model forbids must leave the store as it was. A write on a
+// resource the actor cannot see must answer exactly as the same write on one that does not exist.
+
+type Verdict = 'ok' | 403 | 404 | 422;
+type WriteKind = 'create' | 'update' | 'patch' | 'delete';
+
+interface Attempt {
+  reader: Reader;
+  kind: WriteKind;
+  type: string;
+  /** The target's Type/id (update, patch, delete). */
+  key?: string;
+  /** The new content (create, update, patch result). */
+  after?: Resource;
+  /** The JSON Patch of a patch. */
+  patch?: { op: string; path: string; value?: unknown }[];
+  what: string;
+}
+
+const INS = 'urn:oid:1.2.250.1.213.1.4.8';
+
+function creatorOf(reader: Reader): string {
+  switch (reader.kind) {
+    case 'patient':
+      return `patient:${reader.patient}`;
+    case 'representative':
+      return `related-person:${reader.id}`;
+    case 'practitioner':
+      return `practitioner:${reader.pro.id}`;
+    case 'system':
+      return `client:${reader.client}`;
+    case 'organisation':
+      return `organization:${reader.organization}`;
+  }
+}
+
+const patientSide = (reader: Reader): reader is Extract<Reader, { kind: 'patient' | 'representative' }> => reader.kind === 'patient' || reader.kind === 'representative';
+const patientsOf = (reader: Reader): string[] => (reader.kind === 'patient' ? [reader.patient] : reader.kind === 'representative' ? reader.patients : []);
+const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+/** The write table of docs/consent.md, for one attempt. */
+function writeVerdict(rules: Rules, world: World, a: Attempt): Verdict {
+  const { reader } = a;
+  if (reader.kind === 'organisation') return 403;
+  const before = a.key ? rules.current(a.key) : undefined;
+  const creator = a.key ? world.creators.get(a.key) : undefined;
+  if (before && !rules.allowed(reader, before)) {
+    // A system's PUT to an id it cannot see answers as its create would (404 when it could).
+    if (reader.kind === 'system' && a.kind === 'update') {
+      const create = writeVerdict(rules, world, { ...a, kind: 'create', key: undefined });
+      return create === 'ok' ? 404 : create;
+    }
+    return 404;
+  }
+  if (a.type === 'AuditEvent') return 403;
+  if (a.after && patientSide(reader) && a.type !== 'Practitioner' && a.type !== 'Organization' && !rules.inCompartment(a.after, patientsOf(reader))) return 403;
+  const action = a.kind === 'create' ? 'create' : a.kind === 'delete' ? 'delete' : 'update';
+  if (a.type === 'Practitioner' || a.type === 'Organization') return reader.kind === 'system' && reader.client === LOADER ? 'ok' : 403;
+  if (a.type === 'Consent') {
+    if (patientSide(reader)) return a.after && (!enforceable(a.after) || !ownMasks(rules, a.after)) ? 422 : 'ok';
+    if (reader.kind !== 'practitioner' || action !== 'create') return 403;
+    if (!enforceable(a.after as Resource)) return 422;
+    const facts = consentFacts(a.after as Resource);
+    if (!(facts.kind === 'permit' && facts.targets.length === 1 && facts.targets[0] === reader.pro.id)) return 403;
+    const patientId = facts.patient;
+    if (!rules.current(`Patient/${patientId}`)) return 404;
+    const blocked = rules.activeConsents(patientId).some((c) => c.kind === 'block' && (c.target === `Practitioner/${reader.pro.id}` || (reader.pro.organization !== undefined && c.target === `Organization/${reader.pro.organization}`)));
+    if (blocked || (rules.current(`Patient/${patientId}`) as { active?: boolean }).active === false) return 404;
+    return 'ok';
+  }
+  if (a.type === 'Patient') {
+    if (action === 'create') return reader.kind === 'system' ? 'ok' : 403;
+    const mine = reader.kind === 'system' && creator === creatorOf(reader);
+    if (action === 'delete') return mine ? 'ok' : 403;
+    if (!mine && !patientSide(reader)) return 403;
+    const b = before as unknown as Record<string, unknown>;
+    const n = a.after as unknown as Record<string, unknown>;
+    const fixed = mine ? ['generalPractitioner'] : ['active', 'identifier'];
+    return fixed.some((e) => !same(b[e], n[e])) ? 403 : 'ok';
+  }
+  // The record's content.
+  if (action === 'create') {
+    if (reader.kind === 'system') return 'ok';
+    if (patientSide(reader)) return a.type === 'DocumentReference' && !authoredByPatientSide(rules.authors(a.after as Resource)) ? 403 : 'ok';
+    if (reader.kind === 'practitioner') {
+      const patientId = rules.patientOf(a.after as Resource);
+      return patientId === undefined || rules.entersRecord(reader, patientId) ? 'ok' : 404;
+    }
+    return 403;
+  }
+  const b = before as Resource;
+  const author =
+    creator === creatorOf(reader) ||
+    (reader.kind === 'practitioner' && b.resourceType === 'DocumentReference' && rules.authors(b).includes(`Practitioner/${reader.pro.id}`)) ||
+    (patientSide(reader) && (b.resourceType === 'DocumentReference' ? authoredByPatientSide(rules.authors(b)) : creator?.startsWith('patient:') === true || creator?.startsWith('related-person:') === true));
+  if (!author) return 403;
+  if (a.after && rules.patientOf(a.after) !== rules.patientOf(b)) return 403;
+  if (a.after && b.resourceType === 'DocumentReference' && !same(rules.authors(b), rules.authors(a.after))) return 403;
+  if (reader.kind === 'practitioner') {
+    const patientId = rules.patientOf(b);
+    if (patientId !== undefined && !rules.entersRecord(reader, patientId, b.resourceType === 'DocumentReference' && rules.authors(b).includes(`Practitioner/${reader.pro.id}`))) return 404;
+  }
+  return 'ok';
+}
+
+/** A mask names documents of its own patient's record only (others: 422). */
+function ownMasks(rules: Rules, consent: Resource): boolean {
+  const facts = consentFacts(consent);
+  if ((consent as { status?: string }).status !== 'active' || facts.kind !== 'mask') return true;
+  return facts.targets.every((id) => {
+    const target = rules.current(`DocumentReference/${id}`);
+    return target !== undefined && rules.patientOf(target) === facts.patient;
+  });
+}
+
+function authoredByPatientSide(authors: string[]): boolean {
+  return authors.length > 0 && authors.every((a) => /^(Patient|RelatedPerson)\//.test(a));
+}
+
+/** A Consent of one of the four shapes, possibly naming several actors or documents, or not (nested). */
+function enforceable(r: Resource): boolean {
+  const c = r as Resource & { status?: string; provision?: { provision?: unknown[] } };
+  return c.status !== 'active' || c.provision?.provision === undefined;
+}
+
+function consentFacts(r: Resource): { patient: string; kind: ConsentKind; targets: string[] } {
+  const c = r as Resource & { patient?: { reference?: string }; provision?: { type?: string; actor?: { reference?: { reference?: string } }[]; data?: { reference?: { reference?: string } }[]; purpose?: unknown[] } };
+  const patient = idFrom(c.patient?.reference, 'Patient') as string;
+  const actors = (c.provision?.actor ?? []).map((x) => x.reference?.reference ?? '');
+  if (c.provision?.type === 'permit') return { patient, kind: 'permit', targets: actors.map((x) => x.replace('Practitioner/', '')) };
+  if ((c.provision?.data ?? []).length > 0) return { patient, kind: 'mask', targets: (c.provision?.data ?? []).map((d) => (d.reference?.reference ?? '').replace('DocumentReference/', '')) };
+  if (actors.length > 0) return { patient, kind: 'block', targets: actors };
+  return { patient, kind: 'emergency-off', targets: [] };
+}
+
+/** Records an applied write in the model world. */
+function apply(world: World, a: Attempt, id: string, stored?: Resource): void {
+  if (stored?.meta?.versionId !== undefined && a.after) a = { ...a, after: { ...a.after, meta: { ...(a.after.meta ?? {}), versionId: stored.meta.versionId } } as Resource };
+  const key = `${a.type}/${id}`;
+  if (a.kind === 'delete') {
+    world.versions.delete(key);
+    for (const [cid, facts] of world.consents) if (`Consent/${cid}` === key) world.consents.delete(cid);
+    return;
+  }
+  const resource = { ...(a.after as Resource), id } as Resource;
+  const list = world.versions.get(key) ?? [];
+  // An update that changes nothing makes no version: the server's versionId says which it is.
+  const versionId = Number(resource.meta?.versionId ?? list.length + 1);
+  list[versionId - 1] = resource;
+  world.versions.set(key, list);
+  if (!world.creators.has(key)) world.creators.set(key, creatorOf(a.reader));
+  if (a.type === 'Consent') {
+    // Each actor or document of a Consent is its own fact (the model's one-target facts).
+    for (const [cid] of world.consents) if (cid === id || cid.startsWith(`${id}#`)) world.consents.delete(cid);
+    const facts = consentFacts(resource);
+    const active = (resource as { status?: string }).status === 'active' && enforceable(resource);
+    const targets = facts.targets.length > 0 ? facts.targets : [undefined];
+    targets.forEach((target, i) => world.consents.set(i === 0 ? id : `${id}#${i}`, { id, patient: facts.patient, kind: facts.kind, ...(target !== undefined ? { target } : {}), active }));
+  }
+}
+
+function randomAttempt(rng: Rng, world: World, rules: Rules, readers: Reader[]): Attempt {
+  const reader = rng.pick(readers);
+  const patients = rules.all('Patient').map((p) => p.id as string);
+  const patient = rng.pick(patients.length > 0 ? patients : ['pt-0']);
+  const me = reader.kind === 'practitioner' ? reader.pro.id : rng.pick(world.professionals).id;
+  const own = patientSide(reader) && rng.chance(0.7) ? rng.pick(patientsOf(reader)) : patient;
+  const r = rng.float();
+  if (r < 0.32) {
+    const choice = rng.int(0, 6);
+    const docAuthor = rng.pick([`Practitioner/${me}`, `Patient/${own}`, `Organization/${rng.pick(world.organizations)}`]);
+    const after: Resource[] = [
+      { resourceType: 'Observation', status: 'final', code: { text: 'probe' }, subject: { reference: `Patient/${own}` } } as Resource,
+      { resourceType: 'DocumentReference', status: 'current', type: { coding: [randomType(rng)] }, subject: { reference: `Patient/${own}` }, author: [{ reference: docAuthor }], content: [{ attachment: { contentType: 'application/pdf', url: 'Binary/x' } }] } as Resource,
+      rng.pick([permit('x', own, me), block('x', own, `Practitioner/${rng.pick(world.professionals).id}`), mask('x', own, rng.pick(rules.all('DocumentReference')).id as string), emergencyOff('x', own)]) as Resource,
+      { ...permit('x', own, me), provision: { ...permit('x', own, me).provision, provision: [{ type: 'deny' }] } } as Resource,
+      { resourceType: 'Patient', identifier: [{ system: INS, value: String(rng.int(1e14, 9e14)) }] } as Resource,
+      { resourceType: 'Practitioner', name: [{ family: 'Nouveau' }] } as Resource,
+      { resourceType: 'AuditEvent', type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest' }, recorded: '2026-01-01T00:00:00Z', agent: [{ who: { reference: `Practitioner/${me}` }, requestor: true }], source: { observer: { display: 'x' } }, entity: [{ what: { reference: `Patient/${own}` } }] } as Resource,
+    ];
+    const body = { ...after[choice] } as Resource & { id?: string };
+    delete body.id;
+    return { reader, kind: 'create', type: body.resourceType, after: body, what: `POST ${body.resourceType}` };
+  }
+  const keys = [...world.versions.keys()].filter((k) => !k.startsWith('AuditEvent/'));
+  const key = rng.pick(keys);
+  const current = rules.current(key) as Resource & Record<string, unknown>;
+  const type = current.resourceType;
+  const kind: WriteKind = rng.pick(['update', 'patch', 'patch', 'delete']);
+  if (kind === 'delete') return { reader, kind, type, key, what: `DELETE ${key}` };
+  // One element changed, among those the rules are about.
+  const changes: [string, unknown][] = [];
+  switch (type) {
+    case 'Patient':
+      changes.push(['generalPractitioner', [{ reference: `Practitioner/${me}` }]], ['active', !(current.active ?? true)], ['identifier', [{ system: INS, value: '999' }]], ['name', [{ family: 'Changé' }]]);
+      break;
+    case 'DocumentReference':
+      changes.push(['status', 'entered-in-error'], ['author', [{ reference: `Patient/${rules.patientOf(current)}` }]], ['description', 'changed'], ['subject', { reference: `Patient/${patient}` }]);
+      break;
+    case 'Observation':
+      changes.push(['valueQuantity', { value: 1, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' }], ['subject', { reference: `Patient/${patient}` }]);
+      break;
+    case 'Consent':
+      changes.push(['status', current.status === 'active' ? 'inactive' : 'active']);
+      break;
+    case 'Organization':
+      changes.push(['name', 'Changée']);
+      break;
+    default:
+      changes.push(['name', [{ family: 'Changé' }]]);
+  }
+  const [element, value] = rng.pick(changes);
+  const { meta: _meta, ...content } = current;
+  const after = { ...content, [element]: value } as Resource;
+  const patch = [{ op: element in current ? 'replace' : 'add', path: `/${element}`, value }];
+  return { reader, kind, type, key, after, ...(kind === 'patch' ? { patch } : {}), what: `${kind.toUpperCase()} ${key} ${element}` };
+}
+
+async function send(client: Client, a: Attempt, id?: string) {
+  const headers = await client.writer(a.reader);
+  const target = id ?? (a.key ? a.key.split('/')[1] : undefined);
+  switch (a.kind) {
+    case 'create':
+      return fhir(client.app, 'POST', a.type, a.after, headers);
+    case 'update':
+      return fhir(client.app, 'PUT', `${a.type}/${target}`, { ...(a.after as Resource), id: target }, headers);
+    case 'patch':
+      return fhir(client.app, 'PATCH', `${a.type}/${target}`, a.patch, { ...headers, 'content-type': 'application/json-patch+json' });
+    case 'delete':
+      return fhir(client.app, 'DELETE', `${a.type}/${target}`, undefined, headers);
+  }
+}
+
+async function checkWrites(t: Test, server: TestServer, client: Client, world: World, rules: Rules, rng: Rng, readers: Reader[], count: number): Promise<void> {
+  const stats = { ok: 0, refused: 0, hiddenAsMissing: 0 };
+  for (let n = 0; n < count; n++) {
+    const a = randomAttempt(rng, world, rules, readers);
+    const who = `${label(a.reader)}: ${a.what}`;
+    const verdict = writeVerdict(rules, world, a);
+    const [type, id] = a.key ? a.key.split('/') : [a.type, undefined];
+    const before = id !== undefined ? await server.store.read(type, id) : undefined;
+    const res = await send(client, a);
+    if (verdict === 'ok') {
+      const expected = a.kind === 'create' ? 201 : 200;
+      if (res.statusCode !== expected) {
+        t.fail(`${who}: the rules allow it, the server answered ${res.statusCode} ${res.body.slice(0, 300)}`);
+        continue;
+      }
+      stats.ok++;
+      const newId = a.kind === 'create' ? (json(res).id as string) : (id as string);
+      // A patch result is the server's: take it as the new version.
+      apply(world, a.kind === 'patch' ? { ...a, after: json(res) as Resource } : a, newId, a.kind === 'delete' ? undefined : (json(res) as Resource));
+      continue;
+    }
+    stats.refused++;
+    // Forbidden: the status the rules give, and nothing written. A delete of what the caller
+    // cannot see answers as a delete of nothing (R4: 200).
+    const expected = a.kind === 'delete' && verdict === 404 ? 200 : verdict;
+    t.equal(res.statusCode, expected, `${who}: ${verdict}${res.statusCode === expected ? '' : ` (${res.body.slice(0, 300)})`}`);
+    if (before) {
+      const after = await server.store.read(type, id as string);
+      t.equal(after.kind === 'missing' ? 0 : after.version.versionId, before.kind === 'missing' ? 0 : before.version.versionId, `${who}: nothing written`);
+    }
+    // A system choosing its own id (update-as-create) learns whether the id is in use when it
+    // could create such a resource (docs/consent.md): that one case is not compared.
+    const systemCreates = a.reader.kind === 'system' && a.kind === 'update' && writeVerdict(rules, world, { ...a, kind: 'create', key: undefined }) === 'ok';
+    if (verdict === 404 && a.kind !== 'create' && !systemCreates) {
+      // The same write on an id that does not exist: the same answer, word for word.
+      const missing = `missing-${n}`;
+      const other = await send(client, a, missing);
+      t.equal(other.statusCode, res.statusCode, `${who}: the same status as on a missing id`);
+      t.equal(other.body.replaceAll(missing, 'X'), res.body.replaceAll(id as string, 'X'), `${who}: the same body as on a missing id`);
+      stats.hiddenAsMissing++;
+    }
+  }
+  t.comment(`writes: ${stats.ok} allowed, ${stats.refused} refused, ${stats.hiddenAsMissing} hidden targets compared with missing ones`);
+  t.ok(stats.ok > 0 && stats.refused > 0 && stats.hiddenAsMissing > 0, 'the attempts covered allowed, refused and hidden writes');
+}
+
 for (const seed of SEEDS) {
   t.test(`seed ${seed} (rerun with PROPERTY_SEEDS=${seed})`, async (t) => {
     const rng = new Rng(seed);
@@ -648,8 +974,8 @@ for (const seed of SEEDS) {
     const server = await testServer();
     t.teardown(() => server.close());
     const client = new Client(server);
-    const loader: TestActor = { kind: 'system', client: LOADER };
-    for (const r of world.writes) await client.put(loader, r);
+    // The world as its authors wrote it: Consents by their patients, the rest by the loader.
+    await seedWorld(server.store, world.writes, LOADER);
     const patients = rules.all('Patient').map((p) => p.id as string);
     t.comment(
       `seed ${seed}: ${world.professionals.length} professionals (${world.professionals.map((p) => `${p.id}:${p.profession}${p.specialty ? `/${p.specialty}` : ''}${p.organization ? `@${p.organization}` : ''}`).join(' ')}), ` +
@@ -668,6 +994,16 @@ for (const seed of SEEDS) {
 
     for (const reader of readers) {
       await t.test(label(reader), async (t) => {
+        await checkReader(t, client, world, rules, reader);
+      });
+    }
+
+    await t.test('random writes obey the write rules, and hidden targets answer as missing ones', async (t) => {
+      await checkWrites(t, server, client, world, rules, rng, readers, WRITES);
+    });
+    // After the writes, reads and searches still agree with the rules, for some readers.
+    for (const reader of [...readers].sort(() => rng.float() - 0.5).slice(0, 4)) {
+      await t.test(`after the writes: ${label(reader)}`, async (t) => {
         await checkReader(t, client, world, rules, reader);
       });
     }

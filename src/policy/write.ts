@@ -1,0 +1,202 @@
+// policy/write: may this actor make this change? The write model of docs/consent.md ("Who writes
+// what"), as one pure function. Pure: the caller (policy/index.ts) loads the consent states and
+// has already decided that the actor may read what the change replaces or removes.
+//
+// The model, by kind of resource:
+// - AuditEvent: the server alone. Every client write is refused.
+// - Directory (Practitioner, PractitionerRole, Organization): the directory feed alone, a system
+//   token whose scope names the type (`system/Practitioner.cu`); a wildcard scope is not enough.
+// - Consent: the patient and their representatives; a professional only records a permit naming
+//   themselves alone (the patient is notified); a Consent the engine would not enforce is 422.
+// - Patient: created by a system (identity or enrolment feed); changed by the patient side or by
+//   the system that created it, except `active` (the account's state) and `identifier` (the INS)
+//   that only that system changes, and `generalPractitioner` that only the patient side changes.
+//   Deleted only by the system that created it.
+// - The record's content (documents and every other resource of the patient compartment):
+//   created by a system, by the patient side (a document they deposit names them as author), or
+//   by a professional with a care relationship or emergency access (the patient is notified);
+//   changed or deleted by its author only, and never moved to another record or re-authored.
+// - Binary: with a securityContext, as writable as that resource; its bytes change by their creator.
+
+import type { Consent, Resource } from '@medplum/fhirtypes';
+import type { Actor } from '../auth/actor.js';
+import { grantsFor, type Permission } from '../auth/scopes.js';
+import { consentIssues, rulesOf, type ConsentState } from './consents.js';
+import { DIRECTORY, patientOf } from './compartment.js';
+import {
+  authors,
+  careAccess,
+  creatorKey,
+  depositedByPatient,
+  emergencyOnly,
+  hidden,
+  PERMIT,
+  recordRefusal,
+  refersTo,
+  refused,
+  type Decision,
+  type WriteAction,
+} from './decide.js';
+
+export interface WriteInput {
+  actor: Actor;
+  action: WriteAction;
+  /** What is replaced or removed (update, delete), with its creator; the actor may read it. */
+  before?: { resource: Resource; creator?: string };
+  /** The new content (create, update). */
+  after?: Resource;
+  /** The consent state of the patient whose record is written (the resource's patient). */
+  state?: ConsentState;
+  now: number;
+}
+
+const PERMISSION: Record<WriteAction, Permission> = { create: 'c', update: 'u', delete: 'd' };
+
+/** The directory feed: a system token whose scope names the directory type itself. */
+export function directoryWriter(actor: Actor, type: string, action: WriteAction): boolean {
+  return actor.kind === 'system' && grantsFor(actor.grants, type, PERMISSION[action]).some((g) => g.context === 'system' && g.type === type);
+}
+
+/** Deep equality of two JSON values, whatever the order of object keys. */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => sameJson(x, b[i]));
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object' || Array.isArray(b)) return false;
+  const ka = Object.keys(a as object).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b as object).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  return ka.length === kb.length && ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+/** The elements of `before` and `after` that differ, among `elements`. */
+function changed(before: Resource, after: Resource, elements: string[]): string[] {
+  return elements.filter((e) => !sameJson((before as unknown as Record<string, unknown>)[e], (after as unknown as Record<string, unknown>)[e]));
+}
+
+function patientSide(actor: Actor): actor is Extract<Actor, { kind: 'patient' | 'representative' }> {
+  return actor.kind === 'patient' || actor.kind === 'representative';
+}
+
+/** Whether `creator` (a store envelope's creator key) is the patient or one of their representatives. */
+function createdByPatientSide(creator: string | undefined): boolean {
+  return creator !== undefined && (creator.startsWith('patient:') || creator.startsWith('related-person:'));
+}
+
+function consentWrite(input: WriteInput): Decision {
+  const { actor, action, after, state } = input;
+  const own = actor.kind === 'practitioner' && action === 'create';
+  if (!patientSide(actor) && !own) return refused('a patient\'s choices are written by the patient or their legal representative');
+  if (after) {
+    const issues = consentIssues(after as Consent);
+    if (issues.length > 0) return { permit: false, status: 422, reason: issues.map((i) => i.diagnostics).join('; '), issues };
+  }
+  if (patientSide(actor) || actor.kind !== 'practitioner' || !after) return PERMIT;
+  // A professional records that the patient agreed to their care: a permit naming them alone.
+  const rules = rulesOf(after as Consent);
+  if (!(rules.length === 1 && rules[0].kind === 'care-relationship' && rules[0].practitionerId === actor.practitionerId)) {
+    return refused('a professional records only a permit naming themselves alone; the patient\'s other choices are theirs');
+  }
+  if (!state?.patient) return hidden('no such patient');
+  const care = careAccess(actor, state, input.now);
+  if (care.blocked) return hidden('the patient has blocked this professional or their organisation');
+  if (care.closed) return hidden('the patient\'s account is closed');
+  return { permit: true, emergency: false, notify: { patientId: state.patientId, what: 'own-permit' } };
+}
+
+function patientWrite(input: WriteInput): Decision {
+  const { actor, action, before, after } = input;
+  if (action === 'create') return actor.kind === 'system' ? PERMIT : refused('a Patient is created by the identity or enrolment feed (a system), not by a person');
+  const mine = actor.kind === 'system' && before?.creator === creatorKey(actor);
+  if (action === 'delete') return mine ? PERMIT : refused('an account is closed through its lifecycle, not deleted');
+  if (!mine && !patientSide(actor)) return refused('the Patient resource is changed by the patient, their representative or the feed that created it');
+  if (before && after) {
+    // Until the account lifecycle has its own interactions, the feed that created the Patient (the
+    // enrolment feed) is the one that opens and closes the account.
+    const protectedElements = mine ? ['generalPractitioner'] : ['active', 'identifier'];
+    const fixed = changed(before.resource, after, protectedElements);
+    if (fixed.length > 0) {
+      const why: Record<string, string> = {
+        active: 'active is the account\'s state, changed only by the account lifecycle (the enrolment feed)',
+        generalPractitioner: 'only the patient (or their representative) chooses their general practitioner',
+        identifier: 'the identifiers (INS) are set by the identity feed',
+      };
+      return refused(fixed.map((e) => `Patient.${e}: ${why[e]}`).join('; '));
+    }
+  }
+  return PERMIT;
+}
+
+/** Writes of the record's content: documents and every other resource of a patient compartment. */
+function recordWrite(input: WriteInput): Decision {
+  const { actor, action, before, after, state, now } = input;
+  const type = (after ?? before?.resource)?.resourceType;
+  if (action === 'create') {
+    switch (actor.kind) {
+      case 'system':
+        return PERMIT;
+      case 'patient':
+      case 'representative':
+        if (type === 'DocumentReference' && after && !depositedByPatient(after)) return refused('a document the patient deposits names the patient or their representative as its author');
+        return PERMIT;
+      case 'practitioner': {
+        if (!state) return PERMIT; // not in a patient's record
+        const care = careAccess(actor, state, now);
+        // Being named author gives no right to write: a care relationship (or ETREAT) does.
+        const refusal = recordRefusal(care);
+        if (refusal) return refusal;
+        return { permit: true, emergency: emergencyOnly(care), notify: { patientId: state.patientId, what: 'write' } };
+      }
+      case 'organisation':
+        return refused(`a ${actor.role} never writes record content`);
+    }
+  }
+  const previous = before?.resource;
+  if (!previous) return hidden('nothing to change');
+  const author = authorOf(actor, previous, before?.creator);
+  if (!author) return refused(`only the author of this ${previous.resourceType} changes it`);
+  if (after) {
+    if (patientOf(after) !== patientOf(previous)) return refused('a resource stays in the record it was written into: delete it (or mark it entered-in-error) and write it again in the right one');
+    if (previous.resourceType === 'DocumentReference' && changed(previous, after, ['author']).length > 0) return refused('the author of a document does not change');
+  }
+  if (actor.kind === 'practitioner' && state) {
+    const care = careAccess(actor, state, now);
+    const named = authors(previous).some((ref) => refersTo(ref, 'Practitioner', actor.practitionerId));
+    const refusal = recordRefusal(care, named);
+    if (refusal) return refusal;
+    return { permit: true, emergency: emergencyOnly(care, named), notify: { patientId: state.patientId, what: 'write' } };
+  }
+  return PERMIT;
+}
+
+/**
+ * Whether the actor is the author of a stored resource: its creator (the system that pushed it,
+ * the professional or the patient who wrote it), a professional named in a document's author,
+ * or for the patient side a document they deposited.
+ */
+function authorOf(actor: Actor, resource: Resource, creator: string | undefined): boolean {
+  if (creator !== undefined && creator === creatorKey(actor)) return true;
+  switch (actor.kind) {
+    case 'practitioner':
+      return resource.resourceType === 'DocumentReference' && authors(resource).some((ref) => refersTo(ref, 'Practitioner', actor.practitionerId));
+    case 'patient':
+    case 'representative':
+      return resource.resourceType === 'DocumentReference' ? depositedByPatient(resource) : createdByPatientSide(creator);
+    default:
+      return false;
+  }
+}
+
+/** May the actor make this change? (The caller checked that they may read what it replaces.) */
+export function decideWrite(input: WriteInput): Decision {
+  const { actor, action } = input;
+  const resource = (input.after ?? input.before?.resource) as Resource;
+  const type = resource.resourceType;
+  if (actor.kind === 'organisation') return refused(`a ${actor.role} never writes record content`);
+  if (type === 'AuditEvent') return refused('AuditEvents are written by the server alone');
+  if (DIRECTORY.has(type)) {
+    return directoryWriter(actor, type, action) ? PERMIT : refused(`the directory is written by the directory feed alone: a system token whose scope names ${type} (system/${type}.cud)`);
+  }
+  if (type === 'Consent') return consentWrite(input);
+  if (type === 'Patient') return patientWrite(input);
+  return recordWrite(input);
+}
+
