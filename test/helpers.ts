@@ -1,5 +1,5 @@
 // Test helpers: a real app on a throw-away store, driven through HTTP with fastify.inject, and the
-// official example resources from ../shared/data.
+// official example resources committed in test/fixtures/data (see its PROVENANCE.md).
 //
 // The store of testServer():
 // - MONGODB_URI set: the MongoDB engine, on a fresh database per server (dropped at close), so
@@ -18,6 +18,7 @@ import { SqliteStore } from '../src/store/sqlite/index.js';
 import { openMongoStore } from '../src/store/mongo/index.js';
 import type { Store } from '../src/store/port.js';
 import { MingoShadow } from './store/mingo-shadow.js';
+import { R4_EXAMPLES } from './fixtures/data-paths.js';
 import { generateSigningKey, KEY_NAMES, loadOrCreateKey, type SigningKey } from '../src/auth/keys.js';
 import { TokenVerifier } from '../src/auth/verify.js';
 import { authBase, DEVELOPMENT_ISSUER, type AuthContext } from '../src/auth/context.js';
@@ -27,7 +28,7 @@ export const BASE = 'http://carnet.test/fhir';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const PROJECT = path.resolve(here, '..');
-export const SHARED_DATA = path.resolve(PROJECT, '../shared/data');
+export { FIXTURE_DATA, R4_EXAMPLES } from './fixtures/data-paths.js';
 
 /** The issuer of the tokens tests mint (trusted by every test server). */
 export const TEST_ISSUER = 'urn:carnet:test-issuer';
@@ -206,14 +207,13 @@ export function json<T = Resource & Record<string, unknown>>(response: Pick<Ligh
 
 /** An official HL7 R4 example, e.g. example('Patient', 'Patient-example.json'). */
 export function example<T = Resource>(type: string, file: string): T {
-  return JSON.parse(fs.readFileSync(path.join(SHARED_DATA, 'examples/r4/resources', type, file), 'utf8')) as T;
+  return JSON.parse(fs.readFileSync(path.join(R4_EXAMPLES, type, file), 'utf8')) as T;
 }
 
+/** Every official HL7 R4 example of a type, by file name; throws when there is none. */
 export function examplesOf(type: string): { file: string; resource: Resource }[] {
-  const dir = path.join(SHARED_DATA, 'examples/r4/resources', type);
-  return fs
-    .readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((file) => ({ file, resource: JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Resource }));
+  const dir = path.join(R4_EXAMPLES, type);
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  if (files.length === 0) throw new Error(`no ${type} example in ${dir}`);
+  return files.map((file) => ({ file, resource: JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Resource }));
 }

@@ -1,6 +1,6 @@
 // Sizing of the MongoDB engine's storage (not a test; docs/performance.md quotes its output):
 //   node --import tsx scripts/bench/mongo-sizing.ts
-// Maps the DocumentReference examples of ../shared/data (French PDSm/PDSm4DMP, IHE MHD, HL7 R4)
+// Maps the DocumentReference examples of test/fixtures/data (French PDSm/PDSm4DMP, IHE MHD/BALP, HL7 R4)
 // to the documents store/mongo writes (the current document with its index entries, and its first
 // version), measures their BSON size with the bson package, counts the keys each index of
 // store/mongo/indexes gets per document and their uncompressed size, and extrapolates per million.
@@ -17,7 +17,7 @@ import { currentDocument, patientKey, versionDocument } from '../../src/store/mo
 import { INDEXES } from '../../src/store/mongo/indexes.js';
 
 const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const DATA = path.resolve(PROJECT, '../shared/data');
+const DATA = process.env.CARNET_FIXTURE_DATA ?? path.join(PROJECT, 'test/fixtures/data');
 
 function examples(): { file: string; doc: DocumentReference }[] {
   const found: { file: string; doc: DocumentReference }[] = [];
@@ -31,7 +31,7 @@ function examples(): { file: string; doc: DocumentReference }[] {
       }
     }
   };
-  for (const dir of ['fr', 'mhd', 'examples/r4/resources/DocumentReference']) walk(path.join(DATA, dir));
+  for (const dir of ['fr', 'mhd', 'balp', 'r4-examples/DocumentReference']) walk(path.join(DATA, dir));
   return found;
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // By-hand micro-benchmark of the profile validator (not a test).
 // Usage: npm run build && node scripts/bench/profiles.mjs [seconds]
+// The examples are read from test/fixtures/data, or from CARNET_FIXTURE_DATA (same layout).
 // Reports the load of profiles/ (what start-up pays), then resources/s validated against the
 // MHD Comprehensive DocumentReference, the PDSm one, the MHD Minimal SubmissionSet and the ITI-65
 // Comprehensive Provide Bundle, on the official examples as shipped and with errors.
@@ -15,7 +16,7 @@ if (!existsSync(compiled)) {
   process.exit(1);
 }
 const seconds = Number(process.argv[2] ?? 3);
-const data = process.env.CARNET_SHARED_DATA ?? '/work/shared/data';
+const data = process.env.CARNET_FIXTURE_DATA ?? fileURLToPath(new URL('../../test/fixtures/data', import.meta.url));
 const read = (file) => JSON.parse(readFileSync(`${data}/${file}`, 'utf8'));
 
 const { loadProfiles } = await import(compiled);
@@ -25,15 +26,15 @@ const loadMs = performance.now() - t0;
 
 const MHD = 'https://profiles.ihe.net/ITI/MHD/StructureDefinition/';
 const PDSM = 'https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/';
-const comprehensive = read('mhd/ITI.MHD/examples/DocumentReference-ex-DocumentReferenceComprehensive.json');
+const comprehensive = read('mhd/DocumentReference-ex-DocumentReferenceComprehensive.json');
 const broken = { ...comprehensive, status: 'entered-in-error', identifier: [comprehensive.identifier[0], { ...comprehensive.identifier[1], value: 'x' }] };
 delete broken.masterIdentifier;
 const runs = [
   ['MHD Comprehensive DocumentReference', `${MHD}IHE.MHD.Comprehensive.DocumentReference`, comprehensive],
   ['  same, with 3 errors', `${MHD}IHE.MHD.Comprehensive.DocumentReference`, broken],
   ['PDSm comprehensive DocumentReference', `${PDSM}pdsm-comprehensive-document-reference`, read('fr/pdsm/examples/DocumentReference-exemple-pdsm-documentreference.json')],
-  ['MHD Minimal SubmissionSet', `${MHD}IHE.MHD.Minimal.SubmissionSet`, read('mhd/ITI.MHD/examples/List-ex-minimalSubmissionSet.json')],
-  ['MHD Comprehensive ProvideBundle (3 entries)', `${MHD}IHE.MHD.Comprehensive.ProvideBundle`, read('mhd/ITI.MHD/examples/Bundle-ex-comprehensiveProvideDocumentBundleSimple.json')],
+  ['MHD Minimal SubmissionSet', `${MHD}IHE.MHD.Minimal.SubmissionSet`, read('mhd/List-ex-minimalSubmissionSet.json')],
+  ['MHD Comprehensive ProvideBundle (3 entries)', `${MHD}IHE.MHD.Comprehensive.ProvideBundle`, read('mhd/Bundle-ex-comprehensiveProvideDocumentBundleSimple.json')],
 ];
 
 function run(label, url, resource) {

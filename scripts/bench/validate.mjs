@@ -3,6 +3,7 @@
 // Usage: node scripts/build-validators.mjs && node scripts/bench/validate.mjs [seconds] [examples-dir]
 // Reports module load time, then resources/s on the HL7 R4 examples: valid as shipped,
 // without the large Bundles, and with one unknown element added (the error path).
+// examples-dir: a folder of <Type>/*.json; by default the subset in test/fixtures/data/r4-examples.
 
 import { createRequire } from 'node:module';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 
 const validatorsPath = fileURLToPath(new URL('../../generated/fhir-validators.cjs', import.meta.url));
 const seconds = Number(process.argv[2] ?? 3);
-const examplesDir = process.argv[3] ?? '/work/shared/data/examples/r4/resources';
+const examplesDir = process.argv[3] ?? fileURLToPath(new URL('../../test/fixtures/data/r4-examples', import.meta.url));
 
 if (!existsSync(validatorsPath)) {
   console.error(`${validatorsPath} is missing: run \`npm run build:validators\` first`);

@@ -1,13 +1,14 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
 import type { Actor } from '../../src/auth/actor.js';
 import { AUDIT_INTERACTIONS, AUDIT_SYSTEM_CLIENT, auditEvent, type AuditFacts, type AuditInteraction, type AuditOutcome } from '../../src/audit/event.js';
 import { schemaIssues } from '../../src/fhir/validate.js';
 import { indexEntries, type IndexEntry, type ReferenceEntry, type TokenEntry } from '../../src/search/extract.js';
+import { FIXTURE_DATA } from '../fixtures/data-paths.js';
 
-const BALP_EXAMPLES = fileURLToPath(new URL('../../../shared/data/mhd/BALP/examples/', import.meta.url));
+const BALP_EXAMPLES = path.join(FIXTURE_DATA, 'balp');
 const SERVER = 'https://carnet.test/fhir';
 const RECORDED = '2025-03-14T09:26:53.589Z';
 const ISSUER = 'https://auth.carnet.test';
@@ -90,7 +91,7 @@ function tokens(entries: IndexEntry[], param: string): string[] {
 }
 
 function example(name: string): AuditEvent {
-  return JSON.parse(readFileSync(`${BALP_EXAMPLES}AuditEvent-ex-${name}.json`, 'utf8')) as AuditEvent;
+  return JSON.parse(readFileSync(path.join(BALP_EXAMPLES, `AuditEvent-ex-${name}.json`), 'utf8')) as AuditEvent;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import t from 'tap';
 import { seed } from '../seed.js';
 import type { AuditEvent, Binary, Bundle, DocumentReference, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { LightMyRequestResponse } from 'fastify';
-import { bearer, fhir, json, SHARED_DATA, testServer, type TestActor } from '../helpers.js';
+import { bearer, fhir, json, FIXTURE_DATA, testServer, type TestActor } from '../helpers.js';
 import { doc, mask, permit, PRESCRIPTION } from '../policy/fixture.js';
 import { CONTENT_POINTER, pointerOf } from '../../src/fhir/binary.js';
 
@@ -16,13 +16,13 @@ const server = await testServer();
 t.teardown(() => server.close());
 const { app, store } = server;
 
-/** The bytes of a Binary example from the shared data (IHE MHD, ANS, HL7 R4). */
+/** The bytes of a Binary example in test/fixtures/data (HL7 R4, ANS). */
 function bytesOf(file: string): { contentType: string; bytes: Buffer } {
-  const binary = JSON.parse(fs.readFileSync(path.join(SHARED_DATA, file), 'utf8')) as Binary;
+  const binary = JSON.parse(fs.readFileSync(path.join(FIXTURE_DATA, file), 'utf8')) as Binary;
   return { contentType: binary.contentType, bytes: Buffer.from(binary.data ?? '', 'base64') };
 }
-const PDF = bytesOf('examples/r4/resources/Binary/Binary-example.json'); // a real 131 kB PDF
-const JPEG = bytesOf('examples/r4/resources/Binary/Binary-f006.json');
+const PDF = bytesOf('r4-examples/Binary/Binary-example.json'); // a real 131 kB PDF
+const JPEG = bytesOf('r4-examples/Binary/Binary-f006.json');
 const CDA = bytesOf('fr/pdsm4dmp/examples/Binary-example-annexe-binary-cda.json');
 // A small valid PNG (1x1, one grey pixel) followed by random bytes in an ancillary chunk.
 const PNG = {

@@ -1,4 +1,4 @@
-// The three npm FHIR clients that hospital and practitioner developers use (../shared/clients.md),
+// The three npm FHIR clients that hospital and practitioner developers use (docs/api.md),
 // unmodified, against the real app listening on a TCP port: fhir-kit-client 2.x, fhirclient 2.x
 // (SMART on FHIR) and @medplum/core 4.x. Each goes through its own API; a recorder on the app
 // notes what each client actually sent, so the quirks the server must accept are proven exercised.

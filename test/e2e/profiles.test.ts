@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { Bundle, DocumentReference, Identifier, List, OperationOutcome, Practitioner, Resource } from '@medplum/fhirtypes';
-import { fhir, json, SHARED_DATA, testServer } from '../helpers.js';
+import { fhir, json, FIXTURE_DATA, testServer } from '../helpers.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
@@ -16,14 +16,14 @@ const SUBMISSION_SET = `${MHD}IHE.MHD.Minimal.SubmissionSet`;
 const RPPS = 'urn:carnet:fhir:StructureDefinition:carnet-practitioner-rpps';
 
 function read<T extends Resource>(relative: string): T {
-  const resource = JSON.parse(fs.readFileSync(path.join(SHARED_DATA, relative), 'utf8')) as T;
+  const resource = JSON.parse(fs.readFileSync(path.join(FIXTURE_DATA, relative), 'utf8')) as T;
   delete resource.id;
   return resource;
 }
 /** The examples below all carry identifiers, which the broken cases change. */
 type Identified<T extends Resource> = T & { identifier: Identifier[] };
-const documentReference = read<Identified<DocumentReference>>('mhd/ITI.MHD/examples/DocumentReference-ex-DocumentReferenceComprehensive.json');
-const submissionSet = read<Identified<List>>('mhd/ITI.MHD/examples/List-ex-minimalSubmissionSet.json');
+const documentReference = read<Identified<DocumentReference>>('mhd/DocumentReference-ex-DocumentReferenceComprehensive.json');
+const submissionSet = read<Identified<List>>('mhd/List-ex-minimalSubmissionSet.json');
 const practitioner = read<Identified<Practitioner>>('fr/fr-core/examples/Practitioner-FRCorePractitionerExample.json');
 
 async function count(type: string): Promise<number | undefined> {

@@ -1,13 +1,13 @@
-// Search over a real population (Synthea bulk export in ../shared/data/synthea): counts and
+// Search over a real population (Synthea bulk export in test/fixtures/data/synthea): counts and
 // pages the server answers must equal what a plain scan of the NDJSON files computes.
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { Bundle, Condition, DocumentReference, Immunization, Patient, Resource } from '@medplum/fhirtypes';
-import { fhir, json, SHARED_DATA, testServer } from '../helpers.js';
+import { fhir, json, FIXTURE_DATA, testServer } from '../helpers.js';
 import { normalizeString } from '../../src/search/normalize.js';
 
-const DIR = path.join(SHARED_DATA, 'synthea/smart-sample-bulk-10-patients');
+const DIR = path.join(FIXTURE_DATA, 'synthea');
 const read = <T extends Resource>(type: string): T[] =>
   fs.readFileSync(path.join(DIR, `${type}.000.ndjson`), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as T);
 

@@ -8,7 +8,7 @@ import t from 'tap';
 import type { Issue } from '../../src/fhir/outcome.js';
 import type { Bundle, BundleEntry, CodeableConcept, Coding, DocumentReference, Identifier, List, Resource, StructureDefinition } from '@medplum/fhirtypes';
 import { loadProfiles, ProfileRegistry } from '../../src/fhir/profiles.js';
-import { SHARED_DATA } from '../helpers.js';
+import { FIXTURE_DATA } from '../helpers.js';
 
 const registry = loadProfiles();
 
@@ -18,7 +18,7 @@ const FR_CORE = 'https://hl7.fr/ig/fhir/core/StructureDefinition/';
 const RPPS_PROFILE = 'urn:carnet:fhir:StructureDefinition:carnet-practitioner-rpps';
 
 const EXAMPLE_DIRS = [
-  'mhd/ITI.MHD/examples',
+  'mhd',
   'fr/pdsm/examples',
   'fr/pdsm/examples-branch-add-exemples-iti65',
   'fr/pdsm4dmp/examples',
@@ -28,7 +28,7 @@ const EXAMPLE_DIRS = [
 ];
 
 function read<T = Resource>(relative: string): T {
-  return JSON.parse(fs.readFileSync(path.join(SHARED_DATA, relative), 'utf8')) as T;
+  return JSON.parse(fs.readFileSync(path.join(FIXTURE_DATA, relative), 'utf8')) as T;
 }
 
 /** Every resource (top level, Bundle entry, contained) with a meta.profile, and where it is. */
@@ -99,7 +99,7 @@ const BUNDLE_MISSING_CUSTODIAN = new Set([
 t.test('every official example claiming a loaded profile conforms to it', async (t) => {
   let checked = 0;
   for (const dir of EXAMPLE_DIRS) {
-    for (const file of fs.readdirSync(path.join(SHARED_DATA, dir)).filter((f) => f.endsWith('.json'))) {
+    for (const file of fs.readdirSync(path.join(FIXTURE_DATA, dir)).filter((f) => f.endsWith('.json'))) {
       for (const [resource, where] of claiming(read(path.join(dir, file)), file)) {
         for (const url of resource.meta!.profile!) {
           if (!registry.knownProfile(url)) continue;
@@ -130,8 +130,8 @@ t.test('every official example claiming a loaded profile conforms to it', async 
 
 /** The examples below carry identifiers (and the SubmissionSet a coded code), which the failing cases change. */
 type Identified<T extends Resource> = T & { identifier: Identifier[] };
-const comprehensive = read<Identified<DocumentReference>>('mhd/ITI.MHD/examples/DocumentReference-ex-DocumentReferenceComprehensive.json');
-const submissionSet = read<Identified<List> & { code: CodeableConcept & { coding: Coding[] } }>('mhd/ITI.MHD/examples/List-ex-minimalSubmissionSet.json');
+const comprehensive = read<Identified<DocumentReference>>('mhd/DocumentReference-ex-DocumentReferenceComprehensive.json');
+const submissionSet = read<Identified<List> & { code: CodeableConcept & { coding: Coding[] } }>('mhd/List-ex-minimalSubmissionSet.json');
 
 t.test('a missing required element is named with its location and the profile that requires it', async (t) => {
   const doc = clone(comprehensive);
@@ -250,7 +250,7 @@ t.test('a profile inherits its bases: PDSm adds custodian to MHD, MHD Comprehens
   delete noCustodian.securityLabel;
   const found = errors(registry.validateProfile(noCustodian, `${PDSM}pdsm-comprehensive-document-reference`));
   t.same(found.map((i) => i.expression).sort(), [['DocumentReference.custodian'], ['DocumentReference.securityLabel']]);
-  const minimal = read<DocumentReference>('mhd/ITI.MHD/examples/DocumentReference-ex-DocumentReferenceMinimal.json');
+  const minimal = read<DocumentReference>('mhd/DocumentReference-ex-DocumentReferenceMinimal.json');
   t.same(errors(registry.validateProfile(minimal, `${MHD}IHE.MHD.Minimal.DocumentReference`)), []);
   t.ok(errors(registry.validateProfile(minimal, `${MHD}IHE.MHD.Comprehensive.DocumentReference`)).length > 0, 'the minimal example is not comprehensive');
 });
@@ -281,7 +281,7 @@ t.test('the FR Core patient INS checks the INS matricule', async (t) => {
 t.test('an ITI-65 Provide Bundle is checked entry by entry through its profile-discriminated slices', async (t) => {
   const url = `${MHD}IHE.MHD.Comprehensive.ProvideBundle`;
   const bundle = read<Bundle & { entry: BundleEntry[] }>(
-    'mhd/ITI.MHD/examples/Bundle-ex-comprehensiveProvideDocumentBundleSimple.json',
+    'mhd/Bundle-ex-comprehensiveProvideDocumentBundleSimple.json',
   );
   t.same(errors(registry.validateProfile(bundle, url)), []);
 

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isR4ResourceType, schemaIssues } from '../../src/fhir/validate.js';
+import { R4_EXAMPLES } from '../fixtures/data-paths.js';
 
-// The official HL7 R4 examples live in the shared data folder beside the repository
-// (/work/shared here, a sibling copy in CI).
-const examplesDir =
-  process.env.CARNET_R4_EXAMPLES ?? fileURLToPath(new URL('../../../shared/data/examples/r4/resources', import.meta.url));
+// The official HL7 R4 examples (a subset, test/fixtures/data/PROVENANCE.md); CARNET_R4_EXAMPLES
+// names another copy laid out as <Type>/*.json, e.g. the whole package.
+const examplesDir = process.env.CARNET_R4_EXAMPLES ?? R4_EXAMPLES;
 
 t.test('every official R4 example resource validates with no issues', async (t) => {
   t.ok(existsSync(examplesDir), `examples folder ${examplesDir} exists`);

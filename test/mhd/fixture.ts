@@ -1,14 +1,14 @@
-// Fixtures for the IHE MHD tests: the official IHE and ANS examples from ../shared/data, and the
+// Fixtures for the IHE MHD tests: the official IHE and ANS examples (test/fixtures/data), and the
 // server state they assume (the patient, the documents they append to or replace).
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Bundle, BundleEntry, DocumentReference, List, Patient, Resource } from '@medplum/fhirtypes';
-import { fhir, SHARED_DATA } from '../helpers.js';
+import { fhir, FIXTURE_DATA } from '../helpers.js';
 
-export const IHE = path.join(SHARED_DATA, 'mhd/ITI.MHD/examples');
-export const PDSM = path.join(SHARED_DATA, 'fr/pdsm');
-export const PDSM4DMP = path.join(SHARED_DATA, 'fr/pdsm4dmp/examples');
+export const IHE = path.join(FIXTURE_DATA, 'mhd');
+export const PDSM = path.join(FIXTURE_DATA, 'fr/pdsm');
+export const PDSM4DMP = path.join(FIXTURE_DATA, 'fr/pdsm4dmp/examples');
 export const INS_SYSTEM = 'urn:oid:1.2.250.1.213.1.4.8';
 /** The INS the ANS PDSm-for-DMP examples use in their conditional references. */
 export const ANS_INS = '123456789012345';

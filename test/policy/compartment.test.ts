@@ -23,13 +23,8 @@ function byFhirPath(resource: Resource): string | undefined {
 t.test('patientOf finds the patient FHIRPath finds, for every served type\'s examples', async (t) => {
   let withPatient = 0;
   for (const type of SERVED_TYPES) {
-    let examples: { file: string; resource: Resource }[] = [];
-    try {
-      examples = examplesOf(type);
-    } catch {
-      continue; // no official examples of this type
-    }
-    for (const { file, resource } of examples) {
+    if (type === 'RelatedPerson') continue; // no official example kept (test/fixtures/data/PROVENANCE.md)
+    for (const { file, resource } of examplesOf(type)) {
       const expected = byFhirPath(structuredClone(resource));
       if (expected !== undefined) withPatient++;
       t.equal(patientOf(structuredClone(resource)), expected, `${type} ${file}`);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { loadMatrix, mayRead, MATRIX_FILE, readableTypes, type DocumentFacts, type ReadableTypes } from '../../src/policy/matrix.js';
+import { FIXTURE_DATA } from '../fixtures/data-paths.js';
 
 const LOINC = 'http://loinc.org';
 const A05 = 'https://mos.esante.gouv.fr/NOS/TRE_A05-TypeDocComplementaire/FHIR/TRE-A05-TypeDocComplementaire';
@@ -199,9 +200,8 @@ t.test('the operator changes the rules by editing the file, without code', async
   t.notOk(mayRead(PODIATRIST, undefined, loinc('11490-0')), 'and back');
 });
 
-const frData = fileURLToPath(new URL('../../../shared/data/fr/', import.meta.url));
-t.test('the French PDSm examples are classified as expected', { skip: fs.existsSync(frData) ? false : `${frData} is not present` }, async (t) => {
-  const dir = frData;
+t.test('the French PDSm examples are classified as expected', async (t) => {
+  const dir = path.join(FIXTURE_DATA, 'fr');
   interface Doc {
     type?: { coding?: { system?: string; code?: string }[] };
     category?: { coding?: { system?: string; code?: string }[] }[];

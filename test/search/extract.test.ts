@@ -1,16 +1,17 @@
 import t from 'tap';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Resource } from '@medplum/fhirtypes';
 import { indexEntries, valueEntries, parseReference } from '../../src/search/extract.js';
 import { dateRange, normalizeString } from '../../src/search/normalize.js';
 import { paramsOf, findParam } from '../../src/search/params.js';
 import { MAX_TIME, MIN_TIME, type IndexEntry } from '../../src/search/types.js';
 import { SERVED_TYPES } from '../../src/fhir/registry.js';
+import { R4_EXAMPLES } from '../fixtures/data-paths.js';
 
-const examplesDir =
-  process.env.CARNET_R4_EXAMPLES ?? fileURLToPath(new URL('../../../shared/data/examples/r4/resources', import.meta.url));
+// The official HL7 R4 examples (a subset, test/fixtures/data/PROVENANCE.md); CARNET_R4_EXAMPLES
+// names another copy laid out as <Type>/*.json, e.g. the whole package.
+const examplesDir = process.env.CARNET_R4_EXAMPLES ?? R4_EXAMPLES;
 
 function example(type: string, name: string): Resource {
   return JSON.parse(readFileSync(join(examplesDir, type, `${type}-${name}.json`), 'utf8')) as Resource;
