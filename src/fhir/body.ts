@@ -5,10 +5,10 @@ import { randomUUID } from 'node:crypto';
 import type { Binary, Resource } from '@medplum/fhirtypes';
 import type { Body } from './context.js';
 import { Invalid, UnsupportedMediaType } from './outcome.js';
-import { incomingResource } from './resource.js';
+import { incomingResource, type IncomingOptions } from './resource.js';
 import { withPointer } from './binary.js';
 
-export function resourceFromBody(body: Body, type: string): Resource {
+export function resourceFromBody(body: Body, type: string, options: IncomingOptions = {}): Resource {
   switch (body.kind) {
     case 'none':
       throw new Invalid(`A ${type} resource is required in the request body`);
@@ -20,7 +20,7 @@ export function resourceFromBody(body: Body, type: string): Resource {
       if (body.kind === 'content') return withPointer(incomingResource({ resourceType: 'Binary', contentType: body.mediaType }, type) as Binary, body.blob);
       return incomingResource({ resourceType: 'Binary', contentType: body.mediaType, data: body.data.toString('base64') }, type);
     case 'json':
-      return incomingResource(body.value, type);
+      return incomingResource(body.value, type, options);
     case 'form':
       throw new UnsupportedMediaType('A form body carries search parameters, not a resource; use application/fhir+json');
   }

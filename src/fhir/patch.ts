@@ -73,7 +73,7 @@ export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: str
   if (result.resourceType !== type || result.id !== id) throw new Unprocessable('A patch may not change resourceType or id');
   let resource;
   try {
-    resource = { ...incomingResource(patched, type), id };
+    resource = { ...incomingResource(patched, type, { replacing: true }), id };
   } catch (error) {
     // The patched resource is invalid: 422 with the same issues (R4 3.1.0.6).
     if (error instanceof FhirError) throw new FhirError(422, error.issues);

@@ -20,13 +20,18 @@ export function checkId(id: string, what = 'id'): string {
 
 export type Stored = Resource & { id: string };
 
+export interface IncomingOptions {
+  /** The body replaces a stored resource (update, patch): a document may be retracted. */
+  replacing?: boolean;
+}
+
 /**
  * The resource a create or update carries, checked: a JSON object of the URL's type that
  * passes the R4 schema (else 400) and the profiles of profiles/ that its meta.profile names
  * (else 422; profiles Carnet does not know are claims it accepts unchecked).
  * meta.versionId and meta.lastUpdated are the server's and are dropped.
  */
-export function incomingResource(body: unknown, type: string): Resource {
+export function incomingResource(body: unknown, type: string, options: IncomingOptions = {}): Resource {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new Invalid('The body must be a FHIR resource: a JSON object with a resourceType');
   }
@@ -39,15 +44,34 @@ export function incomingResource(body: unknown, type: string): Resource {
     throw Invalid.of(issues.map((i) => ({ code: 'structure', diagnostics: i.diagnostics, expression: [i.expression] })));
   }
   assertNoPointer(resource as Resource);
-  const profileIssues = claimedProfileIssues(resource as Resource);
+  const checked = options.replacing ? withoutRetractedClaims({ ...(resource as Resource) }) : { ...(resource as Resource) };
+  const profileIssues = claimedProfileIssues(checked);
   if (profileIssues.some((i) => i.severity !== 'warning')) throw Unprocessable.of(profileIssues);
-  const checked = { ...(resource as Resource) };
   if (checked.meta) {
     const { versionId: _v, lastUpdated: _l, ...meta } = checked.meta;
     checked.meta = meta;
     if (Object.keys(meta).length === 0) delete checked.meta;
   }
   return checked;
+}
+
+/**
+ * A document its author retracts (status entered-in-error, docs/mhd.md) no longer claims the
+ * publication profiles whose status binding leaves entered-in-error out (IHE MHD
+ * DocumentReferenceStats: current | superseded, which the ANS PDSm profiles reuse): those claims
+ * are dropped from meta.profile, the earlier versions keep them. Every other claim is checked.
+ */
+function withoutRetractedClaims(resource: Resource): Resource {
+  const claimed = resource.meta?.profile ?? [];
+  if (resource.resourceType !== 'DocumentReference' || (resource as { status?: string }).status !== 'entered-in-error' || claimed.length === 0) return resource;
+  const onStatusOnly = (url: string) => {
+    const issues = claimedProfileIssues({ ...resource, meta: { ...resource.meta, profile: [url] } }).filter((i) => i.severity !== 'warning');
+    return issues.length > 0 && issues.every((i) => (i.expression ?? []).every((e) => e === 'DocumentReference.status'));
+  };
+  const kept = claimed.filter((url) => !onStatusOnly(url));
+  if (kept.length === claimed.length) return resource;
+  const { profile: _dropped, ...meta } = resource.meta ?? {};
+  return { ...resource, meta: kept.length > 0 ? { ...meta, profile: kept } : meta };
 }
 
 export function etag(versionId: number): string {

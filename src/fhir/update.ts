@@ -68,7 +68,7 @@ export async function prepareUpdate(ctx: FhirContext, req: FhirRequest, type: st
   checkId(id);
   if (type === 'AuditEvent') throw new MethodNotAllowed('AuditEvents are immutable', 'GET');
   const granted = access(req, type, 'u');
-  const resource = resourceFromBody(req.body, type);
+  const resource = resourceFromBody(req.body, type, { replacing: true });
   if (req.body.kind === 'json') {
     if (resource.id === undefined) throw new Invalid('An update must carry the resource id in the body (R4 3.1.0.4)', `${type}.id`);
     if (resource.id !== id) throw new Invalid(`The body's id "${resource.id}" does not match the URL's id "${id}"`, `${type}.id`);
@@ -86,7 +86,7 @@ export async function prepareConditionalUpdate(ctx: FhirContext, req: FhirReques
   const conditional = await conditionalMatches(ctx, req, parseCriteria(type, criteria));
   const { matches } = conditional.page;
   if (matches.length > 1) throw new PreconditionFailed(`The criteria "${criteria}" match more than one ${type}`, 'multiple-matches');
-  const resource = resourceFromBody(req.body, type);
+  const resource = resourceFromBody(req.body, type, { replacing: true });
   if (matches.length === 1) {
     const [match] = matches;
     if (resource.id !== undefined && resource.id !== match.id) {

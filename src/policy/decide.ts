@@ -166,6 +166,8 @@ function decidePractitioner(input: DecideInput & { actor: PractitionerActor }): 
   const refusal = recordRefusal(care, author);
   if (refusal) return refusal;
   if (type === 'DocumentReference' && !author) {
+    // Retracted by its author (docs/mhd.md): gone from other professionals' view, bytes included.
+    if ((resource as DocumentReference).status === 'entered-in-error') return hidden('the document was retracted by its author');
     if (!input.mayRead(actor.profession, actor.specialty, documentFacts(resource as DocumentReference))) return hidden('this document type is not open to the profession');
     if (rulesInForce(state, now).some((r) => r.kind === 'mask' && r.documentId === resource.id)) return hidden('the patient has masked this document');
   }

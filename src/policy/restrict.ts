@@ -123,6 +123,8 @@ function practitionerConditions(actor: Practitioner, type: string, readable: Rea
     of: [
       ...present(ofPatient(type, patientConditions(actor, true, now), known)),
       ...(types ? [types] : []),
+      // Not retracted by its author (decide.ts).
+      { kind: 'token', param: 'status', values: [{ code: 'entered-in-error' }], not: true },
       // Not masked by the patient: no active deny Consent names this document in its data.
       { kind: 'not', condition: { kind: 'has', sourceType: 'Consent', param: 'data', where: [...inForceNow(now), { kind: 'token', param: 'provision-type', values: [{ code: 'deny' }] }] } },
     ],

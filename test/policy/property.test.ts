@@ -265,7 +265,7 @@ function generate(rng: Rng): World {
     if (!rng.chance(0.3)) continue;
     const list = world.versions.get(`DocumentReference/${d.id}`) as Resource[];
     const previous = list[list.length - 1] as Resource & Record<string, unknown>;
-    write({ ...previous, description: `version ${list.length + 1}`, ...(rng.chance(0.5) ? { type: { coding: [randomType(rng)] } } : {}) } as Resource);
+    write({ ...previous, description: `version ${list.length + 1}`, ...(rng.chance(0.5) ? { type: { coding: [randomType(rng)] } } : {}), ...(rng.chance(0.2) ? { status: 'entered-in-error' } : {}) } as Resource);
   }
   return world;
 }
@@ -417,7 +417,9 @@ class Rules {
     const author = isDocument && this.authors(r).includes(`Practitioner/${me}`);
     if (!this.entersRecord(reader, patientId, author)) return false;
     if (isDocument && !author) {
-      const doc = r as Resource & { type?: { coding?: Coding[] }; category?: { coding?: Coding[] }[] };
+      const doc = r as Resource & { status?: string; type?: { coding?: Coding[] }; category?: { coding?: Coding[] }[] };
+      // Retracted by its author (docs/mhd.md): gone from other professionals' view.
+      if (doc.status === 'entered-in-error') return false;
       const authors = this.authors(r);
       const facts = {
         types: doc.type?.coding ?? [],
