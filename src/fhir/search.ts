@@ -7,6 +7,7 @@ import type { Version } from '../store/port.js';
 import { indexEntries } from '../search/extract.js';
 import { paramsOf } from '../search/params.js';
 import { parseSearch } from '../search/plan.js';
+import { checkSearchSize } from '../search/limits.js';
 import type { Include, ParsedSearch, ReferenceEntry } from '../search/types.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { bundle, fullUrl, pageLinks, withCursor } from './bundle.js';
@@ -95,6 +96,8 @@ function systemTypes(params: [string, string][]): string[] {
 }
 
 export async function search(ctx: FhirContext, req: FhirRequest, type: string | undefined, params: [string, string][]): Promise<FhirResponse> {
+  // A system search reads _type before the parser sees the other parameters: the limits count it too.
+  if (type === undefined) checkSearchSize(params);
   const types = type !== undefined ? [type] : systemTypes(params);
   const typeParam = params.filter(([name]) => name === '_type');
   const parsed = parseSearch(types, type !== undefined ? params : params.filter(([name]) => name !== '_type'), req.prefer.lenient);
