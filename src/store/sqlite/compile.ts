@@ -1,6 +1,10 @@
 // store/sqlite/compile: turns a SearchPlan into SQL over resource_current and the idx_* tables:
 // a WHERE condition, the ORDER BY of _sort, and the keyset condition of a page cursor. Values are
-// always bound parameters, never spliced into the SQL text.
+// always bound parameters, never spliced into the SQL text. The compiler names them (@p1, @p2...)
+// so that binding order never depends on where text is assembled; the statements it returns have
+// anonymous parameters instead (`?`, bound in text order): SQLite finds a named parameter by a
+// linear scan, when it prepares the statement and again when it binds, so that n named parameters
+// cost time in n² (4,000 of them, 100 values of 20 parameters: 60 ms), anonymous ones in n.
 
 import { entryKindOf } from '../kinds.js';
 import type { Condition, QuantityValue, RangeValue, ReferenceValue, SearchPlan, SortKey, TokenValue } from '../../search/types.js';
@@ -8,8 +12,19 @@ import { INDEX_TABLES, type IndexKind } from './schema.js';
 
 export interface Sql {
   sql: string;
-  /** Named parameters (@p1, @p2...): binding order never depends on where text is assembled. */
-  params: Record<string, unknown>;
+  /** The values of the anonymous parameters (`?`), in text order. */
+  params: unknown[];
+}
+
+/** The statement with the compiler's named parameters replaced by anonymous ones, in text order. */
+function anonymous(sql: string, named: Record<string, unknown>): Sql {
+  const params: unknown[] = [];
+  // No text of the SQL but the parameters has an "@": values are never spliced into it.
+  const text = sql.replace(/@(p\d+)\b/g, (_match, name: string) => {
+    params.push(named[name]);
+    return '?';
+  });
+  return { sql: text, params };
 }
 
 /** Escapes LIKE wildcards: patterns use ESCAPE '\'. */
@@ -326,13 +341,15 @@ export interface CompiledSearch {
 export function compileRestriction(plan: SearchPlan): Sql {
   const compiler = new Compiler();
   const conditions = [`c.type IN (${plan.types.map((t) => compiler.bind(t)).join(', ')})`, 'c.deleted = 0', ...compiler.where(plan.where, 'c', plan.types)];
-  return { sql: conditions.join(' AND '), params: compiler.params };
+  return anonymous(conditions.join(' AND '), compiler.params);
 }
 
 export function compileSearch(plan: SearchPlan, after?: unknown[], limit?: number): CompiledSearch {
   const compiler = new Compiler();
   // The id breaks ties, so that the order is total and a cursor names one position.
   const keys: SortKey[] = [...plan.sort, { param: '_id', descending: false }];
+  // A cursor of another search (other sort keys) names no position in this one.
+  if (after && after.length !== keys.length) throw new RangeError('bad search cursor: not one of this search');
   const sortColumns = keys.map((key, i) => `${compiler.sortExpression(key, 'c', plan.types)} AS k${i}`);
   const conditions = [`c.type IN (${plan.types.map((t) => compiler.bind(t)).join(', ')})`, 'c.deleted = 0', ...compiler.where(plan.where, 'c', plan.types)];
   const inner = `SELECT c.type, c.id, c.seq, c.creator, ${sortColumns.join(', ')} FROM resource_current c WHERE ${conditions.join(' AND ')}`;
@@ -348,11 +365,8 @@ export function compileSearch(plan: SearchPlan, after?: unknown[], limit?: numbe
   const order = keys.map((key, i) => `m.k${i} ${key.descending ? 'DESC' : 'ASC'}`).join(', ');
   const limitSql = limit !== undefined ? ` LIMIT ${compiler.bind(limit)}` : '';
   return {
-    select: {
-      sql: `SELECT m.*, v.version, v.last_updated, v.deleted, v.content FROM (${inner}) m JOIN resource_version v ON v.seq = m.seq ${keyset} ORDER BY ${order}${limitSql}`,
-      params: compiler.params,
-    },
-    count: { sql: `SELECT count(*) AS n FROM resource_current c WHERE ${conditions.join(' AND ')}`, params: compiler.params },
+    select: anonymous(`SELECT m.*, v.version, v.last_updated, v.deleted, v.content FROM (${inner}) m JOIN resource_version v ON v.seq = m.seq ${keyset} ORDER BY ${order}${limitSql}`, compiler.params),
+    count: anonymous(`SELECT count(*) AS n FROM resource_current c WHERE ${conditions.join(' AND ')}`, compiler.params),
     keys,
   };
 }

@@ -331,18 +331,17 @@ export class SqliteStore implements Store {
       conditions.push('last_updated >= ?');
       params.push(query.since);
     }
-    let named: Record<string, unknown> = {};
     if (query.restriction) {
       const restriction = compileRestriction(query.restriction);
       conditions.push(`(v.type, v.id) IN (SELECT c.type, c.id FROM resource_current c WHERE ${restriction.sql})`);
-      named = restriction.params;
+      params.push(...restriction.params);
     }
     const where = conditions.length > 0 ? `WHERE ${conditions.map((c) => c.replace(/^(type|id|seq|last_updated) /, 'v.$1 ')).join(' AND ')}` : '';
     const rows = this.db
       .prepare<unknown[], VersionRow>(
         `SELECT v.*, cur.creator FROM resource_version v LEFT JOIN resource_current cur ON cur.type = v.type AND cur.id = v.id ${where} ORDER BY v.seq DESC LIMIT ?`,
       )
-      .all(...params, query.count + 1, named);
+      .all(...params, query.count + 1);
     const page: HistoryPage = { versions: rows.slice(0, query.count).map(toVersion) };
     if (rows.length > query.count) page.next = encodeCursor(rows[query.count - 1].seq);
     if (scope.level === 'instance') page.total = this.statements.instanceCount.get(scope.type, scope.id)?.n ?? 0;
@@ -353,7 +352,7 @@ export class SqliteStore implements Store {
   // search is a long statement that takes longer to prepare than to run on a small record).
   private readonly prepared = new Map<string, Database.Statement>();
 
-  private prepare<Row>(sql: string): Database.Statement<Record<string, unknown>, Row> {
+  private prepare<Row>(sql: string): Database.Statement<unknown[], Row> {
     let statement = this.prepared.get(sql);
     if (statement) {
       // Most recently used last: the first key is the one to drop.
@@ -363,7 +362,7 @@ export class SqliteStore implements Store {
       if (this.prepared.size >= PREPARED_CACHE) this.prepared.delete(this.prepared.keys().next().value as string);
     }
     this.prepared.set(sql, statement);
-    return statement as Database.Statement<Record<string, unknown>, Row>;
+    return statement as Database.Statement<unknown[], Row>;
   }
 
   async search(plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
