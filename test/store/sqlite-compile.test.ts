@@ -1,13 +1,13 @@
 // The SQL of a search (src/store/sqlite/compile.ts): anonymous parameters bound in text order (a
 // named parameter costs SQLite a linear lookup, so that many of them cost time in their square),
-// the same answer as before for a plan whose values repeat a bound value, and a cursor of another
-// search refused.
+// reference values as IN lists (an OR chain of more than 1,000 is refused by SQLite), and a cursor
+// of another search refused.
 import t from 'tap';
-import type { Patient } from '@medplum/fhirtypes';
+import type { Observation, Patient } from '@medplum/fhirtypes';
 import { compileRestriction, compileSearch } from '../../src/store/sqlite/compile.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { indexEntries } from '../../src/search/extract.js';
-import type { SearchPlan } from '../../src/search/types.js';
+import type { ReferenceValue, SearchPlan } from '../../src/search/types.js';
 
 const plan: SearchPlan = {
   types: ['Patient'],
@@ -39,6 +39,21 @@ t.test('a search with thousands of values (beyond what the parser lets through) 
   const page = await store.search({ types: ['Patient'], where: [{ kind: 'id', ids }], sort: [] }, { count: 10, total: true });
   t.same(page.matches.map((m) => m.id), ['p1']);
   t.equal(page.total, 1);
+});
+
+t.test('thousands of reference values, of several types, bare ids and URLs, find what each of them finds', async (t) => {
+  const store = new SqliteStore({ dataDir: ':memory:' });
+  t.teardown(() => store.close());
+  const observation = (id: string, reference: string) => ({ resourceType: 'Observation', id, status: 'final', code: { text: 'x' }, subject: { reference } }) as Observation & { id: string };
+  const resources = [observation('o1', 'Patient/p1'), observation('o2', 'Group/p1'), observation('o3', 'http://elsewhere.example/fhir/Patient/p9'), observation('o4', 'Patient/p2')];
+  await store.transact(resources.map((resource) => ({ kind: 'create' as const, resource, index: indexEntries(resource) })), '2026-11-27T14:00:00.000Z');
+  const many = Array.from({ length: 3000 }, (_, i) => ({ targetType: 'Patient', targetId: `x${i}` }));
+  const found = async (values: ReferenceValue[]) => (await store.search({ types: ['Observation'], where: [{ kind: 'reference', param: 'subject', values }], sort: [] }, { count: 10 })).matches.map((m) => m.id).sort();
+  t.same(await found([...many, { targetType: 'Patient', targetId: 'p1' }]), ['o1']);
+  t.same(await found([...many, { targetId: 'p1' }]), ['o1', 'o2'], 'a bare id, any type');
+  t.same(await found([...many, { targetType: 'Group', targetId: 'p1' }, { targetType: 'Patient', targetId: 'p2' }]), ['o2', 'o4']);
+  t.same(await found([...many, { url: 'http://elsewhere.example/fhir/Patient/p9', targetType: 'Patient', targetId: 'p9' }]), ['o3'], 'a URL');
+  t.same(await found(many), []);
 });
 
 t.test('a cursor with other sort keys than the search is refused', async (t) => {

@@ -209,7 +209,7 @@ class Compiler {
       case 'quantity':
         return { kind: 'quantity', param: cond.param, predicate: (t) => this.anyOf(cond.values, (v) => this.quantity(v, t)) };
       case 'reference':
-        return { kind: 'reference', param: cond.param, predicate: (t) => this.anyOf(cond.values, (v) => this.reference(v, t)) };
+        return { kind: 'reference', param: cond.param, predicate: (t) => this.references(cond.values, t) };
       case 'uri':
         return {
           kind: 'uri',
@@ -294,6 +294,26 @@ class Compiler {
     else if (v.system !== undefined) parts.push(`${t}.system = ${this.bind(v.system)}`);
     if (v.code !== undefined) parts.push(`(${t}.code = ${this.bind(v.code)} OR ${t}.unit = ${this.bind(v.code)})`);
     return `(${parts.join(' AND ')})`;
+  }
+
+  /**
+   * Reference values: Type/id and bare ids as one IN list per type (an index probe per value, and
+   * no OR chain, which SQLite plans in time growing faster than its length and refuses beyond
+   * 1,000 terms: _revinclude searches the targets of a whole page), URLs one by one.
+   */
+  private references(values: ReferenceValue[], t: string): string {
+    const idsByType = new Map<string | undefined, string[]>();
+    const urls: ReferenceValue[] = [];
+    for (const v of values) {
+      if (v.url !== undefined || v.targetId === undefined) urls.push(v);
+      else if (idsByType.has(v.targetType)) idsByType.get(v.targetType)?.push(v.targetId);
+      else idsByType.set(v.targetType, [v.targetId]);
+    }
+    const terms = [...idsByType].map(([type, ids]) => {
+      const list = `${t}.target_id IN (${ids.map((id) => this.bind(id)).join(', ')})`;
+      return type === undefined ? list : `(${list} AND ${t}.target_type = ${this.bind(type)})`;
+    });
+    return `(${[...terms, ...urls.map((v) => this.reference(v, t))].join(' OR ')})`;
   }
 
   private reference(v: ReferenceValue, t: string): string {
