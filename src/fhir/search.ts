@@ -8,7 +8,7 @@ import { indexEntries } from '../search/extract.js';
 import { paramsOf } from '../search/params.js';
 import { parseSearch } from '../search/plan.js';
 import { checkSearchSize } from '../search/limits.js';
-import type { Include, ParsedSearch, ReferenceEntry } from '../search/types.js';
+import type { Condition, Include, ParsedSearch, ReferenceEntry } from '../search/types.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { bundle, fullUrl, pageLinks, withCursor } from './bundle.js';
 import { Invalid } from './outcome.js';
@@ -69,13 +69,13 @@ async function included(ctx: FhirContext, req: FhirRequest, parsed: ParsedSearch
     next.push(...(await readAll(ctx, req, refs.filter((r) => !seen.has(key(r))))));
     for (const rev of revincludes) {
       const params = rev.param === '*' ? paramsOf(rev.sourceType).filter((p) => p.type === 'reference').map((p) => p.code) : [rev.param];
-      const values = frontier.map((v) => ({ targetType: v.type, targetId: v.id }));
       const granted = tryAccess(req, rev.sourceType, 's');
-      if (!granted || (granted.compartment && !hasCompartment(rev.sourceType))) continue;
-      for (const param of params) {
-        const plan = restrict(ctx, granted, { types: [rev.sourceType], where: [{ kind: 'reference', param, values }], sort: [] });
-        next.push(...(await visible(ctx, granted, (await ctx.store.search(plan, { count: MAX_INCLUDED })).matches, (m) => req.log?.(m))));
-      }
+      if (!granted || (granted.compartment && !hasCompartment(rev.sourceType)) || params.length === 0) continue;
+      // One search for every parameter (Type:* names them all) and every target of the frontier.
+      const values = frontier.map((v) => ({ targetType: v.type, targetId: v.id }));
+      const referring = params.map((param): Condition => ({ kind: 'reference', param, values }));
+      const plan = restrict(ctx, granted, { types: [rev.sourceType], where: [referring.length === 1 ? referring[0] : { kind: 'any', of: referring }], sort: [] });
+      next.push(...(await visible(ctx, granted, (await ctx.store.search(plan, { count: MAX_INCLUDED })).matches, (m) => req.log?.(m))));
     }
     frontier = [];
     for (const version of next) {
