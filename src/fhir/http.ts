@@ -15,6 +15,7 @@ import { recordFailure, recordSuccess } from './audited.js';
 import { carriesDocument, isContentUpload, readBody, receiveContent, withContent } from './binary.js';
 import { nativeAnswer, openContent, type NativeAnswer } from './retrieve.js';
 import { MAX_FORM_BYTES } from '../search/limits.js';
+import { PUBLIC_ROUTE } from '../auth/hook.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -143,7 +144,14 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
 export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefix = '/fhir', limits?: BodyLimits): void {
   const bodyLimit = limits?.body ?? app.initialConfig.bodyLimit ?? 20 * 1024 * 1024;
   const documentLimit = limits?.document ?? bodyLimit;
-  const targetOf = (request: FastifyRequest) => parseTarget(request.url.split('?')[0].slice(prefix.length));
+  // The target is the path as the router matched it: the route's pattern with its parameters
+  // (which the router decoded), never the URL's text: /%66hir/Patient is routed as /fhir/Patient,
+  // and the auth hook decided on that route too.
+  const targetOf = (request: FastifyRequest) => {
+    const params = request.params as Record<string, string>;
+    const pattern = (request.routeOptions.url ?? '').slice(prefix.length).split('/');
+    return parseTarget(pattern.map((part) => (part.startsWith(':') ? encodeURIComponent(params[part.slice(1)]) : part)).join('/'));
+  };
   const limitOf = (request: FastifyRequest, target: Target | null) => (target && carriesDocument(request.method as Method, target) ? documentLimit : bodyLimit);
 
   // Bodies arrive as bytes; parsing happens in bodyOf so that every failure is an OperationOutcome.
@@ -190,8 +198,10 @@ export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefi
     await recordSuccess(ctx, fhirRequest, response);
     return send(ctx, request, reply, response, answer);
   };
-  // Route shapes are listed so that logs name a pattern, never a URL with identifiers in it.
+  // Route shapes are listed so that logs name a pattern, never a URL with identifiers in it. Every
+  // one needs a bearer token (auth/hook) but reading the CapabilityStatement.
   for (const url of [prefix, `${prefix}/:type`, `${prefix}/:type/:id`, `${prefix}/:type/:id/:sub`, `${prefix}/:type/:id/:sub/:vid`]) {
     app.route({ method: [...methods], url, handler: handle, exposeHeadRoute: false });
   }
+  app.route({ method: ['GET', 'HEAD'], url: `${prefix}/metadata`, handler: handle, exposeHeadRoute: false, config: PUBLIC_ROUTE });
 }
