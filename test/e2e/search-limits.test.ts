@@ -1,7 +1,8 @@
 // Searches beyond the limits of src/search/limits.ts answer 400 with an OperationOutcome
 // (too-costly, naming the limit and the parameter) on every path that takes search criteria, never
 // a 500 from SQLite; a repeated _include answers as one; the other inputs that reached SQLite
-// (a cursor of another search, a _revinclude of a full page) answer as they should.
+// (a cursor of another search, _sort on a reference, a _revinclude of a full page) answer as they
+// should.
 import t, { type Test } from 'tap';
 import type { Bundle, BundleEntry, OperationOutcome } from '@medplum/fhirtypes';
 import { bearer, fhir, json, testServer } from '../helpers.js';
@@ -119,12 +120,18 @@ t.test('a repeated _include or _revinclude answers as one', async (t) => {
   t.equal(json<Bundle>(repeated).link?.[0].url, json<Bundle>(once).link?.[0].url, 'the self link lists each include once');
 });
 
-t.test('other inputs that reached SQLite: a cursor of another search, _revinclude of a full page, a huge _count', async (t) => {
+t.test('other inputs that reached SQLite: a cursor of another search, _sort on a reference, _revinclude of a full page, a huge _count', async (t) => {
   const cursor = (keys: unknown[]) => Buffer.from(JSON.stringify(keys)).toString('base64url');
   for (const url of [`Patient?_cursor=${cursor([])}`, `Patient?_sort=name&_cursor=${cursor(['p1'])}`, `Patient?_cursor=${cursor(['a', 'b', 'c'])}`]) {
     const res = await fhir(app, 'GET', url);
     t.equal(res.statusCode, 400, url);
     t.match(json<OperationOutcome>(res).issue[0], { expression: ['_cursor'] });
+  }
+  await fhir(app, 'PUT', 'Observation/o4', { resourceType: 'Observation', id: 'o4', status: 'final', code: { text: 'weight' }, subject: { reference: 'Patient/a0' } });
+  for (const [sort, order] of [['subject,_id', ['o4', 'o1', 'o2', 'o3']], ['-subject,-_id', ['o3', 'o2', 'o1', 'o4']]] as const) {
+    const sorted = await fhir(app, 'GET', `Observation?_id=o1,o2,o3,o4&_sort=${sort}`);
+    t.equal(sorted.statusCode, 200, `_sort=${sort}: a reference parameter (was a SQL syntax error)`);
+    t.same(json<Bundle>(sorted).entry?.map((e) => e.resource?.id), order);
   }
   const huge = await fhir(app, 'GET', 'Patient?_count=999999999');
   t.equal(huge.statusCode, 200, '_count beyond the maximum page size is cut to it');

@@ -334,13 +334,15 @@ class Compiler {
     if (key.param === '_lastUpdated') return `${c}.last_updated`;
     const kind = this.kindOf(types, key.param);
     const { table } = INDEX_TABLES[kind];
-    const column = { token: 'code', string: 'value', date: key.descending ? 'high' : 'low', number: 'value', quantity: 'value', reference: "coalesce(target_type || '/' || target_id, url)", uri: 'value' }[kind];
+    const t = this.alias('s');
+    const column = { token: 'code', string: 'value', date: key.descending ? 'high' : 'low', number: 'value', quantity: 'value', reference: undefined, uri: 'value' }[kind];
+    // A reference sorts by Type/id, or by its URL when it has none.
+    const value = column === undefined ? `coalesce(${t}.target_type || '/' || ${t}.target_id, ${t}.url)` : `${t}.${column}`;
     const aggregate = key.descending ? 'max' : 'min';
     const numeric = kind === 'date' || kind === 'number' || kind === 'quantity';
     const missing = key.descending ? (numeric ? '-9e300' : "''") : numeric ? '9e300' : "char(1114111)";
-    const t = this.alias('s');
     // INDEXED BY: left alone, SQLite walks the (type, param, value) index of the whole type.
-    return `coalesce((SELECT ${aggregate}(${t}.${column}) FROM ${table} ${t} INDEXED BY ${table}_owner WHERE ${t}.type = ${c}.type AND ${t}.id = ${c}.id AND ${t}.param = ${this.bind(key.param)}), ${missing})`;
+    return `coalesce((SELECT ${aggregate}(${value}) FROM ${table} ${t} INDEXED BY ${table}_owner WHERE ${t}.type = ${c}.type AND ${t}.id = ${c}.id AND ${t}.param = ${this.bind(key.param)}), ${missing})`;
   }
 }
 
