@@ -1,11 +1,14 @@
 // The SQL of a search (src/store/sqlite/compile.ts): anonymous parameters bound in text order (a
 // named parameter costs SQLite a linear lookup, so that many of them cost time in their square),
-// reference values as IN lists (an OR chain of more than 1,000 is refused by SQLite), and a cursor
-// of another search refused.
+// reference values as IN lists (an OR chain of more than 1,000 is refused by SQLite), chains
+// planned with one subquery per level (not 2^(n-1)), and a cursor of another search refused.
 import t from 'tap';
+import Database from 'better-sqlite3';
 import type { Observation, Patient } from '@medplum/fhirtypes';
 import { compileRestriction, compileSearch } from '../../src/store/sqlite/compile.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
+import { DDL } from '../../src/store/sqlite/schema.js';
+import { parseSearch } from '../../src/search/plan.js';
 import { indexEntries } from '../../src/search/extract.js';
 import type { ReferenceValue, SearchPlan } from '../../src/search/types.js';
 
@@ -27,7 +30,7 @@ t.test('statements carry anonymous parameters, one value per "?" in text order',
   const { select } = compileSearch(plan, [1, 'a'], 10);
   // In text order: the sort key's parameter, the types, each condition (a single-type one names
   // its type twice), the cursor's keys and the limit.
-  t.same(select.params, ['birthdate', 'Patient', 'Patient', 'Patient', 'family', 'du%', 'ma%', 'Patient', 'Patient', 'gender', 'female', 'a', 'b', 'c', 1, 1, 'a', 10]);
+  t.same(select.params, ['birthdate', 'Patient', 'Patient', 'family', 'du%', 'ma%', 'Patient', 'Patient', 'gender', 'female', 'Patient', 'a', 'b', 'c', 1, 1, 'a', 10]);
 });
 
 t.test('a search with thousands of values (beyond what the parser lets through) runs', async (t) => {
@@ -54,6 +57,18 @@ t.test('thousands of reference values, of several types, bare ids and URLs, find
   t.same(await found([...many, { targetType: 'Group', targetId: 'p1' }, { targetType: 'Patient', targetId: 'p2' }]), ['o2', 'o4']);
   t.same(await found([...many, { url: 'http://elsewhere.example/fhir/Patient/p9', targetType: 'Patient', targetId: 'p9' }]), ['o3'], 'a URL');
   t.same(await found(many), []);
+});
+
+t.test('chains and _has are planned with one subquery per level', async (t) => {
+  const db = new Database(':memory:');
+  t.teardown(() => db.close());
+  db.exec(DDL);
+  const subqueries = (type: string, name: string) => {
+    const { count } = compileSearch(parseSearch([type], [[name, 'x']], false).plan);
+    return db.prepare<unknown[], { detail: string }>(`EXPLAIN QUERY PLAN ${count.sql}`).all(count.params).filter((row) => /^LIST SUBQUERY/.test(row.detail)).length;
+  };
+  t.equal(subqueries('DocumentReference', 'patient.general-practitioner:Organization.partof.name'), 4, 'a chain 4 levels deep (was 13)');
+  t.equal(subqueries('Patient', '_has:DocumentReference:subject:_has:AuditEvent:entity:_has:AuditEvent:entity:type'), 4, '_has 4 levels deep');
 });
 
 t.test('a cursor with other sort keys than the search is refused', async (t) => {
