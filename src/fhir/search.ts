@@ -4,11 +4,11 @@
 
 import type { BundleEntry, Resource } from '@medplum/fhirtypes';
 import type { Version } from '../store/port.js';
-import { indexEntries } from '../search/extract.js';
+import { referenceEntries } from '../search/extract.js';
 import { paramsOf } from '../search/params.js';
 import { parseSearch } from '../search/plan.js';
 import { checkSearchSize } from '../search/limits.js';
-import type { Condition, Include, ParsedSearch, ReferenceEntry } from '../search/types.js';
+import type { Condition, Include, ParsedSearch } from '../search/types.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { bundle, fullUrl, pageLinks, withCursor } from './bundle.js';
 import { Invalid } from './outcome.js';
@@ -36,9 +36,8 @@ const key = (v: { type: string; id: string }) => `${v.type}/${v.id}`;
 
 /** References a resource holds through one reference parameter (or all of them for '*'). */
 function referencesOf(resource: Resource, include: Include): { type: string; id: string }[] {
-  return indexEntries(resource)
-    .filter((e): e is ReferenceEntry => e.kind === 'reference' && e.group === 0 && (include.param === '*' || e.param === include.param))
-    .filter((e) => e.targetType !== null && e.targetId !== null && (!include.targetType || e.targetType === include.targetType))
+  return referenceEntries(resource, include.param)
+    .filter((e) => e.group === 0 && e.targetType !== null && e.targetId !== null && (!include.targetType || e.targetType === include.targetType))
     .map((e) => ({ type: e.targetType as string, id: e.targetId as string }));
 }
 
