@@ -1,6 +1,7 @@
 // The SQL of a search (src/store/sqlite/compile.ts): anonymous parameters bound in text order (a
 // named parameter costs SQLite a linear lookup, so that many of them cost time in their square),
-// reference values as IN lists (an OR chain of more than 1,000 is refused by SQLite), chains
+// reference and token values as IN lists (an OR chain of more than 1,000 is refused by SQLite,
+// and long ones of AND terms take long to plan), chains
 // planned with one subquery per level (not 2^(n-1)), and a cursor of another search refused.
 import t from 'tap';
 import Database from 'better-sqlite3';
@@ -10,7 +11,7 @@ import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { DDL } from '../../src/store/sqlite/schema.js';
 import { parseSearch } from '../../src/search/plan.js';
 import { indexEntries } from '../../src/search/extract.js';
-import type { ReferenceValue, SearchPlan } from '../../src/search/types.js';
+import type { ReferenceValue, SearchPlan, TokenValue } from '../../src/search/types.js';
 
 const plan: SearchPlan = {
   types: ['Patient'],
@@ -56,6 +57,23 @@ t.test('thousands of reference values, of several types, bare ids and URLs, find
   t.same(await found([...many, { targetId: 'p1' }]), ['o1', 'o2'], 'a bare id, any type');
   t.same(await found([...many, { targetType: 'Group', targetId: 'p1' }, { targetType: 'Patient', targetId: 'p2' }]), ['o2', 'o4']);
   t.same(await found([...many, { url: 'http://elsewhere.example/fhir/Patient/p9', targetType: 'Patient', targetId: 'p9' }]), ['o3'], 'a URL');
+  t.same(await found(many), []);
+});
+
+t.test('token values of several systems, of none, of any, and systems alone, find what each of them finds', async (t) => {
+  const store = new SqliteStore({ dataDir: ':memory:' });
+  t.teardown(() => store.close());
+  const observation = (id: string, coding: { system?: string; code: string }) => ({ resourceType: 'Observation', id, status: 'final', code: { coding: [coding] } }) as Observation & { id: string };
+  const resources = [observation('o1', { system: 'urn:a', code: '1' }), observation('o2', { system: 'urn:b', code: '1' }), observation('o3', { code: '1' }), observation('o4', { system: 'urn:c', code: '2' })];
+  await store.transact(resources.map((resource) => ({ kind: 'create' as const, resource, index: indexEntries(resource) })), '2026-11-27T14:00:00.000Z');
+  const many: TokenValue[] = Array.from({ length: 3000 }, (_, i) => ({ system: 'urn:a', code: `x${i}` }));
+  const found = async (values: TokenValue[], not = false) => (await store.search({ types: ['Observation'], where: [{ kind: 'token', param: 'code', values, ...(not ? { not } : {}) }], sort: [] }, { count: 10 })).matches.map((m) => m.id).sort();
+  t.same(await found([...many, { system: 'urn:a', code: '1' }]), ['o1']);
+  t.same(await found([...many, { system: 'urn:b', code: '1' }, { system: 'urn:c', code: '2' }]), ['o2', 'o4']);
+  t.same(await found([...many, { system: null, code: '1' }]), ['o3'], '|code: no system');
+  t.same(await found([...many, { code: '1' }]), ['o1', 'o2', 'o3'], 'code: any system');
+  t.same(await found([...many, { system: 'urn:c' }]), ['o4'], 'system|: any code');
+  t.same(await found([{ system: 'urn:a', code: '1' }, { code: '2' }], true), ['o2', 'o3'], ':not');
   t.same(await found(many), []);
 });
 
