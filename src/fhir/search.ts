@@ -32,6 +32,19 @@ function tryAccess(req: FhirRequest, type: string, permission: 'r' | 's'): Acces
 const MAX_INCLUDED = 1000;
 const MAX_ITERATIONS = 4;
 
+/** Resources the policy checks in one turn of the event loop: a page of 1,000 gives way to other requests between. */
+const CHECKED_PER_TURN = 50;
+
+/** visible(), CHECKED_PER_TURN resources at a time. */
+async function visibleInTurns(ctx: FhirContext, req: FhirRequest, granted: Access, versions: Version[]): Promise<Version[]> {
+  const kept: Version[] = [];
+  for (let start = 0; start < versions.length; start += CHECKED_PER_TURN) {
+    if (start > 0) await new Promise((resolve) => setImmediate(resolve));
+    kept.push(...(await visible(ctx, granted, versions.slice(start, start + CHECKED_PER_TURN), (m) => req.log?.(m))));
+  }
+  return kept;
+}
+
 const key = (v: { type: string; id: string }) => `${v.type}/${v.id}`;
 
 /** References a resource holds through one reference parameter (or all of them for '*'). */
@@ -50,7 +63,7 @@ async function readAll(ctx: FhirContext, req: FhirRequest, refs: { type: string;
     const granted = tryAccess(req, type, 'r');
     if (!granted) continue;
     const page = await ctx.store.search(restrict(ctx, granted, { types: [type], where: [{ kind: 'id', ids: [...ids] }], sort: [] }), { count: ids.size });
-    found.push(...(await visible(ctx, granted, page.matches, (m) => req.log?.(m))));
+    found.push(...(await visibleInTurns(ctx, req, granted, page.matches)));
   }
   return found;
 }
@@ -74,7 +87,7 @@ async function included(ctx: FhirContext, req: FhirRequest, parsed: ParsedSearch
       const values = frontier.map((v) => ({ targetType: v.type, targetId: v.id }));
       const referring = params.map((param): Condition => ({ kind: 'reference', param, values }));
       const plan = restrict(ctx, granted, { types: [rev.sourceType], where: [referring.length === 1 ? referring[0] : { kind: 'any', of: referring }], sort: [] });
-      next.push(...(await visible(ctx, granted, (await ctx.store.search(plan, { count: MAX_INCLUDED })).matches, (m) => req.log?.(m))));
+      next.push(...(await visibleInTurns(ctx, req, granted, (await ctx.store.search(plan, { count: MAX_INCLUDED })).matches)));
     }
     frontier = [];
     for (const version of next) {
@@ -108,7 +121,7 @@ export async function search(ctx: FhirContext, req: FhirRequest, type: string | 
   );
   const shaping = { ...(parsed.summary ? { summary: parsed.summary } : {}), ...(parsed.elements ? { elements: parsed.elements } : {}) };
   const entry = (v: Version, mode: 'match' | 'include'): BundleEntry => ({ fullUrl: fullUrl(ctx, v), resource: shape(v.resource as Resource, shaping), search: { mode } });
-  const matches = await visible(ctx, granted, page.matches, (m) => req.log?.(m));
+  const matches = await visibleInTurns(ctx, req, granted, page.matches);
   const entries = matches.map((v) => entry(v, 'match'));
   if (!countOnly && (parsed.include.length > 0 || parsed.revinclude.length > 0)) {
     entries.push(...(await included(ctx, req, parsed, matches)).map((v) => entry(v, 'include')));

@@ -2,7 +2,8 @@
 // named parameter costs SQLite a linear lookup, so that many of them cost time in their square),
 // reference and token values as IN lists (an OR chain of more than 1,000 is refused by SQLite,
 // and long ones of AND terms take long to plan), chains
-// planned with one subquery per level (not 2^(n-1)), and a cursor of another search refused.
+// planned with one subquery per level (not 2^(n-1)), a turn of the event loop before the
+// statements run, and a cursor of another search refused.
 import t from 'tap';
 import Database from 'better-sqlite3';
 import type { Observation, Patient } from '@medplum/fhirtypes';
@@ -87,6 +88,15 @@ t.test('chains and _has are planned with one subquery per level', async (t) => {
   };
   t.equal(subqueries('DocumentReference', 'patient.general-practitioner:Organization.partof.name'), 4, 'a chain 4 levels deep (was 13)');
   t.equal(subqueries('Patient', '_has:DocumentReference:subject:_has:AuditEvent:entity:_has:AuditEvent:entity:type'), 4, '_has 4 levels deep');
+});
+
+t.test('a search gives the event loop a turn before its statements (they run on it)', async (t) => {
+  const store = new SqliteStore({ dataDir: ':memory:' });
+  t.teardown(() => store.close());
+  let turned = false;
+  setImmediate(() => (turned = true));
+  await store.search({ types: ['Patient'], where: [], sort: [] }, { count: 1 });
+  t.ok(turned, 'what was waiting for the event loop ran first');
 });
 
 t.test('a cursor with other sort keys than the search is refused', async (t) => {

@@ -131,6 +131,9 @@ function decodeCursor(cursor: string): number | undefined {
   return Number.isSafeInteger(seq) && seq > 0 ? seq : undefined;
 }
 
+/** Resolves after a turn of the event loop (the requests waiting for it get theirs first). */
+const giveWay = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Prepared search statements kept per connection. */
 const PREPARED_CACHE = 500;
 
@@ -367,6 +370,9 @@ export class SqliteStore implements Store {
 
   async search(plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
     await this.indexed(plan);
+    // Statements run on the event loop: each waits for a turn of it, so that the requests waiting
+    // meanwhile (a read behind a search with many includes) get theirs between them.
+    await giveWay();
     const after = query.cursor !== undefined ? decodeKeys(query.cursor) : undefined;
     const compiled = compileSearch(plan, after, query.count + 1);
     const rows = this.prepare<SearchRow>(compiled.select.sql).all(compiled.select.params);
@@ -375,7 +381,10 @@ export class SqliteStore implements Store {
       const last = rows[query.count - 1];
       page.next = encodeKeys(compiled.keys.map((_k, i) => last[`k${i}`]));
     }
-    if (query.total) page.total = this.prepare<{ n: number }>(compiled.count.sql).get(compiled.count.params)?.n ?? 0;
+    if (query.total) {
+      await giveWay();
+      page.total = this.prepare<{ n: number }>(compiled.count.sql).get(compiled.count.params)?.n ?? 0;
+    }
     return page;
   }
 
