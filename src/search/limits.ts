@@ -17,13 +17,13 @@
 import { Invalid } from '../fhir/outcome.js';
 
 /** Parameters (name=value pairs, result parameters included) in one search. */
-export const MAX_PARAMETERS = 64;
+export const MAX_PARAMETERS = 32;
 
 /** Comma-separated values of one parameter (ORed values, _sort keys, _elements, _type). */
 export const MAX_VALUES = 100;
 
 /** Values of all the parameters of one search together. */
-export const MAX_TOTAL_VALUES = 1000;
+export const MAX_TOTAL_VALUES = 500;
 
 /** Characters of one value (between commas), escapes included. */
 export const MAX_VALUE_LENGTH = 2048;
@@ -32,16 +32,19 @@ export const MAX_VALUE_LENGTH = 2048;
 export const MAX_NAME_LENGTH = 256;
 
 /** Characters of a whole search: every name and value (as decoded), `_cursor` excepted. */
-export const MAX_SEARCH_LENGTH = 65_536;
+export const MAX_SEARCH_LENGTH = 32_768;
 
 /** Distinct _include and _revinclude values together (repeated ones count once). */
-export const MAX_INCLUDES = 20;
+export const MAX_INCLUDES = 10;
 
 /** Keys of _sort. */
 export const MAX_SORT_KEYS = 8;
 
 /** Levels of chains and _has in one parameter name (each `.` or `_has:` is a level). */
 export const MAX_DEPTH = 4;
+
+/** Chain and _has links (each `.` or `_has:`) in all the parameters of one search together. */
+export const MAX_LINKS = 8;
 
 /**
  * The largest form body of POST [type]/_search, in bytes: a search of MAX_SEARCH_LENGTH

@@ -35,7 +35,7 @@ import { FhirError, Invalid } from '../fhir/outcome.js';
 import { isServedType } from '../fhir/registry.js';
 import { dateRange, normalizeString } from './normalize.js';
 import { findParam, type SearchParam } from './params.js';
-import { checkSearchSize, MAX_DEPTH, MAX_INCLUDES, MAX_SORT_KEYS, SearchTooCostly, tooCostly } from './limits.js';
+import { checkSearchSize, MAX_DEPTH, MAX_INCLUDES, MAX_LINKS, MAX_SORT_KEYS, SearchTooCostly, tooCostly } from './limits.js';
 import type {
   Condition,
   Include,
@@ -378,6 +378,11 @@ function condition(types: string[], name: string, raw: string, ctx: Ctx, depth: 
   return build(def, code, modifier, values, ctx);
 }
 
+/** The chain and _has links of a parsed condition (each one joins another resource). */
+function linksOf(cond: Condition): number {
+  return cond.kind === 'chain' || cond.kind === 'has' ? 1 + cond.where.reduce((sum, inner) => sum + linksOf(inner), 0) : 0;
+}
+
 function chain(types: string[], head: string, rest: string, raw: string, ctx: Ctx, depth: number): Condition {
   const [code, modifier] = splitModifier(head, ctx);
   const def = lookup(types, code, ctx);
@@ -494,6 +499,8 @@ function parse(types: string[], params: [string, string][], mode: Mode): ParsedS
   const seen = new Set<string>();
   // _include and _revinclude values applied, as `base` + Include: a repeated one is done once.
   const includes = new Set<string>();
+  // Chain and _has links of the conditions applied.
+  let links = 0;
   // Result parameters given once at most; a bad one (ignored under lenient) does not count.
   const once = (key: string, ctx: Ctx) => {
     if (seen.has(key)) fail(ctx, 'given more than once');
@@ -556,8 +563,12 @@ function parse(types: string[], params: [string, string][], mode: Mode): ParsedS
           if (other.length > 0) fail(ctx, `${other.join(', ')} is not among the types searched (${types.join(', ')})`);
           break;
         }
-        default:
-          result.plan.where.push(condition(types, name, raw, ctx, 1));
+        default: {
+          const parsed = condition(types, name, raw, ctx, 1);
+          links += linksOf(parsed);
+          if (links > MAX_LINKS) tooCostly(name, `a search takes at most ${MAX_LINKS} chain and _has links in all its parameters (MAX_LINKS), and this one has more by this parameter`);
+          result.plan.where.push(parsed);
+        }
       }
       seen.add(base);
       result.applied.push([name, raw]);

@@ -8,6 +8,7 @@ import {
   checkSearchSize,
   MAX_DEPTH,
   MAX_INCLUDES,
+  MAX_LINKS,
   MAX_NAME_LENGTH,
   MAX_PARAMETERS,
   MAX_SEARCH_LENGTH,
@@ -86,6 +87,20 @@ t.test('the parser applies the limits on every search and on conditional criteri
   refused(t, () => parseCriteria('Patient', `name=${'x'.repeat(MAX_VALUE_LENGTH + 1)}`), 'name', 'MAX_VALUE_LENGTH');
 });
 
+t.test('chain and _has links in all parameters together', async (t) => {
+  t.equal(MAX_LINKS, 8, 'the chains below are written for 8 links');
+  const links: Pairs = [
+    ['subject:Patient.organization.partof.name', 'x'],
+    ['subject:Patient.organization.partof.name', 'y'],
+    ['subject:Patient.organization.name', 'z'],
+  ];
+  t.equal(parseSearch(['Observation'], links, false).plan.where.length, 3);
+  refused(t, () => parseSearch(['Observation'], [...links, ['_has:Observation:has-member:code', 'x']], false), '_has:Observation:has-member:code', 'MAX_LINKS');
+  refused(t, () => parseSearch(['Observation'], [...links, ['patient.name', 'x']], true), 'patient.name', 'MAX_LINKS');
+  refused(t, () => parseCriteria('Observation', `${new URLSearchParams(links).toString()}&patient.name=x`), 'patient.name', 'MAX_LINKS');
+  t.equal(parseSearch(['Observation'], [...links, ['code', 'x'], ['patient', 'p1']], false).plan.where.length, 5, 'other parameters are no links');
+});
+
 t.test('_sort keys, and chains and _has levels', async (t) => {
   const keys = (n: number) => Array.from({ length: n }, (_, i) => (i % 2 ? '-' : '') + ['name', 'birthdate', 'family', 'given', '_id', '_lastUpdated', 'gender', 'address', 'phone'][i % 9]).join(',');
   t.equal(parseSearch(['Patient'], [['_sort', keys(MAX_SORT_KEYS)]], false).plan.sort.length, MAX_SORT_KEYS);
@@ -100,10 +115,10 @@ t.test('a repeated _include or _revinclude is applied once; distinct ones are li
   const parsed = parseSearch(
     ['Observation'],
     [
-      ...repeat(30, ['_include', 'Observation:patient']),
+      ...repeat(10, ['_include', 'Observation:patient']),
       ['_include:iterate', 'Patient:organization'],
       ['_include:recurse', 'Patient:organization'],
-      ...repeat(30, ['_revinclude', 'DocumentReference:related']),
+      ...repeat(10, ['_revinclude', 'DocumentReference:related']),
       ['_include', 'Observation:subject:Patient'],
       ['_include', 'Observation:subject'],
     ],
@@ -125,6 +140,7 @@ t.test('a repeated _include or _revinclude is applied once; distinct ones are li
   ], 'the self link lists each once');
 
   // MAX_INCLUDES distinct values (each given twice) pass; one more is refused.
+  t.ok(MAX_INCLUDES * 2 + 1 <= MAX_PARAMETERS, 'the includes below fit in a search');
   const distinct: Pairs = ['subject', 'patient', 'performer', 'encounter', 'based-on', 'part-of', 'has-member', 'derived-from', 'specimen', 'device', 'focus']
     .flatMap((param) => [['_include', `Observation:${param}`], ['_include:iterate', `Observation:${param}`]] as Pairs)
     .slice(0, MAX_INCLUDES);
