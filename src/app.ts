@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Store } from './store/port.js';
 import type { FhirContext } from './fhir/context.js';
-import { registerFhirRoutes } from './fhir/http.js';
+import { frameworkErrors, registerFhirRoutes } from './fhir/http.js';
 import { actorForLog } from './auth/actor.js';
 import type { AuthContext } from './auth/context.js';
 import { NoPolicyForBenchmark, Policy } from './policy/index.js';
@@ -47,6 +47,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.bodyLimit ?? 20 * 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    frameworkErrors,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();

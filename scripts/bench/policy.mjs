@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { inProcessApps, loadPolicyData } from './server.mjs';
 
 const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dist = async (file) => import(pathToFileURL(path.join(PROJECT, 'dist', file)).href);
@@ -29,48 +30,15 @@ const connections = Number(opts.connections);
 const docCount = Number(opts.docs);
 const slices = Math.max(1, Number(opts.slices));
 
-const { buildApp } = await dist('app.js');
-const { SqliteStore } = await dist('store/sqlite/index.js');
-const { generateSigningKey } = await dist('auth/keys.js');
-const { TokenVerifier } = await dist('auth/verify.js');
-const { authBase } = await dist('auth/context.js');
-const { CARNET_CLAIMS: c, mintToken } = await dist('auth/claims.js');
-
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-bench-policy-'));
-const store = new SqliteStore({ dataDir: dir });
-const issuer = 'urn:carnet:bench';
-const key = await generateSigningKey();
-const apps = [];
-for (const off of [false, true]) {
-  const base = { url: '' };
-  const verifier = new TokenVerifier([{ issuer, jwks: { keys: [key.publicJwk] } }], () => base.url);
-  const auth = { clients: store.clients, signingKey: key, issuerUrl: () => authBase(base.url), tokenEndpoint: () => `${authBase(base.url)}/token`, audience: () => base.url, accessTokenTtl: 300, verifier };
-  const app = buildApp({ store, auth, baseUrl: () => base.url, logger: false, benchmarkWithoutPolicyAndAudit: off });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  base.url = `http://127.0.0.1:${app.server.address().port}/fhir`;
-  apps.push({ name: off ? 'policy and audit off' : 'policy and audit on (as served)', app, base });
-}
-const token = (base, sub, claims) => mintToken(key, { issuer, audience: base, subject: sub, ttl: 3600, claims });
+const { CARNET_CLAIMS: c } = await dist('auth/claims.js');
+const { store, apps: built, close } = await inProcessApps('policy', [{}, { benchmarkWithoutPolicyAndAudit: true }]);
+const apps = built.map((entry, i) => ({ ...entry, name: i === 1 ? 'policy and audit off' : 'policy and audit on (as served)' }));
 
 // The data: one patient whose GP is dr-gp, a permit and a mask, and documents of several types.
-const [served] = apps;
-const loader = await token(served.base.url, 'loader', { [c.kind]: 'system', client_id: 'loader', scope: 'system/*.cruds' });
-const put = async (resource) => {
-  const res = await fetch(`${served.base.url}/${resource.resourceType}/${resource.id}`, { method: 'PUT', headers: { authorization: `Bearer ${loader}`, 'content-type': 'application/fhir+json' }, body: JSON.stringify(resource) });
-  if (res.status >= 300) throw new Error(`${resource.id}: ${res.status} ${await res.text()}`);
-};
-await put({ resourceType: 'Patient', id: 'p1', generalPractitioner: [{ reference: 'Practitioner/dr-gp' }] });
-const types = ['57833-6', '11488-4', '11502-2', '18748-4', '11490-0'];
-const ids = [];
-for (let i = 0; i < docCount; i++) {
-  const id = `doc-${i}`;
-  ids.push(id);
-  await put({ resourceType: 'DocumentReference', id, status: 'current', type: { coding: [{ system: 'http://loinc.org', code: types[i % types.length] }] }, subject: { reference: 'Patient/p1' }, author: [{ reference: 'Practitioner/dr-other' }], date: new Date(Date.UTC(2025, 0, 1 + (i % 365))).toISOString(), content: [{ attachment: { contentType: 'application/pdf', url: `Binary/${id}` } }] });
-}
-await put({ resourceType: 'Consent', id: 'mask-1', status: 'active', scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] }, category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }], patient: { reference: 'Patient/p1' }, provision: { type: 'deny', data: [{ meaning: 'instance', reference: { reference: 'DocumentReference/doc-0' } }] } });
+const { ids } = await loadPolicyData(apps[0], docCount);
 
 async function run(entry, label, pathOf, seconds) {
-  const bearer = await token(entry.base.url, 'dr-gp', { [c.kind]: 'practitioner', [c.fhirUser]: 'Practitioner/dr-gp', [c.profession]: '10', scope: 'user/*.rs' });
+  const bearer = await entry.token('dr-gp', { [c.kind]: 'practitioner', [c.fhirUser]: 'Practitioner/dr-gp', [c.profession]: '10', scope: 'user/*.rs' });
   let n = 0;
   const result = await autocannon({
     url: entry.base.url.replace(/\/fhir$/, ''),
@@ -124,6 +92,4 @@ for (const [label] of chosen) {
   if (!on || !off) continue;
   console.log(`${label}: policy+audit cost ${Math.round((1 - on.rps / off.rps) * 100)} % of throughput (on/off = ${(on.rps / off.rps).toFixed(2)})`);
 }
-for (const { app } of apps) await app.close();
-await store.close();
-fs.rmSync(dir, { recursive: true, force: true });
+await close();

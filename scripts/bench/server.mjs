@@ -1,5 +1,6 @@
 // Shared by the benchmark scripts: start the built server as a child process on a temporary data
-// directory (PORT=0), mint development tokens for it, and clean up on exit or Ctrl-C.
+// directory (PORT=0), mint development tokens for it, and clean up on exit or Ctrl-C; or build apps
+// in the bench's own process (to measure inside it), and load the policy benchmark's data.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -110,3 +111,65 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
+
+const dist = (file) => import(pathToFileURL(path.join(PROJECT, 'dist', file)).href);
+
+/**
+ * Apps built in this process on one temporary SQLite store, for benchmarks that measure inside
+ * the server's process: one per entry of `variants` (extra buildApp options), each listening on a
+ * free port and trusting a bench issuer. Each app is `{ app, base, token(subject, claims) }`,
+ * `base.url` its FHIR base, `token` minting a bearer token for it (claims named as in tokens).
+ */
+export async function inProcessApps(name, variants = [{}]) {
+  requireBuild();
+  const [{ buildApp }, { SqliteStore }, { generateSigningKey }, { TokenVerifier }, { authBase }, { mintToken }] = await Promise.all(
+    ['app.js', 'store/sqlite/index.js', 'auth/keys.js', 'auth/verify.js', 'auth/context.js', 'auth/claims.js'].map(dist),
+  );
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `carnet-bench-${name}-`));
+  const store = new SqliteStore({ dataDir: dir });
+  const issuer = 'urn:carnet:bench';
+  const key = await generateSigningKey();
+  const apps = [];
+  for (const options of variants) {
+    const base = { url: '' };
+    const verifier = new TokenVerifier([{ issuer, jwks: { keys: [key.publicJwk] } }], () => base.url);
+    const auth = { clients: store.clients, signingKey: key, issuerUrl: () => authBase(base.url), tokenEndpoint: () => `${authBase(base.url)}/token`, audience: () => base.url, accessTokenTtl: 300, verifier };
+    const app = buildApp({ store, auth, baseUrl: () => base.url, logger: false, ...options });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    base.url = `http://127.0.0.1:${app.server.address().port}/fhir`;
+    apps.push({ app, base, token: (subject, claims) => mintToken(key, { issuer, audience: base.url, subject, ttl: 3600, claims }) });
+  }
+  return {
+    store,
+    apps,
+    async close() {
+      for (const { app } of apps) await app.close();
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The data of the policy benchmark, written through `app` (one of inProcessApps): patient p1
+ * whose GP is dr-gp, `docCount` DocumentReferences of several types by dr-other, and a mask on
+ * doc-0. Returns the documents' ids and `put(resource)` to write more.
+ */
+export async function loadPolicyData({ base, token }, docCount) {
+  const { CARNET_CLAIMS: c } = await dist('auth/claims.js');
+  const loader = await token('loader', { [c.kind]: 'system', client_id: 'loader', scope: 'system/*.cruds' });
+  const put = async (resource) => {
+    const res = await fetch(`${base.url}/${resource.resourceType}/${resource.id}`, { method: 'PUT', headers: { authorization: `Bearer ${loader}`, 'content-type': 'application/fhir+json' }, body: JSON.stringify(resource) });
+    if (res.status >= 300) throw new Error(`${resource.id}: ${res.status} ${await res.text()}`);
+  };
+  await put({ resourceType: 'Patient', id: 'p1', generalPractitioner: [{ reference: 'Practitioner/dr-gp' }] });
+  const types = ['57833-6', '11488-4', '11502-2', '18748-4', '11490-0'];
+  const ids = [];
+  for (let i = 0; i < docCount; i++) {
+    const id = `doc-${i}`;
+    ids.push(id);
+    await put({ resourceType: 'DocumentReference', id, status: 'current', type: { coding: [{ system: 'http://loinc.org', code: types[i % types.length] }] }, subject: { reference: 'Patient/p1' }, author: [{ reference: 'Practitioner/dr-other' }], date: new Date(Date.UTC(2025, 0, 1 + (i % 365))).toISOString(), content: [{ attachment: { contentType: 'application/pdf', url: `Binary/${id}` } }] });
+  }
+  await put({ resourceType: 'Consent', id: 'mask-1', status: 'active', scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] }, category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }], patient: { reference: 'Patient/p1' }, provision: { type: 'deny', data: [{ meaning: 'instance', reference: { reference: 'DocumentReference/doc-0' } }] } });
+  return { ids, put };
+}

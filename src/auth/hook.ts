@@ -1,7 +1,13 @@
-// auth/hook: every request under the FHIR base needs a verified bearer token, except the public
-// discovery endpoints. The verified Actor is attached to the request; nothing later reads the token.
+// auth/hook: every route needs a verified bearer token, except the routes marked public (the
+// CapabilityStatement, SMART discovery, the token endpoint, Carnet's keys and the app catalogue).
+// The verified Actor is attached to the request; nothing later reads the token.
+//
+// Decided on the route the router matched, never on the URL's text: the router decodes the path
+// before it matches (/%66hir/Patient is /fhir/Patient), so a test of the raw URL let encoded paths
+// reach the FHIR handlers without a token. A request no route matches gets the not-found handler's
+// 404, which serves nothing.
 
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Actor } from './actor.js';
 import type { TokenVerifier } from './verify.js';
 import { TokenRejected } from './verify.js';
@@ -10,23 +16,19 @@ declare module 'fastify' {
   interface FastifyRequest {
     actor?: Actor;
   }
+  interface FastifyContextConfig {
+    /** Anyone may call the route without a bearer token. Absent: a token is required. */
+    public?: boolean;
+  }
 }
 
-/** Paths under the base that anyone may GET: the CapabilityStatement and SMART discovery. */
-const PUBLIC = new Set(['/metadata', '/.well-known/smart-configuration']);
+/** The config of a route anyone may call without a bearer token: `{ config: PUBLIC_ROUTE }`. */
+export const PUBLIC_ROUTE = { public: true };
 
-function isPublic(request: FastifyRequest, prefix: string): boolean {
-  if (request.method !== 'GET' && request.method !== 'HEAD') return false;
-  const path = request.url.split('?')[0].slice(prefix.length).replace(/\/+$/, '');
-  return PUBLIC.has(path);
-}
-
-export function registerAuthHook(app: FastifyInstance, verifier: TokenVerifier, prefix = '/fhir'): void {
+export function registerAuthHook(app: FastifyInstance, verifier: TokenVerifier): void {
   app.decorateRequest('actor', undefined);
   app.addHook('onRequest', async (request) => {
-    const url = request.url;
-    if (url !== prefix && !url.startsWith(`${prefix}/`) && !url.startsWith(`${prefix}?`)) return;
-    if (isPublic(request, prefix)) return;
+    if (request.is404 || request.routeOptions.config.public === true) return;
     try {
       request.actor = await verifier.actorOf(request.headers.authorization);
     } catch (error) {

@@ -1,13 +1,14 @@
 // auth/routes: the HTTP side of auth. POST /auth/token (SMART Backend Services), GET /auth/jwks
 // (Carnet's public keys), GET /apps (the certified catalogue) and
 // GET /fhir/.well-known/smart-configuration (SMART discovery). All answer without a bearer
-// token. The token endpoint answers OAuth JSON errors (RFC 6749 §5.2), never OperationOutcomes.
+// token (their config is PUBLIC_ROUTE, which the auth hook reads). The token endpoint answers OAuth JSON errors (RFC 6749 §5.2), never OperationOutcomes.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JWK } from 'jose';
 import { authBase, type AuthContext } from './context.js';
 import { ASSERTION_ALGORITHMS, publicCatalogue } from './clients.js';
 import { clientCredentialsToken, OAuthError } from './token-endpoint.js';
+import { PUBLIC_ROUTE } from './hook.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 const TOKEN_BODY_LIMIT = 64 * 1024;
@@ -94,7 +95,7 @@ export function registerAuthRoutes(app: FastifyInstance, auth: AuthContext): voi
       return reply.status(500).header('cache-control', 'no-store').send({ error: 'server_error', error_description: `internal error (request ${request.id}); the server log has the details` });
     });
 
-    scope.post('/auth/token', { bodyLimit: TOKEN_BODY_LIMIT }, async (request, reply) => {
+    scope.post('/auth/token', { bodyLimit: TOKEN_BODY_LIMIT, config: PUBLIC_ROUTE }, async (request, reply) => {
       try {
         const authorization = request.headers.authorization;
         const { response, client, dropped } = await clientCredentialsToken(auth, formOf(request), authorization ? { authorization } : {});
@@ -106,13 +107,13 @@ export function registerAuthRoutes(app: FastifyInstance, auth: AuthContext): voi
       }
     });
 
-    scope.get('/auth/jwks', async (_request, reply) =>
+    scope.get('/auth/jwks', { config: PUBLIC_ROUTE }, async (_request, reply) =>
       reply.headers({ ...PUBLIC, 'cache-control': 'public, max-age=300' }).type('application/jwk-set+json').send(JSON.stringify(publicJwks(auth))),
     );
 
-    scope.get('/apps', async (_request, reply) => reply.headers({ ...PUBLIC, 'cache-control': 'no-cache' }).send({ apps: publicCatalogue(await auth.clients.list()) }));
+    scope.get('/apps', { config: PUBLIC_ROUTE }, async (_request, reply) => reply.headers({ ...PUBLIC, 'cache-control': 'no-cache' }).send({ apps: publicCatalogue(await auth.clients.list()) }));
 
-    scope.get('/fhir/.well-known/smart-configuration', async (_request, reply) =>
+    scope.get('/fhir/.well-known/smart-configuration', { config: PUBLIC_ROUTE }, async (_request, reply) =>
       reply.headers({ ...PUBLIC, 'cache-control': 'public, max-age=300' }).type('application/json; charset=utf-8').send(JSON.stringify(smartConfiguration(auth))),
     );
   });

@@ -3,7 +3,7 @@
 // Owns the error handler: every error leaves as an OperationOutcome with its status.
 
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Body, FhirContext, FhirRequest, FhirResponse, Method, Preferences, Target } from './context.js';
 import { dispatch, parseTarget } from './dispatch.js';
 import { FhirError, InternalError, NotFound, operationOutcome, PayloadTooLarge, UnsupportedMediaType } from './outcome.js';
@@ -14,6 +14,10 @@ import { JSON_PATCH } from './patch.js';
 import { recordFailure, recordSuccess } from './audited.js';
 import { carriesDocument, isContentUpload, readBody, receiveContent, withContent } from './binary.js';
 import { nativeAnswer, openContent, type NativeAnswer } from './retrieve.js';
+import { MAX_FORM_BYTES } from '../search/limits.js';
+import { PUBLIC_ROUTE } from '../auth/hook.js';
+
+const FORM = 'application/x-www-form-urlencoded';
 
 /** Largest request bodies: `document` for Bundles pushed to the base and Binary content, `body` for the rest. */
 export interface BodyLimits {
@@ -44,7 +48,7 @@ function bodyOf(request: FastifyRequest): Body {
   const raw = request.body;
   if (raw === undefined || raw === null) return { kind: 'none' };
   const { type, charset } = mediaTypeOf(header(request, 'content-type'));
-  if (type === 'application/x-www-form-urlencoded') return { kind: 'form', params: [...new URLSearchParams(String(raw))] as [string, string][] };
+  if (type === FORM) return { kind: 'form', params: [...new URLSearchParams(String(raw))] as [string, string][] };
   if (!Buffer.isBuffer(raw)) return { kind: 'none' };
   if (raw.length === 0) return { kind: 'none' };
   if (JSON_TYPES.has(type) || type === JSON_PATCH) return { kind: 'json', value: parseJson(raw.toString('utf8'), charset), mediaType: type };
@@ -114,7 +118,7 @@ function asFhirError(error: unknown, request: FastifyRequest): FhirError {
     return conflict;
   }
   const e = error as { code?: string; statusCode?: number; message?: string };
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PayloadTooLarge(request.routeOptions.bodyLimit ?? request.server.initialConfig.bodyLimit ?? 0);
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new PayloadTooLarge(mediaTypeOf(header(request, 'content-type')).type === FORM ? MAX_FORM_BYTES : (request.routeOptions.bodyLimit ?? request.server.initialConfig.bodyLimit ?? 0));
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new UnsupportedMediaType(`Content-Type "${header(request, 'content-type')}" is not supported`);
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return new FhirError(e.statusCode, [{ code: 'invalid', diagnostics: e.message ?? 'Bad request' }]);
@@ -123,17 +127,40 @@ function asFhirError(error: unknown, request: FastifyRequest): FhirError {
   return new InternalError(String(request.id));
 }
 
+function sendOutcome(reply: FastifyReply, fhir: FhirError): FastifyReply {
+  return reply.status(fhir.status).headers(fhir.headers).type('application/fhir+json; charset=utf-8').send(JSON.stringify(operationOutcome(fhir.issues)));
+}
+
+/**
+ * Fastify's `frameworkErrors`: its refusals before any route is matched, as OperationOutcomes. A
+ * path that is not valid percent-encoding is a 400; a path segment longer than the router's
+ * maxParamLength (a resource id has at most 64 characters) a 414.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+  void sendOutcome(reply, tooLong ? new FhirError(414, [{ code: 'too-long', diagnostics: 'A segment of the URL path is longer than this server reads (a resource id has at most 64 characters)' }]) : asFhirError(error, request));
+}
+
 export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefix = '/fhir', limits?: BodyLimits): void {
   const bodyLimit = limits?.body ?? app.initialConfig.bodyLimit ?? 20 * 1024 * 1024;
   const documentLimit = limits?.document ?? bodyLimit;
-  const targetOf = (request: FastifyRequest) => parseTarget(request.url.split('?')[0].slice(prefix.length));
+  // The target is the path as the router matched it: the route's pattern with its parameters
+  // (which the router decoded), never the URL's text: /%66hir/Patient is routed as /fhir/Patient,
+  // and the auth hook decided on that route too.
+  const targetOf = (request: FastifyRequest) => {
+    const params = request.params as Record<string, string>;
+    const pattern = (request.routeOptions.url ?? '').slice(prefix.length).split('/');
+    return parseTarget(pattern.map((part) => (part.startsWith(':') ? encodeURIComponent(params[part.slice(1)]) : part)).join('/'));
+  };
   const limitOf = (request: FastifyRequest, target: Target | null) => (target && carriesDocument(request.method as Method, target) ? documentLimit : bodyLimit);
 
   // Bodies arrive as bytes; parsing happens in bodyOf so that every failure is an OperationOutcome.
   // Binary content (POST/PUT Binary in its own media type) is not read here: the handler streams
-  // it into the blob store. Every other body is read whole, within its limit.
+  // it into the blob store. Every other body is read whole, within its limit. A form (the
+  // parameters of POST [type]/_search) is no larger than the longest search (search/limits):
+  // parsing 20 MiB of it would hold the event loop for most of a second.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(FORM, { parseAs: 'string', bodyLimit: MAX_FORM_BYTES }, (_req, body, done) => done(null, body));
   app.addContentTypeParser('*', (request, payload, done) => {
     const target = targetOf(request);
     const limit = limitOf(request, target);
@@ -142,10 +169,7 @@ export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefi
     readBody(payload, limit).then((body) => done(null, body), (error: Error) => done(error, undefined));
   });
 
-  app.setErrorHandler((error, request, reply) => {
-    const fhir = asFhirError(error, request);
-    reply.status(fhir.status).headers(fhir.headers).type('application/fhir+json; charset=utf-8').send(JSON.stringify(operationOutcome(fhir.issues)));
-  });
+  app.setErrorHandler((error, request, reply) => sendOutcome(reply, asFhirError(error, request)));
   app.setNotFoundHandler((request) => {
     throw new NotFound(`No route for ${request.method} ${request.url.split('?')[0]}`);
   });
@@ -174,8 +198,10 @@ export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefi
     await recordSuccess(ctx, fhirRequest, response);
     return send(ctx, request, reply, response, answer);
   };
-  // Route shapes are listed so that logs name a pattern, never a URL with identifiers in it.
+  // Route shapes are listed so that logs name a pattern, never a URL with identifiers in it. Every
+  // one needs a bearer token (auth/hook) but reading the CapabilityStatement.
   for (const url of [prefix, `${prefix}/:type`, `${prefix}/:type/:id`, `${prefix}/:type/:id/:sub`, `${prefix}/:type/:id/:sub/:vid`]) {
     app.route({ method: [...methods], url, handler: handle, exposeHeadRoute: false });
   }
+  app.route({ method: ['GET', 'HEAD'], url: `${prefix}/metadata`, handler: handle, exposeHeadRoute: false, config: PUBLIC_ROUTE });
 }

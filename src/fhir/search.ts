@@ -4,10 +4,11 @@
 
 import type { BundleEntry, Resource } from '@medplum/fhirtypes';
 import type { Version } from '../store/port.js';
-import { indexEntries } from '../search/extract.js';
+import { referenceEntries } from '../search/extract.js';
 import { paramsOf } from '../search/params.js';
 import { parseSearch } from '../search/plan.js';
-import type { Include, ParsedSearch, ReferenceEntry } from '../search/types.js';
+import { checkSearchSize } from '../search/limits.js';
+import type { Condition, Include, ParsedSearch } from '../search/types.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { bundle, fullUrl, pageLinks, withCursor } from './bundle.js';
 import { Invalid } from './outcome.js';
@@ -31,13 +32,25 @@ function tryAccess(req: FhirRequest, type: string, permission: 'r' | 's'): Acces
 const MAX_INCLUDED = 1000;
 const MAX_ITERATIONS = 4;
 
+/** Resources the policy checks in one turn of the event loop: a page of 1,000 gives way to other requests between. */
+const CHECKED_PER_TURN = 50;
+
+/** visible(), CHECKED_PER_TURN resources at a time. */
+async function visibleInTurns(ctx: FhirContext, req: FhirRequest, granted: Access, versions: Version[]): Promise<Version[]> {
+  const kept: Version[] = [];
+  for (let start = 0; start < versions.length; start += CHECKED_PER_TURN) {
+    if (start > 0) await new Promise((resolve) => setImmediate(resolve));
+    kept.push(...(await visible(ctx, granted, versions.slice(start, start + CHECKED_PER_TURN), (m) => req.log?.(m))));
+  }
+  return kept;
+}
+
 const key = (v: { type: string; id: string }) => `${v.type}/${v.id}`;
 
 /** References a resource holds through one reference parameter (or all of them for '*'). */
 function referencesOf(resource: Resource, include: Include): { type: string; id: string }[] {
-  return indexEntries(resource)
-    .filter((e): e is ReferenceEntry => e.kind === 'reference' && e.group === 0 && (include.param === '*' || e.param === include.param))
-    .filter((e) => e.targetType !== null && e.targetId !== null && (!include.targetType || e.targetType === include.targetType))
+  return referenceEntries(resource, include.param)
+    .filter((e) => e.group === 0 && e.targetType !== null && e.targetId !== null && (!include.targetType || e.targetType === include.targetType))
     .map((e) => ({ type: e.targetType as string, id: e.targetId as string }));
 }
 
@@ -50,7 +63,7 @@ async function readAll(ctx: FhirContext, req: FhirRequest, refs: { type: string;
     const granted = tryAccess(req, type, 'r');
     if (!granted) continue;
     const page = await ctx.store.search(restrict(ctx, granted, { types: [type], where: [{ kind: 'id', ids: [...ids] }], sort: [] }), { count: ids.size });
-    found.push(...(await visible(ctx, granted, page.matches, (m) => req.log?.(m))));
+    found.push(...(await visibleInTurns(ctx, req, granted, page.matches)));
   }
   return found;
 }
@@ -68,13 +81,13 @@ async function included(ctx: FhirContext, req: FhirRequest, parsed: ParsedSearch
     next.push(...(await readAll(ctx, req, refs.filter((r) => !seen.has(key(r))))));
     for (const rev of revincludes) {
       const params = rev.param === '*' ? paramsOf(rev.sourceType).filter((p) => p.type === 'reference').map((p) => p.code) : [rev.param];
-      const values = frontier.map((v) => ({ targetType: v.type, targetId: v.id }));
       const granted = tryAccess(req, rev.sourceType, 's');
-      if (!granted || (granted.compartment && !hasCompartment(rev.sourceType))) continue;
-      for (const param of params) {
-        const plan = restrict(ctx, granted, { types: [rev.sourceType], where: [{ kind: 'reference', param, values }], sort: [] });
-        next.push(...(await visible(ctx, granted, (await ctx.store.search(plan, { count: MAX_INCLUDED })).matches, (m) => req.log?.(m))));
-      }
+      if (!granted || (granted.compartment && !hasCompartment(rev.sourceType)) || params.length === 0) continue;
+      // One search for every parameter (Type:* names them all) and every target of the frontier.
+      const values = frontier.map((v) => ({ targetType: v.type, targetId: v.id }));
+      const referring = params.map((param): Condition => ({ kind: 'reference', param, values }));
+      const plan = restrict(ctx, granted, { types: [rev.sourceType], where: [referring.length === 1 ? referring[0] : { kind: 'any', of: referring }], sort: [] });
+      next.push(...(await visibleInTurns(ctx, req, granted, (await ctx.store.search(plan, { count: MAX_INCLUDED })).matches)));
     }
     frontier = [];
     for (const version of next) {
@@ -95,6 +108,8 @@ function systemTypes(params: [string, string][]): string[] {
 }
 
 export async function search(ctx: FhirContext, req: FhirRequest, type: string | undefined, params: [string, string][]): Promise<FhirResponse> {
+  // A system search reads _type before the parser sees the other parameters: the limits count it too.
+  if (type === undefined) checkSearchSize(params);
   const types = type !== undefined ? [type] : systemTypes(params);
   const typeParam = params.filter(([name]) => name === '_type');
   const parsed = parseSearch(types, type !== undefined ? params : params.filter(([name]) => name !== '_type'), req.prefer.lenient);
@@ -106,7 +121,7 @@ export async function search(ctx: FhirContext, req: FhirRequest, type: string | 
   );
   const shaping = { ...(parsed.summary ? { summary: parsed.summary } : {}), ...(parsed.elements ? { elements: parsed.elements } : {}) };
   const entry = (v: Version, mode: 'match' | 'include'): BundleEntry => ({ fullUrl: fullUrl(ctx, v), resource: shape(v.resource as Resource, shaping), search: { mode } });
-  const matches = await visible(ctx, granted, page.matches, (m) => req.log?.(m));
+  const matches = await visibleInTurns(ctx, req, granted, page.matches);
   const entries = matches.map((v) => entry(v, 'match'));
   if (!countOnly && (parsed.include.length > 0 || parsed.revinclude.length > 0)) {
     entries.push(...(await included(ctx, req, parsed, matches)).map((v) => entry(v, 'include')));

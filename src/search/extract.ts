@@ -8,7 +8,7 @@ import r4model from 'fhirpath/fhir-context/r4';
 import { auditIndexEntries } from './audit-entries.js';
 import { compileFhirPath, paramsOf, type FhirPathFn, type SearchParam } from './params.js';
 import { dateRange, normalizeString } from './normalize.js';
-import { MAX_TIME, MIN_TIME, type IndexEntry, type ParamType } from './types.js';
+import { MAX_TIME, MIN_TIME, type IndexEntry, type ParamType, type ReferenceEntry } from './types.js';
 
 export type { IndexEntry, TokenEntry, StringEntry, DateEntry, NumberEntry, QuantityEntry, ReferenceEntry, UriEntry } from './types.js';
 export { normalizeString, dateRange } from './normalize.js';
@@ -490,13 +490,30 @@ export function indexEntries(resource: Resource): IndexEntry[] {
 
 /** indexEntries() by evaluating every parameter's FHIRPath expression, whatever the type. */
 export function fhirPathEntries(resource: Resource): IndexEntry[] {
+  return entriesOf(resource, paramsOf(resource.resourceType));
+}
+
+/**
+ * The reference entries of one reference parameter of a resource (of every one with `*`), as
+ * indexEntries files them: what _include follows, without evaluating the resource's other
+ * parameters (an Observation has about 40).
+ */
+export function referenceEntries(resource: Resource, code: string): ReferenceEntry[] {
+  const type = resource.resourceType;
+  const params = paramsOf(type).filter((p) => p.type === 'reference' && (code === '*' || p.code === code));
+  const entries = type === 'AuditEvent' ? auditIndexEntries(resource) : entriesOf(resource, params);
+  return entries.filter((e): e is ReferenceEntry => e.kind === 'reference' && params.some((p) => p.code === e.param));
+}
+
+/** The entries of the given parameters of a resource, each by its FHIRPath expression. */
+function entriesOf(resource: Resource, params: readonly SearchParam[]): IndexEntry[] {
   // fhirpath.js marks the elements it returns with a hidden `__path__` property (its type): it
   // cannot on a frozen resource, so such a resource is indexed through a copy.
   if (Object.isFrozen(resource)) resource = structuredClone(resource);
   const sink = new Sink();
   const type = resource.resourceType;
   let nextGroup = 1;
-  for (const param of paramsOf(type)) {
+  for (const param of params) {
     const fn = evaluatorOf(param, type);
     if (!fn) continue;
     try {

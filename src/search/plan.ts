@@ -1,7 +1,9 @@
 // search/plan: parsing a FHIR R4 search query (https://hl7.org/fhir/R4/search.html) into a
 // ParsedSearch: the SearchPlan every engine compiles, plus the result parameters. Storage-free and
 // HTTP-free; every bad parameter is a 400 (Invalid) naming the parameter as received, unless the
-// caller asked for Prefer: handling=lenient, where it is skipped and listed in `ignored`.
+// caller asked for Prefer: handling=lenient, where it is skipped and listed in `ignored`. A search
+// beyond the limits of search/limits is a 400 (`too-costly`) even then; a repeated _include or
+// _revinclude value is applied once.
 //
 // Conventions of the Conditions emitted here (what an engine must know):
 // - Comma is OR within a parameter (one Condition, several values); a repeated parameter is AND
@@ -33,6 +35,7 @@ import { FhirError, Invalid } from '../fhir/outcome.js';
 import { isServedType } from '../fhir/registry.js';
 import { dateRange, normalizeString } from './normalize.js';
 import { findParam, type SearchParam } from './params.js';
+import { checkSearchSize, MAX_DEPTH, MAX_INCLUDES, MAX_LINKS, MAX_SORT_KEYS, SearchTooCostly, tooCostly } from './limits.js';
 import type {
   Condition,
   Include,
@@ -55,9 +58,6 @@ export interface ParseOptions {
   /** The clock for `ap` on dates (epoch ms); defaults to Date.now(). */
   now?: number;
 }
-
-/** Chains and _has may nest this deep (each `.` or `_has:` is a level). */
-const MAX_DEPTH = 4;
 
 const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 const TYPE_NAME = /^[A-Z][A-Za-z]+$/;
@@ -362,7 +362,7 @@ function definesNext(type: string, code: string): boolean {
 }
 
 function condition(types: string[], name: string, raw: string, ctx: Ctx, depth: number): Condition {
-  if (depth > MAX_DEPTH) fail(ctx, `chains and _has nest at most ${MAX_DEPTH} levels deep`, 'not-supported');
+  if (depth > MAX_DEPTH) tooCostly(ctx.name, `chains and _has nest at most ${MAX_DEPTH} levels deep (MAX_DEPTH)`);
   if (name === '_has' || name.startsWith('_has:')) return reverseChain(types, name, raw, ctx, depth);
   const dot = name.indexOf('.');
   if (dot >= 0) return chain(types, name.slice(0, dot), name.slice(dot + 1), raw, ctx, depth);
@@ -376,6 +376,11 @@ function condition(types: string[], name: string, raw: string, ctx: Ctx, depth: 
   const values = splitUnescaped(raw, ',');
   if (values.some((v) => v === '')) fail(ctx, raw === '' ? 'the value is empty: omit the parameter instead' : `"${raw}" has an empty value between commas`);
   return build(def, code, modifier, values, ctx);
+}
+
+/** The chain and _has links of a parsed condition (each one joins another resource). */
+function linksOf(cond: Condition): number {
+  return cond.kind === 'chain' || cond.kind === 'has' ? 1 + cond.where.reduce((sum, inner) => sum + linksOf(inner), 0) : 0;
 }
 
 function chain(types: string[], head: string, rest: string, raw: string, ctx: Ctx, depth: number): Condition {
@@ -420,17 +425,17 @@ function single(raw: string, ctx: Ctx): string {
 }
 
 function parseSort(types: string[], raw: string, ctx: Ctx): SortKey[] {
-  return single(raw, ctx)
-    .split(',')
-    .map((item) => {
-      const descending = item.startsWith('-');
-      const code = descending ? item.slice(1) : item;
-      if (code === '') fail(ctx, `"${raw}" has an empty sort key`);
-      if (code.includes(':') || code.includes('.')) fail(ctx, `"${code}": sort keys are parameter codes, without modifiers or chains`, 'not-supported');
-      const def = lookup(types, code, ctx);
-      if (def.type === 'composite' || def.type === 'special') fail(ctx, `cannot sort on the ${def.type} parameter "${code}"`, 'not-supported');
-      return { param: code, descending };
-    });
+  const items = single(raw, ctx).split(',');
+  if (items.length > MAX_SORT_KEYS) tooCostly(ctx.name, `_sort takes at most ${MAX_SORT_KEYS} keys (MAX_SORT_KEYS), and this one has ${items.length}`);
+  return items.map((item) => {
+    const descending = item.startsWith('-');
+    const code = descending ? item.slice(1) : item;
+    if (code === '') fail(ctx, `"${raw}" has an empty sort key`);
+    if (code.includes(':') || code.includes('.')) fail(ctx, `"${code}": sort keys are parameter codes, without modifiers or chains`, 'not-supported');
+    const def = lookup(types, code, ctx);
+    if (def.type === 'composite' || def.type === 'special') fail(ctx, `cannot sort on the ${def.type} parameter "${code}"`, 'not-supported');
+    return { param: code, descending };
+  });
 }
 
 function parseInclude(modifier: string | undefined, raw: string, ctx: Ctx): Include {
@@ -490,7 +495,12 @@ interface Mode {
 function parse(types: string[], params: [string, string][], mode: Mode): ParsedSearch {
   if (types.length === 0) throw new Error('parseSearch: no resource type to search');
   const result: ParsedSearch = { plan: { types: [...types], where: [], sort: [] }, include: [], revinclude: [], applied: [], ignored: [] };
+  checkSearchSize(params);
   const seen = new Set<string>();
+  // _include and _revinclude values applied, as `base` + Include: a repeated one is done once.
+  const includes = new Set<string>();
+  // Chain and _has links of the conditions applied.
+  let links = 0;
   // Result parameters given once at most; a bad one (ignored under lenient) does not count.
   const once = (key: string, ctx: Ctx) => {
     if (seen.has(key)) fail(ctx, 'given more than once');
@@ -521,6 +531,10 @@ function parse(types: string[], params: [string, string][], mode: Mode): ParsedS
         case '_include':
         case '_revinclude': {
           const include = parseInclude(modifier, raw, ctx);
+          const key = JSON.stringify([base, include.sourceType, include.param, include.targetType, include.iterate]);
+          if (includes.has(key)) continue;
+          if (includes.size >= MAX_INCLUDES) tooCostly(name, `a search takes at most ${MAX_INCLUDES} distinct _include and _revinclude values (MAX_INCLUDES)`);
+          includes.add(key);
           (base === '_include' ? result.include : result.revinclude).push(include);
           break;
         }
@@ -549,13 +563,17 @@ function parse(types: string[], params: [string, string][], mode: Mode): ParsedS
           if (other.length > 0) fail(ctx, `${other.join(', ')} is not among the types searched (${types.join(', ')})`);
           break;
         }
-        default:
-          result.plan.where.push(condition(types, name, raw, ctx, 1));
+        default: {
+          const parsed = condition(types, name, raw, ctx, 1);
+          links += linksOf(parsed);
+          if (links > MAX_LINKS) tooCostly(name, `a search takes at most ${MAX_LINKS} chain and _has links in all its parameters (MAX_LINKS), and this one has more by this parameter`);
+          result.plan.where.push(parsed);
+        }
       }
       seen.add(base);
       result.applied.push([name, raw]);
     } catch (err) {
-      if (mode.lenient && err instanceof FhirError && err.status === 400) {
+      if (mode.lenient && err instanceof FhirError && err.status === 400 && !(err instanceof SearchTooCostly)) {
         result.ignored.push(name);
         continue;
       }

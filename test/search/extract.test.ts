@@ -2,7 +2,7 @@ import t from 'tap';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Resource } from '@medplum/fhirtypes';
-import { indexEntries, valueEntries, parseReference } from '../../src/search/extract.js';
+import { indexEntries, valueEntries, parseReference, referenceEntries } from '../../src/search/extract.js';
 import { dateRange, normalizeString } from '../../src/search/normalize.js';
 import { paramsOf, findParam } from '../../src/search/params.js';
 import { MAX_TIME, MIN_TIME, type IndexEntry } from '../../src/search/types.js';
@@ -672,4 +672,21 @@ t.test('every entry is well formed', async (t) => {
       }
     }
   }
+});
+
+t.test('referenceEntries: the reference entries of one parameter (or all) as indexEntries files them, on every official example', async (t) => {
+  let compared = 0;
+  for (const type of SERVED_TYPES.filter((ty) => existsSync(join(examplesDir, ty)))) {
+    const codes = ['*', ...paramsOf(type).filter((p) => p.type === 'reference').map((p) => p.code)];
+    for (const file of readdirSync(join(examplesDir, type)).filter((f) => f.endsWith('.json'))) {
+      const resource = JSON.parse(readFileSync(join(examplesDir, type, file), 'utf8')) as Resource;
+      const references = indexEntries(resource).filter((e) => e.kind === 'reference' && e.group === 0);
+      for (const code of codes) {
+        const expected = references.filter((e) => code === '*' || e.param === code);
+        t.same(referenceEntries(resource, code), expected, `${file}: ${code}`);
+        compared += expected.length;
+      }
+    }
+  }
+  t.ok(compared >= 300, `${compared} reference entries compared`);
 });

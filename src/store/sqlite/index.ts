@@ -131,6 +131,9 @@ function decodeCursor(cursor: string): number | undefined {
   return Number.isSafeInteger(seq) && seq > 0 ? seq : undefined;
 }
 
+/** Resolves after a turn of the event loop (the requests waiting for it get theirs first). */
+const giveWay = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Prepared search statements kept per connection. */
 const PREPARED_CACHE = 500;
 
@@ -331,18 +334,17 @@ export class SqliteStore implements Store {
       conditions.push('last_updated >= ?');
       params.push(query.since);
     }
-    let named: Record<string, unknown> = {};
     if (query.restriction) {
       const restriction = compileRestriction(query.restriction);
       conditions.push(`(v.type, v.id) IN (SELECT c.type, c.id FROM resource_current c WHERE ${restriction.sql})`);
-      named = restriction.params;
+      params.push(...restriction.params);
     }
     const where = conditions.length > 0 ? `WHERE ${conditions.map((c) => c.replace(/^(type|id|seq|last_updated) /, 'v.$1 ')).join(' AND ')}` : '';
     const rows = this.db
       .prepare<unknown[], VersionRow>(
         `SELECT v.*, cur.creator FROM resource_version v LEFT JOIN resource_current cur ON cur.type = v.type AND cur.id = v.id ${where} ORDER BY v.seq DESC LIMIT ?`,
       )
-      .all(...params, query.count + 1, named);
+      .all(...params, query.count + 1);
     const page: HistoryPage = { versions: rows.slice(0, query.count).map(toVersion) };
     if (rows.length > query.count) page.next = encodeCursor(rows[query.count - 1].seq);
     if (scope.level === 'instance') page.total = this.statements.instanceCount.get(scope.type, scope.id)?.n ?? 0;
@@ -353,7 +355,7 @@ export class SqliteStore implements Store {
   // search is a long statement that takes longer to prepare than to run on a small record).
   private readonly prepared = new Map<string, Database.Statement>();
 
-  private prepare<Row>(sql: string): Database.Statement<Record<string, unknown>, Row> {
+  private prepare<Row>(sql: string): Database.Statement<unknown[], Row> {
     let statement = this.prepared.get(sql);
     if (statement) {
       // Most recently used last: the first key is the one to drop.
@@ -363,11 +365,14 @@ export class SqliteStore implements Store {
       if (this.prepared.size >= PREPARED_CACHE) this.prepared.delete(this.prepared.keys().next().value as string);
     }
     this.prepared.set(sql, statement);
-    return statement as Database.Statement<Record<string, unknown>, Row>;
+    return statement as Database.Statement<unknown[], Row>;
   }
 
   async search(plan: SearchPlan, query: SearchQuery): Promise<SearchPage> {
     await this.indexed(plan);
+    // Statements run on the event loop: each waits for a turn of it, so that the requests waiting
+    // meanwhile (a read behind a search with many includes) get theirs between them.
+    await giveWay();
     const after = query.cursor !== undefined ? decodeKeys(query.cursor) : undefined;
     const compiled = compileSearch(plan, after, query.count + 1);
     const rows = this.prepare<SearchRow>(compiled.select.sql).all(compiled.select.params);
@@ -376,7 +381,10 @@ export class SqliteStore implements Store {
       const last = rows[query.count - 1];
       page.next = encodeKeys(compiled.keys.map((_k, i) => last[`k${i}`]));
     }
-    if (query.total) page.total = this.prepare<{ n: number }>(compiled.count.sql).get(compiled.count.params)?.n ?? 0;
+    if (query.total) {
+      await giveWay();
+      page.total = this.prepare<{ n: number }>(compiled.count.sql).get(compiled.count.params)?.n ?? 0;
+    }
     return page;
   }
 
