@@ -808,6 +808,13 @@ function authoredByPatientSide(authors: string[]): boolean {
   return authors.length > 0 && authors.every((a) => /^(Patient|RelatedPerson)\//.test(a));
 }
 
+/** Whether now is within the Consent's provision.period (dates: the whole day counts). */
+function periodNow(r: Resource): boolean {
+  const period = (r as { provision?: { period?: { start?: string; end?: string } } }).provision?.period;
+  const now = Date.now();
+  return (period?.start === undefined || Date.parse(period.start) <= now) && (period?.end === undefined || Date.parse(period.end) + 86_400_000 > now);
+}
+
 /** A Consent of one of the four shapes, possibly naming several actors or documents, or not (nested). */
 function enforceable(r: Resource): boolean {
   const c = r as Resource & { status?: string; provision?: { provision?: unknown[] } };
@@ -830,7 +837,8 @@ function apply(world: World, a: Attempt, id: string, stored?: Resource): void {
   const key = `${a.type}/${id}`;
   if (a.kind === 'delete') {
     world.versions.delete(key);
-    for (const [cid, facts] of world.consents) if (`Consent/${cid}` === key) world.consents.delete(cid);
+    // Every fact of a deleted Consent (one per actor or document it named).
+    if (a.type === 'Consent') for (const [cid, facts] of world.consents) if (facts.id === id) world.consents.delete(cid);
     return;
   }
   const resource = { ...(a.after as Resource), id } as Resource;
@@ -844,7 +852,7 @@ function apply(world: World, a: Attempt, id: string, stored?: Resource): void {
     // Each actor or document of a Consent is its own fact (the model's one-target facts).
     for (const [cid] of world.consents) if (cid === id || cid.startsWith(`${id}#`)) world.consents.delete(cid);
     const facts = consentFacts(resource);
-    const active = (resource as { status?: string }).status === 'active' && enforceable(resource);
+    const active = (resource as { status?: string }).status === 'active' && enforceable(resource) && periodNow(resource);
     const targets = facts.targets.length > 0 ? facts.targets : [undefined];
     targets.forEach((target, i) => world.consents.set(i === 0 ? id : `${id}#${i}`, { id, patient: facts.patient, kind: facts.kind, ...(target !== undefined ? { target } : {}), active }));
   }
@@ -930,7 +938,13 @@ async function checkWrites(t: Test, server: TestServer, client: Client, world: W
     const verdict = writeVerdict(rules, world, a);
     const [type, id] = a.key ? a.key.split('/') : [a.type, undefined];
     const before = id !== undefined ? await server.store.read(type, id) : undefined;
+    if (process.env.PROPERTY_TRACE && process.env.PROPERTY_TRACE.split(",").some((x) => (a.key ?? a.type) === x) && a.key) {
+      const g = await client.get(testActor(a.reader), a.key);
+      const c = await client.get({ kind: 'patient', patient: rules.patientOf(rules.current(a.key) as Resource) as string }, `Consent?patient=${rules.patientOf(rules.current(a.key) as Resource)}&_count=100`);
+      t.comment(`before: GET ${a.key} -> ${g.statusCode}; consents ${(json<Bundle>(c).entry ?? []).map((e) => `${e.resource?.id}:${(e.resource as { status?: string }).status}:${JSON.stringify((e.resource as { provision?: unknown }).provision)}`).join(' | ')}`);
+    }
     const res = await send(client, a);
+    if (process.env.PROPERTY_TRACE && process.env.PROPERTY_TRACE.split(",").some((x) => (a.key ?? a.type) === x)) t.comment(`${who}: ${verdict} -> ${res.statusCode} ${res.body.slice(0, 400)} model: ${JSON.stringify(a.key ? rules.current(a.key) : a.after)} consents ${JSON.stringify([...world.consents.values()].filter((c) => a.key && c.patient === rules.patientOf(rules.current(a.key) as Resource)))}`);
     if (verdict === 'ok') {
       const expected = a.kind === 'create' ? 201 : 200;
       if (res.statusCode !== expected) {
@@ -947,7 +961,8 @@ async function checkWrites(t: Test, server: TestServer, client: Client, world: W
     // Forbidden: the status the rules give, and nothing written. A delete of what the caller
     // cannot see answers as a delete of nothing (R4: 200).
     const expected = a.kind === 'delete' && verdict === 404 ? 200 : verdict;
-    t.equal(res.statusCode, expected, `${who}: ${verdict}${res.statusCode === expected ? '' : ` (${res.body.slice(0, 300)})`}`);
+    const detail = res.statusCode === expected ? '' : ` (${res.body.slice(0, 300)}; the rules saw ${JSON.stringify(a.key ? rules.current(a.key) : a.after)?.slice(0, 600)}, created by ${a.key ? world.creators.get(a.key) : ''}; consents ${JSON.stringify([...world.consents.values()].filter((c) => a.key && c.patient === rules.patientOf(rules.current(a.key) as Resource)))})`;
+    t.equal(res.statusCode, expected, `${who}: ${verdict}${detail}`);
     if (before) {
       const after = await server.store.read(type, id as string);
       t.equal(after.kind === 'missing' ? 0 : after.version.versionId, before.kind === 'missing' ? 0 : before.version.versionId, `${who}: nothing written`);
