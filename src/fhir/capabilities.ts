@@ -1,13 +1,16 @@
 // fhir/capabilities: GET [base]/metadata. The CapabilityStatement is generated from the type
 // registry, the search parameter registry and the interaction table below, so it cannot drift
-// from what the server does; only the fixed texts come from conformance/capability-base.json.
+// from what the server does; only the fixed texts come from conformance/capability-base.json
+// (including `instantiates`: the IHE MHD and ANS PDSm CapabilityStatements Carnet meets, which
+// test/e2e/capabilities-official.test.ts checks against the official ones, request by request).
 
 import { createRequire } from 'node:module';
-import type { CapabilityStatement, CapabilityStatementRestResource, ResourceType } from '@medplum/fhirtypes';
+import type { CapabilityStatement, CapabilityStatementRestResource, CapabilityStatementRestSecurity, ResourceType } from '@medplum/fhirtypes';
 import { SERVED_TYPES } from './registry.js';
 import { paramsOf } from '../search/params.js';
 import { profiles } from './profiles.js';
 import type { FhirContext, FhirResponse } from './context.js';
+import { authBase } from '../auth/context.js';
 
 const require = createRequire(import.meta.url);
 const base = require('../../conformance/capability-base.json') as CapabilityStatement;
@@ -16,6 +19,33 @@ const { version } = require('../../package.json') as { version: string };
 // Every type supports the same interactions: the routes in fhir/http.ts serve each of them.
 export const TYPE_INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const;
 export const SYSTEM_INTERACTIONS = ['transaction', 'batch', 'search-system', 'history-system'] as const;
+
+/** The operations of fhir/operations.ts, at type and instance level, by their official definition. */
+export const TYPE_OPERATIONS = [
+  {
+    name: 'validate',
+    definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
+    documentation:
+      'POST [type]/$validate and POST [type]/[id]/$validate: the verdict a create or update would give (schema, claimed profiles), without storing anything; `profile` (query or Parameters) adds that profile\'s verdict. Needs create (type) or update (instance) permission.',
+  },
+] as const;
+
+/** SMART on FHIR: the service coding and the token endpoint, as .well-known/smart-configuration gives it. */
+function security(baseUrl: string): CapabilityStatementRestSecurity {
+  return {
+    cors: false,
+    service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR', display: 'SMART-on-FHIR' }], text: 'SMART on FHIR (Backend Services and bearer JWTs of trusted issuers)' }],
+    extension: [
+      {
+        url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+        // Carnet serves no authorization endpoint (no interactive launch): only the token endpoint.
+        extension: [{ url: 'token', valueUri: `${authBase(baseUrl)}/token` }],
+      },
+    ],
+    description:
+      'Every request but GET metadata and GET .well-known/smart-configuration carries a bearer JWT: an access token from POST /auth/token (SMART Backend Services, client_credentials with private_key_jwt), or a token of a configured identity provider. SMART v1 and v2 scopes are enforced on every interaction; patient tokens reach only their own records; the patient\'s consent is checked on every read and write. Discovery: [base]/.well-known/smart-configuration.',
+  };
+}
 
 /** Every Source:param whose reference parameter may point at `type`, for _revinclude. */
 function revIncludes(type: string): string[] {
@@ -55,10 +85,19 @@ function resourceEntry(type: ResourceType): CapabilityStatementRestResource {
       name: p.code,
       type: p.type === 'id' ? 'token' : p.type,
       definition: p.url,
-      documentation: p.documentation,
+      ...(p.documentation ? { documentation: p.documentation } : {}),
     })),
-    operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
+    operation: TYPE_OPERATIONS.map((o) => ({ ...o })),
   };
+}
+
+/** The transaction interaction, naming the ITI-65 Provide Document Bundle profiles of profiles/ (as IHE MHD's statements do). */
+function transactionDocumentation(): string {
+  const bundles = profiles()
+    .resourceProfiles()
+    .filter((p) => p.type === 'Bundle')
+    .map((p) => p.url);
+  return `Transaction Bundles, atomic. A Bundle claiming one of these profiles, or carrying an MHD SubmissionSet, is an IHE MHD ITI-65 Provide Document Bundle, checked whole against the Document Recipient's rules (docs/mhd.md): ${bundles.join(', ')}`;
 }
 
 const cache = new WeakMap<FhirContext, CapabilityStatement>();
@@ -72,8 +111,9 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
     rest: [
       {
         mode: 'server',
+        security: security(ctx.baseUrl),
         resource: SERVED_TYPES.map(resourceEntry),
-        interaction: SYSTEM_INTERACTIONS.map((code) => ({ code })),
+        interaction: SYSTEM_INTERACTIONS.map((code) => (code === 'transaction' ? { code, documentation: transactionDocumentation() } : { code })),
       },
     ],
   };

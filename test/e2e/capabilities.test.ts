@@ -4,6 +4,7 @@ import type { CapabilityStatement } from '@medplum/fhirtypes';
 import { BASE, fhir, json, testServer } from '../helpers.js';
 import { SERVED_TYPES } from '../../src/fhir/registry.js';
 import { schemaIssues } from '../../src/fhir/validate.js';
+import { profileDefinitions } from '../../src/search/params.js';
 
 const server = await testServer();
 t.teardown(() => server.close());
@@ -62,4 +63,53 @@ t.test('metadata needs no body and answers in JSON to a plain GET', async (t) =>
   const res = await app.inject({ method: 'GET', url: '/fhir/metadata' });
   t.equal(res.statusCode, 200);
   t.match(res.headers['content-type'], /^application\/fhir\+json/);
+});
+
+t.test('security: SMART on FHIR, with the token endpoint .well-known/smart-configuration gives', async (t) => {
+  const security = capability.rest![0].security!;
+  t.same(security.service?.[0]?.coding?.[0], { system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR', display: 'SMART-on-FHIR' });
+  const uris = security.extension?.find((e) => e.url === 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris');
+  const smart = json<{ token_endpoint: string; authorization_endpoint?: string }>(await app.inject({ method: 'GET', url: '/fhir/.well-known/smart-configuration' }));
+  t.equal(uris?.extension?.find((e) => e.url === 'token')?.valueUri, smart.token_endpoint);
+  t.equal(smart.token_endpoint, `${BASE.replace(/\/fhir$/, '')}/auth/token`);
+  // No interactive launch: neither document names an authorization endpoint.
+  t.notOk(uris?.extension?.some((e) => e.url === 'authorize'));
+  t.notOk(smart.authorization_endpoint);
+  const token = await app.inject({ method: 'POST', url: '/auth/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=client_credentials' });
+  t.equal(token.statusCode, 400, 'the token endpoint it names is served (an OAuth error for an empty request)');
+});
+
+t.test('every search parameter names its definition, official R4 or from profiles/', async (t) => {
+  const own = new Set(profileDefinitions().map((d) => d.url));
+  let count = 0;
+  for (const resource of capability.rest![0].resource ?? []) {
+    for (const param of resource.searchParam ?? []) {
+      count++;
+      if (!param.definition?.startsWith('http://hl7.org/fhir/SearchParameter/') && !own.has(param.definition ?? "")) t.fail(`${resource.type} ${param.name}: ${param.definition}`);
+    }
+  }
+  t.ok(count > 400, `${count} parameters`);
+  const document = capability.rest![0].resource!.find((r) => r.type === 'DocumentReference')!;
+  t.match(document.searchParam?.find((p) => p.name === 'creation'), { type: 'date', definition: 'https://profiles.ihe.net/ITI/MHD/SearchParameter/DocumentReference-Creation', documentation: /./ });
+  t.match(document.searchParam?.find((p) => p.name === 'isArchived'), { type: 'token', definition: 'https://interop.esante.gouv.fr/ig/fhir/pdsm/SearchParameter/PDSm-isArchived' });
+  const consent = capability.rest![0].resource!.find((r) => r.type === 'Consent')!;
+  t.match(consent.searchParam?.find((p) => p.name === 'provision-type'), { definition: 'urn:carnet:fhir:SearchParameter:Consent-provision-type' });
+  t.ok(document.searchInclude?.includes('DocumentReference:subject'));
+  t.ok(capability.rest![0].resource!.find((r) => r.type === 'Patient')!.searchRevInclude?.includes('DocumentReference:subject'));
+});
+
+t.test('supported profiles and operations', async (t) => {
+  const document = capability.rest![0].resource!.find((r) => r.type === 'DocumentReference')!;
+  t.ok(document.supportedProfile?.includes('https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Comprehensive.DocumentReference'));
+  t.ok(document.supportedProfile?.includes('https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference'));
+  const transaction = capability.rest![0].interaction?.find((i) => i.code === 'transaction');
+  for (const profile of ['IHE.MHD.Minimal.ProvideBundle', 'IHE.MHD.Comprehensive.ProvideBundle', 'IHE.MHD.UnContained.Comprehensive.ProvideBundle', 'pdsm-comprehensive-provide-document-bundle']) t.match(transaction?.documentation, profile);
+  for (const resource of capability.rest![0].resource ?? []) {
+    t.same(resource.operation?.map((o) => [o.name, o.definition]), [['validate', 'http://hl7.org/fhir/OperationDefinition/Resource-validate']], resource.type);
+  }
+  // Each declared operation is served, at type and instance level.
+  const condition = { resourceType: 'Condition', subject: { reference: 'Patient/x' } };
+  t.equal((await fhir(app, 'POST', 'Condition/$validate', condition)).statusCode, 200, 'type level');
+  const created = json(await fhir(app, 'POST', 'Condition', condition));
+  t.equal((await fhir(app, 'POST', `Condition/${created.id}/$validate`, { ...condition, id: created.id })).statusCode, 200, 'instance level');
 });
