@@ -170,6 +170,9 @@ export async function loadPolicyData({ base, token }, docCount) {
     ids.push(id);
     await put({ resourceType: 'DocumentReference', id, status: 'current', type: { coding: [{ system: 'http://loinc.org', code: types[i % types.length] }] }, subject: { reference: 'Patient/p1' }, author: [{ reference: 'Practitioner/dr-other' }], date: new Date(Date.UTC(2025, 0, 1 + (i % 365))).toISOString(), content: [{ attachment: { contentType: 'application/pdf', url: `Binary/${id}` } }] });
   }
-  await put({ resourceType: 'Consent', id: 'mask-1', status: 'active', scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] }, category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }], patient: { reference: 'Patient/p1' }, provision: { type: 'deny', data: [{ meaning: 'instance', reference: { reference: 'DocumentReference/doc-0' } }] } });
+  // A patient's choices are theirs to write (docs/consent.md "Who writes what"): the mask is the patient's.
+  const patient = await token('p1', { [c.kind]: 'patient', [c.fhirUser]: 'Patient/p1', [c.patient]: 'p1', scope: 'patient/*.cruds' });
+  const masked = await fetch(`${base.url}/Consent`, { method: 'POST', headers: { authorization: `Bearer ${patient}`, 'content-type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Consent', status: 'active', scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] }, category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }], patient: { reference: 'Patient/p1' }, provision: { type: 'deny', data: [{ meaning: 'instance', reference: { reference: 'DocumentReference/doc-0' } }] } }) });
+  if (masked.status !== 201) throw new Error(`mask: ${masked.status} ${await masked.text()}`);
   return { ids, put };
 }
