@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { KEY_NAMES, loadOrCreateKey } from '../auth/keys.js';
 import { mintActorTokens, SMART_CLIENT_SCOPES, smartKeyPair, type SmartClient } from './actors.js';
@@ -30,22 +31,17 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
+/** The FHIR base of the listening line Carnet prints first; stdout is drained after it. */
 function listening(proc: ChildProcess): Promise<string> {
   let stderr = '';
   proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const lines = createInterface({ input: proc.stdout! });
   return new Promise((resolve, reject) => {
-    let stdout = '';
-    const onData = (chunk: string) => {
-      stdout += chunk;
-      const newline = stdout.indexOf('\n');
-      if (newline < 0) return;
-      proc.stdout!.off('data', onData);
-      proc.stdout!.resume();
-      const match = LISTENING.exec(stdout.slice(0, newline));
+    lines.once('line', (first) => {
+      const match = LISTENING.exec(first);
       if (match) resolve(match[1]);
-      else reject(new Error(`Carnet did not start: ${stdout.slice(0, newline)}\n${stderr}`));
-    };
-    proc.stdout!.setEncoding('utf8').on('data', onData);
+      else reject(new Error(`Carnet did not start: ${first}\n${stderr}`));
+    });
     proc.once('exit', (code) => reject(new Error(`Carnet exited (${code}) before listening:\n${stderr}`)));
   });
 }

@@ -83,7 +83,8 @@ async function main(argv: string[]): Promise<number> {
     );
     writeReports(out, outcomes, base);
     const reports = outcomes.map((o) => o.report);
-    process.stdout.write(`${summaryLine(reports)}\nreports: ${path.relative(process.cwd(), out) || '.'}/report.md, report.html, testreport-*.json\n`);
+    const shown = path.relative(process.cwd(), out);
+    process.stdout.write(`${summaryLine(reports)}\nreports: ${shown.startsWith('..') ? out : shown || '.'}/report.md, report.html, testreport-*.json\n`);
     return reports.every((r) => r.result === 'pass') ? 0 : 1;
   } finally {
     await carnet?.stop();
