@@ -31,6 +31,8 @@ export interface Config {
   /** Default and maximum page sizes for history (and later search). */
   defaultPageSize: number;
   maxPageSize: number;
+  /** Server processes on this machine sharing the port and the store (CARNET_WORKERS; 1: no supervisor). */
+  workers: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -80,5 +82,6 @@ export function loadConfig(env: Env = process.env): Config {
     tokenCache: env.CARNET_TOKEN_CACHE !== 'off',
     defaultPageSize: integer(env, 'CARNET_PAGE_SIZE', 20, 1),
     maxPageSize: integer(env, 'CARNET_MAX_PAGE_SIZE', 1000, 1),
+    workers: integer(env, 'CARNET_WORKERS', 1, 1, 64),
   };
 }

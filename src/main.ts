@@ -1,7 +1,10 @@
 // main: start-up. Reads the configuration, opens the store, builds the app, listens, and
-// shuts down cleanly on SIGINT/SIGTERM. Nothing imports this file.
+// shuts down cleanly on SIGINT/SIGTERM. With CARNET_WORKERS=N (N > 1), this process supervises N
+// worker processes that each do all of that (workers.ts). Nothing imports this file.
 
-import { loadConfig } from './config.js';
+import cluster from 'node:cluster';
+import { loadConfig, type Config } from './config.js';
+import { supervise, type ListeningMessage } from './workers.js';
 import { buildApp, LOG_REDACT } from './app.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { StoreUnavailable, type Store } from './store/port.js';
@@ -14,9 +17,8 @@ import { TokenVerifier } from './auth/verify.js';
 import { loadIssuers } from './auth/issuers.js';
 import { authBase, DEVELOPMENT_ISSUER, type AuthContext } from './auth/context.js';
 
-async function main(): Promise<void> {
+async function main(config: Config): Promise<void> {
   const started = performance.now();
-  const config = loadConfig();
   let store: Store;
   let storeLabel: string;
   if (config.store.kind === 'sqlite') {
@@ -85,10 +87,19 @@ async function main(): Promise<void> {
   verifier.trust({ issuer: authBase(baseUrl), jwks: { keys: [signingKey.publicJwk] } });
   const ms = Math.round(performance.now() - started);
   const development = developmentKey ? '; development tokens accepted (NODE_ENV is not production)' : '';
-  process.stdout.write(`Carnet FHIR R4 API listening on http://${config.host}:${port}/fhir (base URL ${baseUrl}), store: ${storeLabel}, access matrix: ${matrix.professions.length} professions, profiles: ${registry.resourceProfiles().length}, trusted issuers: ${verifier.trusted.join(', ')}${development}, ready in ${ms} ms\n`);
+  const line = `Carnet FHIR R4 API listening on http://${config.host}:${port}/fhir (base URL ${baseUrl}), store: ${storeLabel}, access matrix: ${matrix.professions.length} professions, profiles: ${registry.resourceProfiles().length}, trusted issuers: ${verifier.trusted.join(', ')}${development}, ready in ${ms} ms`;
+  // A worker tells its supervisor, which prints one line for all of them.
+  if (cluster.isWorker && process.send) process.send({ carnet: 'listening', line } satisfies ListeningMessage);
+  else process.stdout.write(`${line}\n`);
 }
 
-main().catch((error: unknown) => {
+async function start(): Promise<void> {
+  const config = loadConfig();
+  if (cluster.isPrimary && config.workers > 1) supervise(config.workers);
+  else await main(config);
+}
+
+start().catch((error: unknown) => {
   process.stderr.write(`Carnet could not start: ${error instanceof Error ? error.message : String(error)}\n`);
   // 69 (EX_UNAVAILABLE): the database could not be reached, a supervisor may retry; 1: fix the set-up.
   process.exit(error instanceof StoreUnavailable ? 69 : 1);

@@ -43,6 +43,8 @@ export interface Child {
   port: number;
   base: string;
   stderr: () => string;
+  /** The start-up line. */
+  line: string;
   exited: Promise<Exit>;
 }
 
@@ -79,7 +81,7 @@ export function startServer(dataDir: string, env: Record<string, string> = {}): 
         return;
       }
       const port = Number(match[1]);
-      resolve({ proc, port, base: `http://127.0.0.1:${port}/fhir`, stderr: () => stderr, exited });
+      resolve({ proc, port, base: `http://127.0.0.1:${port}/fhir`, stderr: () => stderr, line: first, exited });
     };
     proc.stdout!.setEncoding('utf8').on('data', onData);
     void exited.then(({ code, signal }) => reject(new Error(`server exited (code ${code}, signal ${signal}) before listening\nstderr: ${stderr}`)));

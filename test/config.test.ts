@@ -1,4 +1,4 @@
-// The body limits read from the environment: ordinary bodies and document pushes apart.
+// Settings read from the environment: the body limits (ordinary bodies and document pushes apart), the worker processes.
 import t from 'tap';
 import { loadConfig } from '../src/config.js';
 
@@ -13,4 +13,11 @@ t.test('CARNET_BUNDLE_BODY_LIMIT sets the document limit; a bad value names the 
   t.equal(loadConfig({ CARNET_BUNDLE_BODY_LIMIT: '1048576' }).bundleBodyLimit, 1048576);
   t.throws(() => loadConfig({ CARNET_BUNDLE_BODY_LIMIT: '64MiB' }), /CARNET_BUNDLE_BODY_LIMIT/);
   t.throws(() => loadConfig({ CARNET_BUNDLE_BODY_LIMIT: '100' }), /CARNET_BUNDLE_BODY_LIMIT/);
+});
+
+t.test('CARNET_WORKERS: one process by default, 1 to 64, a bad value names the variable', async (t) => {
+  t.equal(loadConfig({}).workers, 1);
+  t.equal(loadConfig({ CARNET_WORKERS: '4' }).workers, 4);
+  t.throws(() => loadConfig({ CARNET_WORKERS: '0' }), /CARNET_WORKERS/);
+  t.throws(() => loadConfig({ CARNET_WORKERS: 'all' }), /CARNET_WORKERS/);
 });

@@ -4,12 +4,12 @@
 
 import { STATUS_CODES } from 'node:http';
 import type { Bundle, BundleEntry, BundleEntryResponse, Resource } from '@medplum/fhirtypes';
-import type { WriteOp, WriteResult } from '../store/port.js';
+import type { ResourceOp, WriteResult } from '../store/port.js';
 import { parseCriteria } from '../search/plan.js';
 import type { Body, FhirContext, FhirRequest, FhirResponse, Method, Target, TransactionEntry } from './context.js';
 import { bundle } from './bundle.js';
 import { FhirError, Invalid, operationOutcome, PreconditionFailed } from './outcome.js';
-import { conflictError, written, type Prepared } from './resource.js';
+import { conflictError, type Prepared } from './resource.js';
 import { newId } from './body.js';
 import { prepareCreate } from './create.js';
 import { prepareUpdate } from './update.js';
@@ -301,11 +301,10 @@ async function transaction(ctx: FhirContext, outer: FhirRequest, bundleOf: Bundl
   const order = [...prepared.entries()].filter(([, p]) => p.op !== undefined);
   let results: WriteResult[];
   try {
-    const ops = order.map(([, p]) => p.op as WriteOp);
+    const ops = order.map(([, p]) => p.op as ResourceOp);
     const extra = order.flatMap(([, p]) => p.extra ?? []);
     const audit = ctx.audit && outer.actor ? [auditOp(ctx, outer, 'success', touchedBy(ops.flatMap((op) => (op.kind === 'delete' ? [] : [op.resource]))))] : [];
     results = await ctx.store.transact(await storeContent(ctx.store, [...ops, ...extra, ...audit]), ctx.now());
-    written(ctx, order.map(([, p]) => p.op as WriteOp));
   } catch (error) {
     const conflict = conflictError(error);
     if (!conflict) throw error;

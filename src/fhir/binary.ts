@@ -79,7 +79,7 @@ export function withPointer(binary: Binary, blob: BlobInfo): Binary {
 export async function storeContent(store: Store, ops: WriteOp[]): Promise<WriteOp[]> {
   const stored: WriteOp[] = [];
   for (const op of ops) {
-    if (op.kind !== 'delete' && isBinary(op.resource) && typeof op.resource.data === 'string') {
+    if ((op.kind === 'create' || op.kind === 'update') && isBinary(op.resource) && typeof op.resource.data === 'string') {
       const blob = await store.blobs.put(Buffer.from(op.resource.data, 'base64'));
       stored.push({ ...op, resource: withPointer(op.resource, blob) as Binary & { id: string } });
     } else stored.push(op);

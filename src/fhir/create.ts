@@ -12,9 +12,11 @@ import { creatorKey, type Decision } from '../policy/decide.js';
 import { notification } from '../audit/notify.js';
 import type { WriteOp } from '../store/port.js';
 
-/** The writes a permit's obligations add to the transaction: the patient's notification. */
+/** The writes a permit's obligations add to the transaction: the stamps it bumps, the patient's notification. */
 export function obligations(ctx: FhirContext, granted: Access, permit: Extract<Decision, { permit: true }>, resource: Resource): WriteOp[] {
-  return permit.notify ? [notification(permit.notify.patientId, resource, granted.actor, ctx.now(), permit.notify.what)] : [];
+  const ops: WriteOp[] = (permit.stamps ?? []).map((key) => ({ kind: 'stamp', key }));
+  if (permit.notify) ops.push(notification(permit.notify.patientId, resource, granted.actor, ctx.now(), permit.notify.what));
+  return ops;
 }
 
 /** Prepares a create; `id` is given by a transaction that already mapped a urn:uuid to it. */

@@ -2,7 +2,7 @@
 // checking an incoming body, version tags (ETag / If-Match), and the reply for a version.
 
 import type { Resource } from '@medplum/fhirtypes';
-import type { Version, WriteOp, WriteResult } from '../store/port.js';
+import type { ResourceOp, Version, WriteOp, WriteResult } from '../store/port.js';
 import { StoreUnavailable, WriteConflict } from '../store/port.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { FhirError, Invalid, PreconditionFailed, Conflict, ServiceUnavailable, Unprocessable, informational } from './outcome.js';
@@ -112,7 +112,7 @@ export function versionResponse(ctx: FhirContext, req: FhirRequest, status: numb
 /** A write ready to be applied: the op for the store, and how to answer once it is applied. */
 export interface Prepared {
   /** Absent when there is nothing to write (a conditional delete that matched nothing). */
-  op: WriteOp | undefined;
+  op: ResourceOp | undefined;
   /** Writes that go with it in the same transaction (a notification to the patient). */
   extra?: WriteOp[];
   /** For a delete: the content it removes, so that its audit record can name the patient. */
@@ -130,18 +130,7 @@ export async function applyOne(ctx: FhirContext, req: FhirRequest, prepared: Pre
   const touched = op.kind === 'delete' ? { ...touchedBy(prepared.before ? [prepared.before] : []), resources: [`${op.type}/${op.id}`] } : touchedBy([op.resource]);
   if (ctx.audit && req.actor) ops.push(auditOp(ctx, req, 'success', touched));
   const [result] = await ctx.store.transact(await storeContent(ctx.store, ops), ctx.now());
-  written(ctx, [prepared.op]);
   return { ...prepared.respond(result), audited: ctx.audit };
-}
-
-/** Tells the policy which patients' consent state the committed writes may have changed. */
-export function written(ctx: FhirContext, ops: WriteOp[]): void {
-  for (const op of ops) {
-    if (op.kind === 'delete') {
-      // A delete carries no content to say whose Consent or Patient it was.
-      if (op.type === 'Consent' || op.type === 'Patient') ctx.policy.forgetAll();
-    } else ctx.policy.written([op.resource]);
-  }
 }
 
 /**

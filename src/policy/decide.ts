@@ -19,6 +19,8 @@ export type Decision =
       emergency: boolean;
       /** Obligation: tell this patient that a professional wrote into their record (what: the kind of write). */
       notify?: { patientId: string; what: 'own-permit' | 'write' };
+      /** Obligation of a write: the stamps it bumps (the consent states it may change: Policy.stateOf). */
+      stamps?: string[];
     }
   | {
       permit: false;

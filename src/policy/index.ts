@@ -1,6 +1,8 @@
 // policy: consent decisions. decide() for one resource, restrict() for a query; the access matrix;
-// reading a patient's Consents (cached per patient, dropped when that patient's Consents or
-// Patient resource change). Uses search/ and the store port, never fhir/ routes.
+// reading a patient's Consents, cached per patient and coherent across processes: each cached
+// state is keyed on the patient's stamp (Store.stamps), which every write of their Patient or of
+// one of their Consents bumps in its own transaction (the `stamps` obligation of decideWrite), and
+// which is read from the store before each use. Uses search/ and the store port, never fhir/ routes.
 
 import type { Binary, Consent, Patient, Resource } from '@medplum/fhirtypes';
 import type { Actor } from '../auth/actor.js';
@@ -19,10 +21,25 @@ const MAX_CONSENTS = 1_000;
 /** Beyond this many patients named in one search, the query checks each candidate's patient itself. */
 const MAX_PINNED = 20;
 
+/** The stamp a write of a patient's Patient or Consents bumps (Store.stamps). */
+export function consentStamp(patientId: string): string {
+  return `consent:Patient/${patientId}`;
+}
+
+/** The stamps a write of `resources` (its content before and after) bumps: each patient's whose consent state it may change. */
+export function stampsOf(resources: readonly (Resource | undefined)[]): string[] {
+  const keys = new Set<string>();
+  for (const resource of resources) {
+    if (resource?.resourceType !== 'Consent' && resource?.resourceType !== 'Patient') continue;
+    const patientId = patientOf(resource);
+    if (patientId !== undefined) keys.add(consentStamp(patientId));
+  }
+  return [...keys];
+}
+
 export class Policy {
-  private readonly states = new Map<string, ConsentState>();
-  /** Counts the invalidations: a state read while one happened may predate the write, and is not kept. */
-  private generation = 0;
+  /** Cached consent states, each with the patient's stamp read before the state was. */
+  private readonly states = new Map<string, { stamp: number; state: ConsentState }>();
 
   constructor(
     private readonly store: Store,
@@ -34,11 +51,15 @@ export class Policy {
     return Date.parse(this.now());
   }
 
-  /** A patient's consent state: their Patient resource and active Consents. */
+  /**
+   * A patient's consent state: their Patient resource and active Consents. The cached one serves
+   * while the patient's stamp is the one it was read with; the stamp is read first, so a state
+   * read while a write commits is kept with the older stamp and read again next time.
+   */
   async stateOf(patientId: string): Promise<ConsentState> {
+    const [stamp] = await this.store.stamps([consentStamp(patientId)]);
     const cached = this.states.get(patientId);
-    if (cached) return cached;
-    const generation = this.generation;
+    if (cached && cached.stamp === stamp) return cached.state;
     const read = await this.store.read('Patient', patientId);
     const patient = read.kind === 'found' ? (read.version.resource as Patient) : undefined;
     const consents = await this.store.search(
@@ -53,11 +74,13 @@ export class Policy {
       { count: MAX_CONSENTS },
     );
     const state = stateOf(patientId, patient, consents.matches.map((m) => m.resource as Consent), consents.next === undefined);
-    // Not kept: a state read while a Patient or Consent was written (it may predate the write), and
-    // the state of a patient that does not exist (any search can name one: ?patient=<anything>).
-    if (generation !== this.generation || !patient) return state;
-    if (this.states.size >= MAX_STATES) this.states.delete(this.states.keys().next().value as string);
-    this.states.set(patientId, state);
+    // Not kept: the state of a patient that does not exist (any search can name one: ?patient=<anything>).
+    if (!patient) {
+      this.states.delete(patientId);
+      return state;
+    }
+    if (!cached && this.states.size >= MAX_STATES) this.states.delete(this.states.keys().next().value as string);
+    this.states.set(patientId, { stamp, state });
     return state;
   }
 
@@ -87,8 +110,13 @@ export class Policy {
     const patientId = patientOf(subject);
     const state = patientId !== undefined ? await this.stateOf(patientId) : undefined;
     const decision = decideWrite({ actor, action, ...(before ? { before } : {}), ...(after ? { after } : {}), ...(state ? { state } : {}), now: this.instant() });
-    if (decision.permit && after?.resourceType === 'Consent') return (await this.foreignMasks(after as Consent)) ?? decision;
-    return decision;
+    if (!decision.permit) return decision;
+    if (after?.resourceType === 'Consent') {
+      const foreign = await this.foreignMasks(after as Consent);
+      if (foreign) return foreign;
+    }
+    const stamps = stampsOf([before?.resource, after]);
+    return stamps.length > 0 ? { ...decision, stamps } : decision;
   }
 
   /**
@@ -160,22 +188,6 @@ export class Policy {
     const ids = pinnedPatients(type, where);
     if (!ids || ids.length > MAX_PINNED) return undefined;
     return { states: await Promise.all(ids.map((id) => this.stateOf(id))) };
-  }
-
-  /** Forget the consent state of the patients whose Patient or Consent resources were written. */
-  written(resources: Resource[]): void {
-    for (const resource of resources) {
-      if (resource.resourceType !== 'Consent' && resource.resourceType !== 'Patient') continue;
-      const patientId = patientOf(resource);
-      this.generation++;
-      if (patientId !== undefined) this.states.delete(patientId);
-    }
-  }
-
-  /** Forget everything (a delete leaves no content to say whose it was). */
-  forgetAll(): void {
-    this.generation++;
-    this.states.clear();
   }
 }
 

@@ -41,8 +41,8 @@ export interface HistoryPage {
   total?: number;
 }
 
-/** Writes applied together by transact(). Ids are assigned above the port; versions by the engine. */
-export type WriteOp =
+/** A write of one resource. Ids are assigned above the port; versions by the engine. */
+export type ResourceOp =
   | {
       kind: 'create';
       resource: Resource & { id: string };
@@ -72,6 +72,16 @@ export type WriteOp =
     }
   | { kind: 'delete'; type: string; id: string; expectedVersion?: number };
 
+/** Writes applied together by transact(). */
+export type WriteOp =
+  | ResourceOp
+  /**
+   * Adds one to the stamp named `key` (a counter that starts at 0), in the same transaction as the
+   * other ops: whoever reads the stamp (Store.stamps) afterwards, through any process, sees the
+   * writes it describes. The policy keys its cached consent states on them (docs/deployment.md).
+   */
+  | { kind: 'stamp'; key: string };
+
 export type WriteResult =
   | { kind: 'created'; version: Version }
   | { kind: 'updated'; version: Version; previous: Version }
@@ -81,7 +91,9 @@ export type WriteResult =
   | { kind: 'existing'; version: Version }
   | { kind: 'deleted'; version: Version }
   /** A delete of a resource that does not exist or is already deleted. */
-  | { kind: 'absent' };
+  | { kind: 'absent' }
+  /** A stamp op: the stamp's new value. */
+  | { kind: 'stamped'; key: string; stamp: number };
 
 /** Why transact() refused: the fhir layer turns these into 409/412. Nothing was written. */
 export class WriteConflict extends Error {
@@ -194,6 +206,12 @@ export interface Store {
   readVersion(type: string, id: string, versionId: number): Promise<ReadResult>;
   history(scope: HistoryScope, query: HistoryQuery): Promise<HistoryPage>;
   search(plan: SearchPlan, query: SearchQuery): Promise<SearchPage>;
+  /**
+   * The current value of each stamp (0 for one never stamped), read from the database itself, so
+   * that every process of a deployment sees every committed stamp op: a cache keyed on a stamp
+   * read before the data it caches is coherent across processes.
+   */
+  stamps(keys: readonly string[]): Promise<number[]>;
   /** Applies every op or none; `at` is the lastUpdated of every version written. */
   transact(ops: WriteOp[], at: string): Promise<WriteResult[]>;
   /**

@@ -3,7 +3,9 @@
 // practitioner (the patient's general practitioner) reads the patient's documents from concurrent
 // loops; the server is SIGKILLed mid-stream; after a restart on the same directory, the patient's
 // access log must hold a read record from that practitioner for every read that was answered 200,
-// document by document. Two crash rounds: the second one reads on top of a recovered database.
+// document by document. Two crash rounds: the second one reads on top of a recovered database,
+// through three server processes sharing the data directory (docs/deployment.md, "Several
+// processes"), all three killed at once.
 // On SQLite, a read's record is appended to the audit journal (store/sqlite/journal.ts) before the
 // answer and taken into the database by the writer thread a few milliseconds later: the records
 // still in the journal files at the kill are counted, and the restarted server must have taken them
@@ -18,14 +20,20 @@ import type { AuditEvent, Bundle } from '@medplum/fhirtypes';
 import { developmentTokenFor, type TestActor } from '../helpers.js';
 import { startServer, type Child } from '../child-server.js';
 
+// The runner's timeout (package.json, 120 s) is too short for this file on a busy 2-core machine: it starts six server processes and reads until they are killed.
+t.setTimeout(480_000);
+
 const FHIR_JSON = 'application/fhir+json';
+/** One base URL for every process (as behind a load balancer): one token serves them all. */
+const BASE = 'http://carnet.durability.test/fhir';
 
 /** Concurrent read loops; each stops at its first failure (the kill) or after MAX_PER_LOOP reads. */
 const LOOPS = 16;
 /** Acknowledged reads (per round) after which the server is killed. */
 const KILL_AFTER = 400;
 const MAX_PER_LOOP = 1000;
-const ROUNDS = 2;
+/** The server processes of each round, on the one data directory. */
+const PROCESSES = [1, 3];
 
 const PATIENT = 'dur-patient';
 const GP = 'dur-gp';
@@ -36,8 +44,8 @@ const patient: TestActor = { kind: 'patient', patient: PATIENT };
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-audit-durability-'));
 t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
-async function authorization(child: Child, actor: TestActor): Promise<string> {
-  return `Bearer ${await developmentTokenFor(dataDir, child.base, actor)}`;
+async function authorization(actor: TestActor): Promise<string> {
+  return `Bearer ${await developmentTokenFor(dataDir, BASE, actor)}`;
 }
 
 async function put(child: Child, auth: string, resource: { resourceType: string; id: string }): Promise<void> {
@@ -51,7 +59,7 @@ async function put(child: Child, auth: string, resource: { resourceType: string;
 
 /** The record: a patient whose general practitioner is GP, and documents GP wrote. Loaded by a vendor system. */
 async function load(child: Child): Promise<void> {
-  const loader = await authorization(child, { kind: 'system', client: 'dur-loader' });
+  const loader = await authorization({ kind: 'system', client: 'dur-loader' });
   await put(child, loader, { resourceType: 'Practitioner', id: GP, name: [{ family: 'Généraliste' }] } as { resourceType: string; id: string });
   await put(child, loader, { resourceType: 'Patient', id: PATIENT, name: [{ family: 'Durable' }], generalPractitioner: [{ reference: `Practitioner/${GP}` }] } as { resourceType: string; id: string });
   for (const id of DOCS) {
@@ -108,9 +116,9 @@ function journalBacklog(): number | undefined {
   }
 }
 
-/** Reads from LOOPS concurrent loops as GP; SIGKILLs the child once KILL_AFTER reads are answered. */
-async function readUntilKilled(child: Child): Promise<RoundResult> {
-  const auth = await authorization(child, gp);
+/** Reads from LOOPS concurrent loops as GP, spread over the children; SIGKILLs them all once KILL_AFTER reads are answered. */
+async function readUntilKilled(children: Child[]): Promise<RoundResult> {
+  const auth = await authorization(gp);
   const acknowledged = new Map<string, number>(DOCS.map((d) => [d, 0]));
   let sent = 0;
   let inFlight = 0;
@@ -118,6 +126,7 @@ async function readUntilKilled(child: Child): Promise<RoundResult> {
   let failedAfterKill = 0;
   let killed = false;
   const loop = async (n: number) => {
+    const child = children[n % children.length];
     for (let i = 0; i < MAX_PER_LOOP && !killed; i++) {
       const id = DOCS[(n + i) % DOCS.length];
       sent++;
@@ -140,7 +149,7 @@ async function readUntilKilled(child: Child): Promise<RoundResult> {
       if (!killed && sum(acknowledged) >= KILL_AFTER) {
         killed = true;
         inFlightAtKill = inFlight;
-        child.proc.kill('SIGKILL');
+        for (const each of children) each.proc.kill('SIGKILL');
       }
     }
   };
@@ -150,7 +159,7 @@ async function readUntilKilled(child: Child): Promise<RoundResult> {
 
 /** GP's successful read records in the patient's access log, by document id, read as the patient through every page. */
 async function recordedReads(child: Child): Promise<{ byDocument: Map<string, number>; pages: number }> {
-  const auth = await authorization(child, patient);
+  const auth = await authorization(patient);
   const byDocument = new Map<string, number>(DOCS.map((d) => [d, 0]));
   let url: string | undefined = `${child.base}/AuditEvent?patient=${PATIENT}&subtype=read&_count=200`;
   let pages = 0;
@@ -172,33 +181,38 @@ async function recordedReads(child: Child): Promise<{ byDocument: Map<string, nu
         if (id !== undefined && byDocument.has(id)) byDocument.set(id, (byDocument.get(id) ?? 0) + 1);
       }
     }
-    url = bundle.link?.find((l) => l.relation === 'next')?.url;
+    // Links name the base URL the processes share; the request goes to this process.
+    url = bundle.link?.find((l) => l.relation === 'next')?.url?.replace(BASE, child.base);
   }
   return { byDocument, pages };
 }
 
-t.test('every answered read has its AuditEvent on disk, through kill -9, twice in a row', async (t) => {
+t.test('every answered read has its AuditEvent on disk, through kill -9, twice in a row, the second time of three processes', async (t) => {
   const acknowledged = new Map<string, number>(DOCS.map((d) => [d, 0]));
   let sentTotal = 0;
   let pendingAtKills = 0;
   let journaledAtKills = 0;
-  for (let round = 1; round <= ROUNDS; round++) {
-    const child = await startServer(dataDir);
+  for (const [i, processes] of PROCESSES.entries()) {
+    const round = i + 1;
+    // Started together: each opens the store while the others do.
+    const children = await Promise.all(Array.from({ length: processes }, () => startServer(dataDir, { CARNET_BASE_URL: BASE })));
     if (round > 1) {
-      t.equal(pendingIndexRows() ?? 0, 0, `round ${round}: the restarted server wrote the pending index rows at open`);
-      t.equal(journalBacklog() ?? 0, 0, `round ${round}: the restarted server took the journal in at open`);
+      t.equal(pendingIndexRows() ?? 0, 0, `round ${round}: the restarted servers wrote the pending index rows at open`);
+      t.equal(journalBacklog() ?? 0, 0, `round ${round}: the restarted servers took the journal in at open`);
     }
-    if (round === 1) await load(child);
-    const result = await readUntilKilled(child);
-    const exit = await child.exited;
-    t.equal(exit.signal, 'SIGKILL', `round ${round}: the server died of SIGKILL`);
+    if (round === 1) await load(children[0]);
+    const result = await readUntilKilled(children);
+    for (const child of children) {
+      const exit = await child.exited;
+      t.equal(exit.signal, 'SIGKILL', `round ${round}: server ${child.proc.pid} died of SIGKILL`);
+    }
     const pending = pendingIndexRows();
     if (pending !== undefined) t.comment(`round ${round}: ${pending} records without their index rows at the kill`);
     pendingAtKills += pending ?? 0;
     const journaled = journalBacklog();
     if (journaled !== undefined) t.comment(`round ${round}: ${journaled} records in the journal only at the kill`);
     journaledAtKills += journaled ?? 0;
-    t.ok(sum(result.acknowledged) >= KILL_AFTER, `round ${round}: ${sum(result.acknowledged)} reads answered 200 before the kill`);
+    t.ok(sum(result.acknowledged) >= KILL_AFTER, `round ${round}: ${sum(result.acknowledged)} reads answered 200 before the kill, by ${processes} processes`);
     t.ok(result.inFlightAtKill > 0, `round ${round}: ${result.inFlightAtKill} reads in flight at the kill`);
     t.ok(result.sent < LOOPS * MAX_PER_LOOP, `round ${round}: the kill, not the loop bound, ended the stream`);
     t.comment(`round ${round}: sent ${result.sent}, answered 200 ${sum(result.acknowledged)}, failed by the kill ${result.failedAfterKill}`);
@@ -206,7 +220,7 @@ t.test('every answered read has its AuditEvent on disk, through kill -9, twice i
     sentTotal += result.sent;
   }
 
-  const child = await startServer(dataDir);
+  const child = await startServer(dataDir, { CARNET_BASE_URL: BASE });
   t.teardown(() => {
     child.proc.kill('SIGKILL');
   });

@@ -39,6 +39,7 @@ t.test('without a journal, concurrent records go in one transaction and are sear
     readVersion: sqlite.readVersion.bind(sqlite),
     history: sqlite.history.bind(sqlite),
     search: sqlite.search.bind(sqlite),
+    stamps: sqlite.stamps.bind(sqlite),
     transact: (ops: WriteOp[], at: string) => {
       transactions.push(ops);
       return sqlite.transact(ops, at);

@@ -1,11 +1,13 @@
-// policy/index: the per-patient consent state cache that decide() and pinned searches read.
+// policy/index: the per-patient consent state cache that decide() and pinned searches read, keyed
+// on the patient's stamp (Store.stamps), which any process's write of their Patient or Consents bumps.
 import t from 'tap';
 import type { Store } from '../../src/store/port.js';
-import { Policy } from '../../src/policy/index.js';
+import { consentStamp, Policy, stampsOf } from '../../src/policy/index.js';
 
-/** A store that knows one Patient, p1, and counts the reads. */
+/** A store that knows one Patient, p1, counts the reads, and whose stamps a test sets. */
 function countingStore() {
   const reads: string[] = [];
+  const stamps = new Map<string, number>();
   const store = {
     async read(type: string, id: string) {
       reads.push(`${type}/${id}`);
@@ -14,17 +16,24 @@ function countingStore() {
     async search() {
       return { matches: [] };
     },
+    async stamps(keys: string[]) {
+      return keys.map((key) => stamps.get(key) ?? 0);
+    },
   } as unknown as Store;
-  return { store, reads };
+  const bump = (patientId: string) => stamps.set(consentStamp(patientId), (stamps.get(consentStamp(patientId)) ?? 0) + 1);
+  return { store, reads, bump };
 }
 
-t.test('the state of an existing patient is read once, until their Patient or Consents are written', async (t) => {
-  const { store, reads } = countingStore();
+t.test('the state of an existing patient is read once, until their stamp changes', async (t) => {
+  const { store, reads, bump } = countingStore();
   const policy = new Policy(store);
   await policy.stateOf('p1');
   await policy.stateOf('p1');
   t.same(reads, ['Patient/p1']);
-  policy.written([{ resourceType: 'Consent', status: 'active', scope: {}, category: [], patient: { reference: 'Patient/p1' } } as never]);
+  bump('p2');
+  await policy.stateOf('p1');
+  t.same(reads, ['Patient/p1'], "another patient's stamp changes nothing");
+  bump('p1'); // a write through any process
   await policy.stateOf('p1');
   t.same(reads, ['Patient/p1', 'Patient/p1']);
 });
@@ -37,12 +46,20 @@ t.test('the state of a patient that does not exist is not kept', async (t) => {
   t.same(reads, ['Patient/nobody', 'Patient/nobody'], 'any search can name a patient: such names do not fill the cache');
 });
 
-t.test('a state read while a write happened is not kept', async (t) => {
-  const { store, reads } = countingStore();
+t.test('a state read while a write commits is kept with the stamp read before it, so it is read again', async (t) => {
+  const { store, reads, bump } = countingStore();
   const policy = new Policy(store);
-  const reading = policy.stateOf('p1'); // reads the store, then awaits
-  policy.written([{ resourceType: 'Patient', id: 'p1' }]);
+  const reading = policy.stateOf('p1'); // reads the stamp, then the state
+  bump('p1'); // committed while the state is being read
   await reading;
   await policy.stateOf('p1');
   t.same(reads, ['Patient/p1', 'Patient/p1'], 'read again after the write');
+});
+
+t.test('the stamps a write bumps: each patient whose Patient or Consents it writes, before and after', async (t) => {
+  const consent = (patient: string) => ({ resourceType: 'Consent', status: 'active', scope: {}, category: [], patient: { reference: `Patient/${patient}` } }) as never;
+  t.same(stampsOf([consent('p1')]), ['consent:Patient/p1']);
+  t.same(stampsOf([consent('p1'), consent('p2')]), ['consent:Patient/p1', 'consent:Patient/p2'], 'a Consent moved to another patient changes both');
+  t.same(stampsOf([{ resourceType: 'Patient', id: 'p3' }, undefined]), ['consent:Patient/p3']);
+  t.same(stampsOf([{ resourceType: 'Observation', status: 'final', code: {}, subject: { reference: 'Patient/p1' } } as never]), [], 'other types change no consent state');
 });

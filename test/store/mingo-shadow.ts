@@ -103,6 +103,10 @@ export class MingoShadow implements Store {
     return this.inner.history(scope, query);
   }
 
+  stamps(keys: readonly string[]): Promise<number[]> {
+    return this.inner.stamps(keys);
+  }
+
   async transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
     const results = await this.inner.transact(ops, at);
     results.forEach((result, i) => this.mirror(ops[i], result));
@@ -112,7 +116,7 @@ export class MingoShadow implements Store {
   /** Applies a committed write to the documents, as the MongoDB engine writes them. */
   private mirror(op: WriteOp, result: WriteResult): void {
     if (result.kind === 'created' || result.kind === 'updated') {
-      if (op.kind === 'delete') throw new Error('a delete cannot create');
+      if (op.kind === 'delete' || op.kind === 'stamp') throw new Error(`a ${op.kind} cannot create`);
       const key = `${result.version.type}/${result.version.id}`;
       const creator = this.docs.get(key)?.creator ?? op.creator;
       this.docs.set(key, currentDocument(result.version, op.index, creator, patientKey(result.version.type, result.version.id, op.index)));

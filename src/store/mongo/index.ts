@@ -76,6 +76,8 @@ export class MongoStore implements Store {
   private readonly resources: Collection<CurrentDoc>;
   private readonly versions: Collection<VersionRecord>;
   private readonly locks: Collection<{ _id: string; n: number }>;
+  /** Store.stamps: one document per stamp (`_id` its key, `n` its value). */
+  private readonly stampDocs: Collection<{ _id: string; n: number }>;
 
   constructor(
     private readonly client: MongoClient,
@@ -84,8 +86,19 @@ export class MongoStore implements Store {
     this.resources = db.collection<CurrentDoc>('resources');
     this.versions = db.collection<VersionRecord>('versions');
     this.locks = db.collection('locks');
+    this.stampDocs = db.collection('stamps');
     this.clients = new MongoClients(db);
     this.blobs = new GridFsBlobs(db);
+  }
+
+  stamps(keys: readonly string[]): Promise<number[]> {
+    return guarded(async () => {
+      if (keys.length === 0) return [];
+      // The client reads with readConcern majority: a stamp committed (w: majority) through another process is seen here.
+      const docs = await this.stampDocs.find({ _id: { $in: [...keys] } }).toArray();
+      const byKey = new Map(docs.map((d) => [d._id, d.n]));
+      return keys.map((key) => byKey.get(key) ?? 0);
+    });
   }
 
   read(type: string, id: string): Promise<ReadResult> {
@@ -233,6 +246,10 @@ export class MongoStore implements Store {
         await this.replaceCurrent(currentDocument(version, [], row.creator, row.patient), row, session);
         await this.versions.insertOne({ _id: new ObjectId(), ...versionDocument(version, row.patient) }, { session });
         return { kind: 'deleted', version };
+      }
+      case 'stamp': {
+        const doc = await this.stampDocs.findOneAndUpdate({ _id: op.key }, { $inc: { n: 1 } }, { upsert: true, returnDocument: 'after', session });
+        return { kind: 'stamped', key: op.key, stamp: doc?.n ?? 1 };
       }
       default: {
         const unreachable: never = op;

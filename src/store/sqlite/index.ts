@@ -23,7 +23,7 @@ import type { IndexEntry, SearchPlan } from '../../search/types.js';
 import { decodeKeys, encodeKeys, sameContent, stamped } from '../content.js';
 import { compileRestriction, compileSearch } from './compile.js';
 import { readsIndexOf, storedEntries } from './deferred.js';
-import { JOURNAL_LIMITS, journalDir, orphanFiles, readJournal, type JournalLimits, type JournalRecord } from './journal.js';
+import { JOURNAL_LIMITS, journalDir, journalFiles, journalSize, orphanFiles, readJournal, type JournalLimits, type JournalRecord } from './journal.js';
 import { indexEntries } from '../../search/extract.js';
 import { FileBlobs } from './blobs.js';
 import { SqliteClients } from './clients.js';
@@ -215,6 +215,11 @@ export class SqliteStore implements Store {
         'INSERT INTO journal_applied (file, offset) VALUES (?, ?) ON CONFLICT (file) DO UPDATE SET offset = excluded.offset',
       ),
       journalForget: this.db.prepare<[string]>('DELETE FROM journal_applied WHERE file = ?'),
+      stamp: this.db.prepare<[string], { n: number }>('INSERT INTO stamps (key, n) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET n = n + 1 RETURNING n'),
+      stampOf: this.db.prepare<[string], { n: number }>('SELECT n FROM stamps WHERE key = ?'),
+      lazyTypes: this.db.prepare<[], { type: string }>('SELECT type FROM lazy_types'),
+      addLazyType: this.db.prepare<[string]>('INSERT OR IGNORE INTO lazy_types (type) VALUES (?)'),
+      anyPending: this.db.prepare<[], { one: number }>('SELECT 1 AS one FROM index_pending LIMIT 1'),
     };
     if (options.recoverPending !== false) {
       this.recoverPending();
@@ -231,20 +236,71 @@ export class SqliteStore implements Store {
   }
 
   async read(type: string, id: string): Promise<ReadResult> {
-    const journaled = this.writer?.journaled(type);
-    if (journaled) await journaled;
+    await this.caughtUp(type);
     return readResult(this.statements.current.get(type, id));
   }
 
   async readVersion(type: string, id: string, versionId: number): Promise<ReadResult> {
-    const journaled = this.writer?.journaled(type);
-    if (journaled) await journaled;
+    await this.caughtUp(type);
     return readResult(this.statements.version.get(type, id, versionId));
+  }
+
+  /**
+   * Waits until the journaled records of `type` (of any type, when undefined) are in the
+   * database: this process's, and every other process's of the same data directory.
+   */
+  private async caughtUp(type: string | undefined): Promise<void> {
+    if (!this.writer) return;
+    const journaled = this.writer.journaled(type);
+    if (journaled) await journaled;
+    const lazy = this.lazyTypes();
+    if (type === undefined ? lazy.size > 0 : lazy.has(type)) await this.caughtUpEverywhere();
+  }
+
+  /** The types whose rows may be written after their commit was acknowledged, by any process (schema.ts). */
+  private lazyTypes(): Set<string> {
+    return new Set(this.statements.lazyTypes.all().map((row) => row.type));
+  }
+
+  /** Records that `types` are journaled or deferred, before the first such write is acknowledged. */
+  private declareLazy(types: Iterable<string>): void {
+    for (const type of types) {
+      if (this.declaredLazy.has(type)) continue;
+      this.statements.addLazyType.run(type);
+      this.declaredLazy.add(type);
+    }
+  }
+
+  private readonly declaredLazy = new Set<string>();
+
+  /**
+   * Several processes may share the data directory (CARNET_WORKERS, docs/deployment.md): what the
+   * others journaled or deferred and acknowledged must be found here too. When a journal file of
+   * another process holds bytes past what is applied, or index rows are pending, this process's
+   * writer takes them all in (transactions that record how far each file is, so nothing is applied
+   * twice) before the read goes on.
+   */
+  private async caughtUpEverywhere(): Promise<void> {
+    if (!this.writer) return;
+    const own = this.writer.ownJournalFiles();
+    const behind =
+      this.statements.anyPending.get() !== undefined ||
+      journalFiles(journalDir(this.dataDir)).some((file) => !own.has(file) && journalSize(path.join(journalDir(this.dataDir), file)) > (this.statements.journalOffset.get(file)?.offset ?? 0));
+    if (behind) await this.writer.catchUpEverywhere();
+  }
+
+  async stamps(keys: readonly string[]): Promise<number[]> {
+    // On this connection: a stamp op resolved its transact() only once committed, so it is seen here.
+    return keys.map((key) => this.statements.stampOf.get(key)?.n ?? 0);
   }
 
   /** Waits until the index rows a plan could read, and the journaled records it could find, are written. */
   private async indexed(plan: SearchPlan): Promise<void> {
-    if (this.writer) return this.writer.materialised(plan);
+    if (this.writer) {
+      await this.writer.materialised(plan);
+      if (readsIndexOf(plan, this.lazyTypes())) await this.caughtUpEverywhere();
+      return;
+    }
     if (this.pending.length > 0 && readsIndexOf(plan, new Set(this.pending.map((p) => p.type)))) this.materialisePending();
   }
 
@@ -254,7 +310,10 @@ export class SqliteStore implements Store {
    * (journal.ts) and are durable when this returns; the writer takes them into the database.
    */
   async journal(entries: JournalEntry[], at: string): Promise<void> {
-    if (this.writer) return this.writer.journal(entries.map((entry) => ({ at, ...entry })));
+    if (this.writer) {
+      this.declareLazy(entries.map((entry) => entry.resource.resourceType));
+      return this.writer.journal(entries.map((entry) => ({ at, ...entry })));
+    }
     this.transactNow(
       entries.map(({ resource, creator }) => ({ kind: 'create', resource, index: indexEntries(resource), ...(creator ? { creator } : {}) })),
       at,
@@ -311,8 +370,7 @@ export class SqliteStore implements Store {
   }
 
   async history(scope: HistoryScope, query: HistoryQuery): Promise<HistoryPage> {
-    const journaled = this.writer?.journaled(scope.level === 'system' ? undefined : scope.type);
-    if (journaled) await journaled;
+    await this.caughtUp(scope.level === 'system' ? undefined : scope.type);
     if (query.restriction) await this.indexed(query.restriction);
     const conditions: string[] = [];
     const params: unknown[] = [];
@@ -395,7 +453,9 @@ export class SqliteStore implements Store {
   }
 
   async transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
-    return this.writer ? this.writer.transact(ops, at) : this.transactNow(ops, at);
+    if (!this.writer) return this.transactNow(ops, at);
+    this.declareLazy(ops.flatMap((op) => (op.kind === 'create' && op.deferIndex ? [op.resource.resourceType] : [])));
+    return this.writer.transact(ops, at);
   }
 
   /** The transaction on this connection, synchronously (the writer thread runs its transactions here). */
@@ -445,13 +505,16 @@ export class SqliteStore implements Store {
     this.pending = [];
   }
 
-  /** At open: the index rows of versions a stopped process committed but had not materialised. */
-  private recoverPending(): void {
-    const rows = this.statements.leftPending.all();
-    if (rows.length === 0) return;
+  /**
+   * The index rows of every version still in index_pending: at open, those a stopped process
+   * committed but had not materialised; on a read's request (caughtUpEverywhere), those of the
+   * other processes. A row another process wrote meanwhile is skipped.
+   */
+  recoverPending(): void {
+    if (this.statements.anyPending.get() === undefined) return;
     const run = this.db.transaction(() => {
-      for (const row of rows) {
-        this.statements.deletePending.run(row.seq);
+      for (const row of this.statements.leftPending.all()) {
+        if (this.statements.deletePending.run(row.seq).changes !== 1) continue;
         const current = this.statements.currentEnvelope.get(row.type, row.id);
         if (!current || current.seq !== row.seq || current.deleted === 1 || row.content === null) continue;
         this.replaceIndex(row.type, row.id, storedEntries(row.content), true);
@@ -497,6 +560,8 @@ export class SqliteStore implements Store {
         if (!row || row.deleted === 1) return { kind: 'absent' };
         return { kind: 'deleted', version: this.writeTombstone(op.type, op.id, row.version + 1, at) };
       }
+      case 'stamp':
+        return { kind: 'stamped', key: op.key, stamp: (this.statements.stamp.get(op.key) as { n: number }).n };
       default: {
         const unreachable: never = op;
         throw new Error(`unknown write ${JSON.stringify(unreachable)}`);

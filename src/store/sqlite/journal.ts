@@ -173,8 +173,8 @@ export function journalSize(file: string): number {
   }
 }
 
-/** The journal files left by processes that are no longer running, oldest first by name. */
-export function orphanFiles(dir: string): string[] {
+/** Every journal file of the folder, in the order their records were appended within each process. */
+export function journalFiles(dir: string): string[] {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -182,15 +182,23 @@ export function orphanFiles(dir: string): string[] {
     return [];
   }
   return names
-    .filter((name) => {
-      const match = NAME.exec(name);
-      return match !== null && !appending.has(name) && !running(Number(match[1]));
-    })
+    .filter((name) => NAME.test(name))
     .sort((a, b) => {
       const [, pa, ta, na] = NAME.exec(a) as RegExpExecArray;
       const [, pb, tb, nb] = NAME.exec(b) as RegExpExecArray;
       return pa === pb && ta === tb ? Number(na) - Number(nb) : a < b ? -1 : 1;
     });
+}
+
+/** Whether no process will append to this file again: its process is gone, or it is not this one's open file. */
+export function ownerGone(name: string): boolean {
+  const match = NAME.exec(name);
+  return match !== null && !appending.has(name) && !running(Number(match[1]));
+}
+
+/** The journal files left by processes that are no longer running, oldest first by name. */
+export function orphanFiles(dir: string): string[] {
+  return journalFiles(dir).filter(ownerGone);
 }
 
 function running(pid: number): boolean {

@@ -5,7 +5,7 @@
 
 import type { IndexEntry } from '../../search/types.js';
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** The index table of each entry kind, and the value columns it stores besides type, id, param, grp. */
 export const INDEX_TABLES = {
@@ -68,6 +68,12 @@ CREATE TABLE IF NOT EXISTS index_pending (seq INTEGER PRIMARY KEY);
 -- How far each audit journal file (store/sqlite/journal.ts) is in the database, in bytes: written
 -- by the transaction that applies its lines; a file's row goes when the file is deleted.
 CREATE TABLE IF NOT EXISTS journal_applied (file TEXT PRIMARY KEY, offset INTEGER NOT NULL) WITHOUT ROWID;
+-- The types whose rows may reach the database after their write was acknowledged (journaled
+-- records, deferred index rows), by any process: a read or search of one of them first takes in
+-- what every process of the data directory left behind (SqliteStore.caughtUpEverywhere).
+CREATE TABLE IF NOT EXISTS lazy_types (type TEXT PRIMARY KEY) WITHOUT ROWID;
+-- Stamps (Store.stamps): counters bumped in the transaction of the writes they describe.
+CREATE TABLE IF NOT EXISTS stamps (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 ${indexTable('token', ['type, param, code, system', 'type, param, system'])}
 ${indexTable('string', ['type, param, value'])}
 ${indexTable('date', ['type, param, low', 'type, param, high'])}

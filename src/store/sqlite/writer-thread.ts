@@ -23,7 +23,11 @@ import { JournalFile, journalDir, type JournalLimits, type JournalRecord } from 
  * journal and the writing of every pending index row, answered with no results; or, unanswered,
  * the name of the journal file this thread appends to from now on.
  */
-export type Request = { id: number; ops: WriteOp[]; at: string; journalFirst?: true } | { id: number; materialise: true } | { journalFile: string };
+export type Request =
+  | { id: number; ops: WriteOp[]; at: string; journalFirst?: true }
+  /** everywhere: also the journal files of the other processes and every row of index_pending. */
+  | { id: number; materialise: true; everywhere?: true }
+  | { journalFile: string };
 
 export type Reply =
   | { id: number; results: WriteResult[] }
@@ -136,7 +140,7 @@ export class WriterThread {
     // A conditional create could search journaled records; an update or delete could meet one.
     const journalFirst =
       this.journalBehind() &&
-      ops.some((op) => (op.kind === 'create' ? op.ifNoneExist !== undefined : this.journaledTypes.has(op.kind === 'delete' ? op.type : op.resource.resourceType)));
+      ops.some((op) => (op.kind === 'create' ? op.ifNoneExist !== undefined : op.kind !== 'stamp' && this.journaledTypes.has(op.kind === 'delete' ? op.type : op.resource.resourceType)));
     return this.send((id) => {
       for (const op of ops) {
         if (op.kind === 'create' && op.deferIndex) {
@@ -197,6 +201,20 @@ export class WriterThread {
     const deferred = this.deferredThrough > this.materialisedThrough && readsIndexOf(plan, this.deferredTypes);
     const journaled = this.journalBehind() && readsIndexOf(plan, this.journaledTypes);
     if (deferred || journaled) await this.catchUp();
+  }
+
+  /** The journal files this process appended to. */
+  ownJournalFiles(): ReadonlySet<string> {
+    return new Set(this.fileBase.keys());
+  }
+
+  /**
+   * Has the worker take in every journal file of the folder (other processes' too) and write
+   * every pending index row, whoever deferred it; resolves once it has. Not shared between reads:
+   * the worker may already be reading the files for an earlier one, and miss what came since.
+   */
+  catchUpEverywhere(): Promise<void> {
+    return this.send((id) => ({ id, materialise: true, everywhere: true })).then(() => undefined);
   }
 
   /** Has the worker take in the journal and write every pending index row, and waits for it. */

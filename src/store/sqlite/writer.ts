@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { Worker, parentPort, workerData } from 'node:worker_threads';
 import { SqliteStore } from './index.js';
 import { serialize, type Reply, type Request, type WriterData } from './writer-thread.js';
-import { journalDir, journalSize } from './journal.js';
+import { journalDir, journalFiles, journalSize, ownerGone } from './journal.js';
 
 // The checkpointer: its own connection; PASSIVE checkpoints never block the writer or readers.
 const CHECKPOINTER = `
@@ -70,6 +70,12 @@ if (parentPort && data?.carnetWriter === true) {
       port.postMessage({ journalApplied: { file: last, end: appliedEnd } } satisfies Reply);
     }
   };
+  /** The other processes' files, read to their last complete line; those of a process gone are deleted once read. */
+  const takeOthers = () => {
+    const own = new Set(files);
+    const others = journalFiles(dir).filter((file) => !own.has(file));
+    while (others.length > 0 && !store.applyJournal(others, ownerGone, chunkBytes).done);
+  };
   const poll = setInterval(() => {
     if (files.length === 0 || (files.length === 1 && journalSize(path.join(dir, files[0])) <= appliedEnd)) return;
     try {
@@ -110,6 +116,10 @@ if (parentPort && data?.carnetWriter === true) {
       if ('materialise' in request) {
         takeJournal(true);
         materialise();
+        if (request.everywhere) {
+          takeOthers();
+          store.recoverPending();
+        }
         reply = { id: request.id, results: [] };
       } else {
         if (request.journalFirst) takeJournal(true);
