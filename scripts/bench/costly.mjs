@@ -34,7 +34,7 @@ async function main() {
   const { CARNET_CLAIMS: c } = await dist('auth/claims.js');
   const limits = await dist('search/limits.js');
   const { paramsOf } = await dist('search/params.js');
-  const { SERVED_TYPES } = await dist('fhir/registry.js');
+  const { SERVED_TYPES } = await dist('base/registry.js');
   const { apps: [server], close } = await inProcessApps('costly');
   const { base, token } = server;
 

@@ -17,7 +17,7 @@
 import { isIP } from 'node:net';
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, CodeableConcept, Coding } from '@medplum/fhirtypes';
 import type { Actor, PurposeOfUse } from '../auth/actor.js';
-import { isServedType } from '../fhir/registry.js';
+import { isServedType } from '../base/registry.js';
 
 export type AuditInteraction =
   | 'create'

@@ -1,7 +1,7 @@
 // auth/authorize: whether a token's SMART scopes allow one interaction on one resource type, and
 // whether only `patient/` scopes do (then the actor reaches only its patients' compartments).
 
-import { Forbidden } from '../fhir/outcome.js';
+import { Forbidden } from '../base/outcome.js';
 import { compartmentPatients, type Actor } from './actor.js';
 import { formatGrant, grantsFor, type Permission } from './scopes.js';
 

@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { Unauthorized } from '../fhir/outcome.js';
+import { Unauthorized } from '../base/outcome.js';
 import { ACTOR_KINDS, ORGANISATION_ROLES, type Actor, type ActorKind, type OrganisationRole } from './actor.js';
 import { CARNET_CLAIMS, type ClaimNames } from './claims.js';
 import { parseScopes } from './scopes.js';

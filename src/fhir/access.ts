@@ -13,7 +13,7 @@ import type { KnownPatients } from '../policy/known.js';
 import type { ReadResult, SearchPage, SearchQuery, Version } from '../store/port.js';
 import type { Condition, SearchPlan } from '../search/types.js';
 import type { FhirContext, FhirRequest } from './context.js';
-import { FhirError, Forbidden, NotFound, Unauthorized, Unprocessable } from './outcome.js';
+import { FhirError, Forbidden, NotFound, Unauthorized, Unprocessable } from '../base/outcome.js';
 
 export type { Access };
 

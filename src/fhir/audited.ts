@@ -10,7 +10,7 @@ import { indexEntries, parseReference } from '../search/extract.js';
 import type { WriteOp } from '../store/port.js';
 import { auditEventId } from '../audit/id.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { FhirError } from './outcome.js';
+import { FhirError } from '../base/outcome.js';
 import { confidentialContent, patientOfContent } from './access.js';
 import { CONFIDENTIAL_FROM_REPRESENTATIVES, hasLabel } from '../policy/decide.js';
 

@@ -8,7 +8,7 @@ import type { ResourceOp, WriteResult } from '../store/port.js';
 import { parseCriteria } from '../search/plan.js';
 import type { Body, FhirContext, FhirRequest, FhirResponse, Method, Target, TransactionEntry } from './context.js';
 import { bundle } from './bundle.js';
-import { FhirError, Invalid, operationOutcome, PreconditionFailed } from './outcome.js';
+import { FhirError, Invalid, operationOutcome, PreconditionFailed } from '../base/outcome.js';
 import { conflictError, type Prepared } from './resource.js';
 import { newId } from './body.js';
 import { prepareCreate } from './create.js';

@@ -19,7 +19,7 @@ import type { Readable } from 'node:stream';
 import type { Binary, Bundle, Element, Extension, Resource } from '@medplum/fhirtypes';
 import type { BlobInfo, Store, WriteOp } from '../store/port.js';
 import type { Body, FhirContext, FhirRequest, Method, Target } from './context.js';
-import { Invalid, PayloadTooLarge } from './outcome.js';
+import { Invalid, PayloadTooLarge } from '../base/outcome.js';
 import { access } from './access.js';
 import { JSON_TYPES } from './media.js';
 

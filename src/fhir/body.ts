@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Binary, Resource } from '@medplum/fhirtypes';
 import type { Body } from './context.js';
-import { Invalid, UnsupportedMediaType } from './outcome.js';
+import { Invalid, UnsupportedMediaType } from '../base/outcome.js';
 import { incomingResource, type IncomingOptions } from './resource.js';
 import { withPointer } from './binary.js';
 

@@ -4,7 +4,7 @@
 import type { Bundle, BundleEntry, BundleLink } from '@medplum/fhirtypes';
 import type { Version } from '../store/port.js';
 import type { FhirContext, Target } from './context.js';
-import { Invalid } from './outcome.js';
+import { Invalid } from '../base/outcome.js';
 
 /** The path of a target below the base, e.g. Patient/1/_history. */
 export function pathOf(target: Target): string {

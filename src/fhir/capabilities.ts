@@ -6,7 +6,7 @@
 
 import { createRequire } from 'node:module';
 import type { CapabilityStatement, CapabilityStatementRestResource, CapabilityStatementRestSecurity, ResourceType } from '@medplum/fhirtypes';
-import { SERVED_TYPES } from './registry.js';
+import { SERVED_TYPES } from '../base/registry.js';
 import { paramsOf } from '../search/params.js';
 import { profiles } from './profiles.js';
 import type { FhirContext, FhirResponse } from './context.js';

@@ -5,7 +5,7 @@ import { indexEntries } from '../search/extract.js';
 import { parseCriteria } from '../search/plan.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { newId, resourceFromBody } from './body.js';
-import { informational } from './outcome.js';
+import { informational } from '../base/outcome.js';
 import { applyOne, locationOf, versionResponse, type Prepared } from './resource.js';
 import { access, assertWrite, conditionalMatches, type Access } from './access.js';
 import { creatorKey, type Decision } from '../policy/decide.js';

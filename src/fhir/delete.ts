@@ -3,7 +3,7 @@
 
 import { parseCriteria } from '../search/plan.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { informational, MethodNotAllowed, NotFound, PreconditionFailed } from './outcome.js';
+import { informational, MethodNotAllowed, NotFound, PreconditionFailed } from '../base/outcome.js';
 import { applyOne, checkId, etag, parseIfMatch, type Prepared } from './resource.js';
 import { access, assertWrite, conditionalMatches, previousOf, type Access, type Previous } from './access.js';
 import { obligations } from './create.js';

@@ -2,8 +2,8 @@
 // answers it. The one place that knows which method on which target is which interaction.
 
 import type { FhirContext, FhirRequest, FhirResponse, Target } from './context.js';
-import { MethodNotAllowed, NotFound } from './outcome.js';
-import { isServedType } from './registry.js';
+import { MethodNotAllowed, NotFound } from '../base/outcome.js';
+import { isServedType } from '../base/registry.js';
 import { checkId } from './resource.js';
 import { metadata } from './capabilities.js';
 import { read } from './read.js';

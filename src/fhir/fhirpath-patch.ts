@@ -6,7 +6,7 @@ import fhirpath from 'fhirpath';
 import r4model from 'fhirpath/fhir-context/r4/index.js';
 import { createRequire } from 'node:module';
 import type { Parameters, ParametersParameter, Resource } from '@medplum/fhirtypes';
-import { Invalid, Unprocessable } from './outcome.js';
+import { Invalid, Unprocessable } from '../base/outcome.js';
 
 const require = createRequire(import.meta.url);
 

@@ -5,8 +5,8 @@ import type { BundleEntry } from '@medplum/fhirtypes';
 import type { HistoryScope, Version } from '../store/port.js';
 import type { FhirContext, FhirRequest, FhirResponse, Target } from './context.js';
 import { bundle, CURSOR, fullUrl, pageLinks, pageSize, pathOf, withCursor } from './bundle.js';
-import { Invalid } from './outcome.js';
-import { SERVED_TYPES } from './registry.js';
+import { Invalid } from '../base/outcome.js';
+import { SERVED_TYPES } from '../base/registry.js';
 import { etag } from './resource.js';
 import { access, assertReadable, restrict, unrestricted, visible } from './access.js';
 

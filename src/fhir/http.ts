@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Body, FhirContext, FhirRequest, FhirResponse, Method, Preferences, Target } from './context.js';
 import { dispatch, parseTarget } from './dispatch.js';
-import { FhirError, InternalError, NotFound, operationOutcome, PayloadTooLarge, UnsupportedMediaType } from './outcome.js';
+import { FhirError, InternalError, NotFound, operationOutcome, PayloadTooLarge, UnsupportedMediaType } from '../base/outcome.js';
 import { StoreUnavailable } from '../store/port.js';
 import { conflictError } from './resource.js';
 import { JSON_TYPES, mediaTypeOf, negotiate, parseJson } from './media.js';

@@ -1,7 +1,7 @@
 // fhir/media: content negotiation (R4 http 3.1.0.1.5): which media type a request body has,
 // which one the client accepts back, and reading JSON bodies safely.
 
-import { Invalid, NotAcceptable, UnsupportedMediaType } from './outcome.js';
+import { Invalid, NotAcceptable, UnsupportedMediaType } from '../base/outcome.js';
 
 export const FHIR_JSON = 'application/fhir+json';
 export const JSON_TYPES = new Set([FHIR_JSON, 'application/json', 'application/json+fhir', 'text/json']);

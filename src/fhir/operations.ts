@@ -4,7 +4,7 @@
 
 import type { Parameters, Resource } from '@medplum/fhirtypes';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { FhirError, Invalid, informational, NotFound, operationOutcome, type Issue } from './outcome.js';
+import { FhirError, Invalid, informational, NotFound, operationOutcome, type Issue } from '../base/outcome.js';
 import { resourceFromBody } from './body.js';
 import { access } from './access.js';
 import { claimedProfileIssues, knownProfile, validateProfile } from './profiles.js';

@@ -7,7 +7,7 @@ import type { Operation } from 'fast-json-patch';
 import type { Parameters, Resource } from '@medplum/fhirtypes';
 import { indexEntries } from '../search/extract.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { FhirError, Gone, Invalid, MethodNotAllowed, NotFound, PreconditionFailed, UnsupportedMediaType, Unprocessable } from './outcome.js';
+import { FhirError, Gone, Invalid, MethodNotAllowed, NotFound, PreconditionFailed, UnsupportedMediaType, Unprocessable } from '../base/outcome.js';
 import { applyOne, checkId, etag, incomingResource, parseIfMatch, versionResponse, type Prepared } from './resource.js';
 import { applyFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
 import { access, assertAllowed, assertWrite, previousOf } from './access.js';

@@ -4,7 +4,7 @@
 
 import fhirpath from 'fhirpath';
 import r4model from 'fhirpath/fhir-context/r4';
-import type { IssueCode } from './outcome.js';
+import type { IssueCode } from '../base/outcome.js';
 import type { CompiledProfile, Discriminator, ElementNode, ElementRule } from './profile-elements.js';
 import type { Expansion } from './terminology.js';
 

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Resource, StructureDefinition } from '@medplum/fhirtypes';
-import type { Issue } from './outcome.js';
+import type { Issue } from '../base/outcome.js';
 import { canonical, compileProfile, walk, R4_BASE, type CompiledProfile, type Discriminator, type ElementNode } from './profile-elements.js';
 import { checkProfile, discriminatorsOf, type CheckEnv, type SliceKey } from './profile-check.js';
 import { Terminology, type Expansion } from './terminology.js';

@@ -2,7 +2,7 @@
 
 import type { ReadResult } from '../store/port.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { Gone, NotFound } from './outcome.js';
+import { Gone, NotFound } from '../base/outcome.js';
 import { etag, versionResponse } from './resource.js';
 import { access, assertReadable } from './access.js';
 

@@ -5,7 +5,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { ResourceOp, Version, WriteOp, WriteResult } from '../store/port.js';
 import { StoreUnavailable, WriteConflict } from '../store/port.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { FhirError, Invalid, PreconditionFailed, Conflict, ServiceUnavailable, Unprocessable, informational } from './outcome.js';
+import { FhirError, Invalid, PreconditionFailed, Conflict, ServiceUnavailable, Unprocessable, informational } from '../base/outcome.js';
 import { schemaIssues } from './validate.js';
 import { claimedProfileIssues } from './profiles.js';
 import { auditOp, touchedBy } from './audited.js';

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Binary } from '@medplum/fhirtypes';
 import type { ByteRange, Store } from '../store/port.js';
 import type { FhirResponse } from './context.js';
-import { RangeNotSatisfiable } from './outcome.js';
+import { RangeNotSatisfiable } from '../base/outcome.js';
 import { pointerOf } from './binary.js';
 
 /** Where the bytes are: a blob, or (rows written before blobs existed) inline base64. */

@@ -11,12 +11,11 @@ import { checkSearchSize } from '../search/limits.js';
 import type { Condition, Include, ParsedSearch } from '../search/types.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { bundle, fullUrl, pageLinks, withCursor } from './bundle.js';
-import { Invalid } from './outcome.js';
-import { isServedType, SERVED_TYPES } from './registry.js';
+import { FhirError, Invalid } from '../base/outcome.js';
+import { isServedType, SERVED_TYPES } from '../base/registry.js';
 import { shape } from './shape.js';
 import { access, restrict, searchable, visible, type Access } from './access.js';
 import { hasCompartment } from '../policy/compartment.js';
-import { FhirError } from './outcome.js';
 
 /** The access of the caller to a type, or undefined when its scopes do not reach it. */
 function tryAccess(req: FhirRequest, type: string, permission: 'r' | 's'): Access | undefined {

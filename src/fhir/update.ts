@@ -6,7 +6,7 @@ import { indexEntries } from '../search/extract.js';
 import { parseCriteria } from '../search/plan.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { newId, resourceFromBody } from './body.js';
-import { Forbidden, Invalid, MethodNotAllowed, NotFound, PreconditionFailed } from './outcome.js';
+import { Forbidden, Invalid, MethodNotAllowed, NotFound, PreconditionFailed } from '../base/outcome.js';
 import { applyOne, checkId, parseIfMatch, versionResponse, type Prepared } from './resource.js';
 import { access, assertWrite, conditionalMatches, previousOf, type Access } from './access.js';
 import { creatorKey } from '../policy/decide.js';

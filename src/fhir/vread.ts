@@ -1,7 +1,7 @@
 // fhir/vread: GET [base]/[type]/[id]/_history/[vid] (R4 http 3.1.0.3).
 
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { NotFound } from './outcome.js';
+import { NotFound } from '../base/outcome.js';
 import { answerRead } from './read.js';
 import { access, assertReadable } from './access.js';
 

@@ -8,7 +8,7 @@ import type { Attachment, Binary, Bundle, DocumentReference, List, Patient, Refe
 import type { FhirContext, FhirRequest, TransactionCheck, TransactionEntry } from '../fhir/context.js';
 import { isSubmissionSet, MHD_LIST_TYPES } from '../audit/ihe.js';
 import { pointerOf } from '../fhir/binary.js';
-import { Unprocessable } from '../fhir/outcome.js';
+import { Unprocessable } from '../base/outcome.js';
 import { validateProfile } from '../fhir/profiles.js';
 import { parseReference } from '../search/extract.js';
 import type { SearchPlan } from '../search/types.js';

@@ -2,7 +2,7 @@
 // plan so that pages, totals, includes and chains only ever count what the actor may see.
 
 import type { Actor } from '../auth/actor.js';
-import { Forbidden } from '../fhir/outcome.js';
+import { Forbidden } from '../base/outcome.js';
 import type { Condition, ReferenceValue } from '../search/types.js';
 import { DIRECTORY, patientParamOf, hasCompartment } from './compartment.js';
 import { PURPOSE_SYSTEM } from './consents.js';

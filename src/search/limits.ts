@@ -17,7 +17,7 @@
 // and the keyset condition of a cursor grows with their square, and chains and _has each add a
 // subquery (with the policy's restriction of the resources they go through).
 
-import { Invalid } from '../fhir/outcome.js';
+import { Invalid } from '../base/outcome.js';
 
 /** Parameters (name=value pairs, result parameters included) in one search. */
 export const MAX_PARAMETERS = 32;

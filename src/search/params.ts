@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import fhirpath from 'fhirpath';
 import r4model from 'fhirpath/fhir-context/r4';
 import type { Bundle, Resource, SearchParameter } from '@medplum/fhirtypes';
-import { SERVED_TYPES } from '../fhir/registry.js';
+import { SERVED_TYPES } from '../base/registry.js';
 import type { ParamType } from './types.js';
 
 const require = createRequire(import.meta.url);

@@ -31,8 +31,8 @@
 //   /_history/v is dropped). An engine may match such a URL on `url`, or on targetType/targetId
 //   when the URL's base is the server's own.
 
-import { FhirError, Invalid } from '../fhir/outcome.js';
-import { isServedType } from '../fhir/registry.js';
+import { FhirError, Invalid } from '../base/outcome.js';
+import { isServedType } from '../base/registry.js';
 import { dateRange, normalizeString } from './normalize.js';
 import { findParam, type SearchParam } from './params.js';
 import { checkSearchSize, MAX_DEPTH, MAX_INCLUDES, MAX_LINKS, MAX_SORT_KEYS, SearchTooCostly, tooCostly } from './limits.js';

@@ -115,11 +115,13 @@ t.test('an issuer may name its claims differently and fix the actor kind', async
 });
 
 t.test('a verified token is cached until it expires, per token', async (t) => {
-  let now = Date.now();
   const key = await generateSigningKey();
-  const verifier = new TokenVerifier([{ issuer: TEST_ISSUER, jwks: { keys: [key.publicJwk] } }], () => BASE, () => now);
   const a = await mintFor(key, TEST_ISSUER, BASE, { kind: 'patient', patient: 'pa' });
   const b = await mintFor(key, TEST_ISSUER, BASE, { kind: 'patient', patient: 'pb' });
+  // The verifier's clock starts after the tokens' nbf (the second they were minted): read before
+  // them, it could still be in the previous second, and the tokens "not valid yet".
+  let now = Date.now();
+  const verifier = new TokenVerifier([{ issuer: TEST_ISSUER, jwks: { keys: [key.publicJwk] } }], () => BASE, () => now);
   t.match(await verifier.actorOf(`Bearer ${a}`), { patientId: 'pa' });
   t.match(await verifier.actorOf(`Bearer ${b}`), { patientId: 'pb' }, 'a different token never gets another\'s Actor');
   t.equal(verifier.cached, 2);

@@ -2,7 +2,7 @@
 import t from 'tap';
 import type { CapabilityStatement } from '@medplum/fhirtypes';
 import { BASE, fhir, json, testServer } from '../helpers.js';
-import { SERVED_TYPES } from '../../src/fhir/registry.js';
+import { SERVED_TYPES } from '../../src/base/registry.js';
 import { schemaIssues } from '../../src/fhir/validate.js';
 import { profileDefinitions } from '../../src/search/params.js';
 

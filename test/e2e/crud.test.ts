@@ -178,7 +178,7 @@ t.test('HEAD answers the headers of GET without a body', async (t) => {
 
 t.test('every served type accepts an official example and reads it back', async (t) => {
   const { examplesOf } = await import('../helpers.js');
-  const { SERVED_TYPES } = await import('../../src/fhir/registry.js');
+  const { SERVED_TYPES } = await import('../../src/base/registry.js');
   // HL7 ships no RelatedPerson example in the R4 package data we keep; one is written here.
   const own = { file: 'written here', resource: { resourceType: 'RelatedPerson', id: 'mother-1', patient: { reference: 'Patient/example' }, relationship: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-RoleCode', code: 'MTH' }] }] } as Resource };
   for (const type of SERVED_TYPES) {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import type { Issue } from '../../src/fhir/outcome.js';
+import type { Issue } from '../../src/base/outcome.js';
 import type { Bundle, BundleEntry, CodeableConcept, Coding, DocumentReference, Identifier, List, Resource, StructureDefinition } from '@medplum/fhirtypes';
 import { loadProfiles, ProfileRegistry } from '../../src/fhir/profiles.js';
 import { FIXTURE_DATA } from '../helpers.js';

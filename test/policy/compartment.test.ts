@@ -5,7 +5,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { patientOf, patientParamOf } from '../../src/policy/compartment.js';
 import { findParam } from '../../src/search/params.js';
 import { parseReference } from '../../src/search/extract.js';
-import { SERVED_TYPES } from '../../src/fhir/registry.js';
+import { SERVED_TYPES } from '../../src/base/registry.js';
 import { examplesOf } from '../helpers.js';
 
 /** The patient as FHIRPath finds it: the first Patient reference of the patient parameter. */

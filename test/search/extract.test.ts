@@ -6,7 +6,7 @@ import { indexEntries, valueEntries, parseReference, referenceEntries } from '..
 import { dateRange, normalizeString } from '../../src/search/normalize.js';
 import { paramsOf, findParam } from '../../src/search/params.js';
 import { MAX_TIME, MIN_TIME, type IndexEntry } from '../../src/search/types.js';
-import { SERVED_TYPES } from '../../src/fhir/registry.js';
+import { SERVED_TYPES } from '../../src/base/registry.js';
 import { R4_EXAMPLES } from '../fixtures/data-paths.js';
 
 // The official HL7 R4 examples (a subset, test/fixtures/data/PROVENANCE.md); CARNET_R4_EXAMPLES

@@ -3,7 +3,7 @@
 // parser every search path uses (under Prefer: handling=lenient too); a repeated _include or
 // _revinclude counts, and is applied, once.
 import t, { type Test } from 'tap';
-import { FhirError } from '../../src/fhir/outcome.js';
+import { FhirError } from '../../src/base/outcome.js';
 import {
   checkSearchSize,
   MAX_DEPTH,

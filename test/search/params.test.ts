@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import type { SearchParameter } from '@medplum/fhirtypes';
 import { addSearchParameters, findParam, paramsOf, profileDefinitions } from '../../src/search/params.js';
-import { SERVED_TYPES } from '../../src/fhir/registry.js';
+import { SERVED_TYPES } from '../../src/base/registry.js';
 import { fhir, json, testServer } from '../helpers.js';
 
 const INS_PARAM: SearchParameter = {

@@ -2,7 +2,7 @@
 // precision ranges at their boundaries, escapes, OR/AND, chains, _has, result parameters, errors
 // (400 naming the parameter as received) and lenient mode.
 import t, { type Test } from 'tap';
-import { FhirError } from '../../src/fhir/outcome.js';
+import { FhirError } from '../../src/base/outcome.js';
 import { numberRange, parseCriteria, parseSearch, parseTypes } from '../../src/search/plan.js';
 import type { Condition, ParsedSearch } from '../../src/search/types.js';
 

@@ -1,4 +1,4 @@
-// fhir/registry: the resource types Carnet serves. Adding a type is one line here;
+// base/registry: the resource types Carnet serves. Adding a type is one line here;
 // routes, validation, the CapabilityStatement and the store all read this list.
 
 import type { ResourceType } from '@medplum/fhirtypes';

@@ -1,5 +1,8 @@
-// fhir/outcome: the typed errors every layer throws and the OperationOutcome they become.
-// One status table; routes never build an OperationOutcome by hand.
+// base: the bottom layer every folder may import: the typed errors and their status table (here),
+// the served resource types (registry.ts). It imports no other folder of src/ (docs/architecture.md).
+//
+// base/outcome: the typed errors every layer throws and the OperationOutcome they become.
+// One status table; routes never build an OperationOutcome by hand (fhir/http.ts's error handler does).
 
 import type { OperationOutcome, OperationOutcomeIssue } from '@medplum/fhirtypes';
 
