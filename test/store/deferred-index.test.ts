@@ -1,6 +1,7 @@
 // Deferred index rows (store/sqlite/deferred.ts): a create op with deferIndex commits its version
 // and a pending mark; the index rows come later, but every search that could read them sees them;
-// a stopped process's pending versions get their rows at the next open, from the stored content.
+// a stopped process's pending versions get their rows at the next open, from the entries their
+// pending row keeps.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,7 +75,7 @@ for (const writer of ['thread', 'inline'] as const) {
   });
 }
 
-t.test('deferred index rows equal the rows written at once, also when recomputed at open', async (t) => {
+t.test('deferred index rows equal the rows written at once, also when written at open', async (t) => {
   const dir = fresh(t);
   const file = path.join(dir, 'carnet.sqlite');
   const first = new SqliteStore({ dataDir: dir, writer: 'inline' });
@@ -85,7 +86,7 @@ t.test('deferred index rows equal the rows written at once, also when recomputed
   const second = new SqliteStore({ dataDir: dir, writer: 'inline' });
   t.equal(pendingRows(file), 0, 'the open wrote the pending rows');
   const strip = (rows: string[]) => rows.map((row) => row.replace(/"id":"(now|later)"/, '"id":"x"'));
-  t.same(strip(indexRows(file, 'later')), strip(indexRows(file, 'now')), 'recomputed from the content: the same rows');
+  t.same(strip(indexRows(file, 'later')), strip(indexRows(file, 'now')), 'from the entries of the pending row: the same rows');
   // The first store's own materialisation must not write them twice.
   await first.close();
   t.same(strip(indexRows(file, 'later')), strip(indexRows(file, 'now')), 'not written twice');
@@ -118,6 +119,49 @@ t.test('conditional create inside the writer sees deferred records', async (t) =
   if (op.kind !== 'create') throw new Error('a create');
   const [result] = await store.transact([{ ...op, ifNoneExist: byPatient('p5') }], AT);
   t.equal(result.kind, 'existing', 'the deferred record matched the criteria');
+});
+
+t.test('the entries written at open are the ones the pending row keeps, not entries computed from the content', async (t) => {
+  const dir = fresh(t);
+  const first = new SqliteStore({ dataDir: dir, writer: 'inline' });
+  const op = record('given', 'p7');
+  if (op.kind !== 'create') throw new Error('a create');
+  await first.transact([{ ...op, index: [{ kind: 'reference', param: 'patient', group: 0, targetType: 'Patient', targetId: 'elsewhere', url: null }] }], AT);
+  const second = new SqliteStore({ dataDir: dir, writer: 'inline' });
+  t.teardown(async () => {
+    await second.close();
+    await first.close();
+  });
+  t.equal((await second.search(byPatient('elsewhere'), { count: 0, total: true })).total, 1, 'found by the entry given');
+  t.equal((await second.search(byPatient('p7'), { count: 0, total: true })).total, 0, 'not by the entries of the content');
+});
+
+t.test('a pending row of an older server, without its entries, is refused at open with the way out', async (t) => {
+  const dir = fresh(t);
+  const file = path.join(dir, 'carnet.sqlite');
+  const first = new SqliteStore({ dataDir: dir, writer: 'inline' });
+  await first.transact([record('old', 'p8')], AT);
+  // What a server from before the entries column leaves: the mark alone.
+  const db = new Database(file);
+  db.prepare('UPDATE index_pending SET entries = NULL').run();
+  db.close();
+  t.throws(() => new SqliteStore({ dataDir: dir, writer: 'inline' }), /older Carnet left unindexed.*start that version once/);
+  t.equal(pendingRows(file), 1, 'the row is left for that version');
+  // The first store's own materialisation (the entries it kept in memory) is unaffected.
+  await first.close();
+});
+
+t.test('a database from before the entries column gets it at open', async (t) => {
+  const dir = fresh(t);
+  const file = path.join(dir, 'carnet.sqlite');
+  await new SqliteStore({ dataDir: dir, writer: 'inline' }).close();
+  const db = new Database(file);
+  db.exec('DROP TABLE index_pending; CREATE TABLE index_pending (seq INTEGER PRIMARY KEY)');
+  db.close();
+  const store = new SqliteStore({ dataDir: dir, writer: 'inline' });
+  t.teardown(() => store.close());
+  await store.transact([record('after', 'p9')], AT);
+  t.equal((await store.search(byPatient('p9'), { count: 0, total: true })).total, 1);
 });
 
 t.test('searches of other types do not wait for deferred rows', async (t) => {

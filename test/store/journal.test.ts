@@ -1,7 +1,8 @@
 // The audit journal of the SQLite engine (store/sqlite/journal.ts): Store.journal() appends records
 // to a file and resolves; the writer thread takes them into the database in the background; every
 // read, vread, history, search, _has and conditional create that could find one sees it at once;
-// a stopped process's files are taken in by the next open (complete lines only, each record once);
+// a stopped process's files are taken in by the next open (complete lines only, each record once,
+// with the index entries the line holds);
 // a live one's are left alone; files past their size are finished, taken in and deleted; close()
 // leaves no journal.
 import fs from 'node:fs';
@@ -26,7 +27,7 @@ function fresh(t: Test): string {
 
 function record(id: string, patient: string, agent = 'gp'): JournalEntry {
   const resource = auditRecord(id, patient, AT, agent);
-  return { resource, creator: 'carnet:audit' };
+  return { resource, index: indexEntries(resource), creator: 'carnet:audit' };
 }
 
 const byPatient = (patient: string): SearchPlan => ({ types: ['AuditEvent'], where: [{ kind: 'reference', param: 'patient', values: [{ targetType: 'Patient', targetId: patient }] }], sort: [] });
@@ -200,4 +201,22 @@ t.test('an append too far ahead of the writer waits for it', async (t) => {
     // Checked through another connection: no read of this store asked the writer for them.
     t.equal(storedRecords(dir), 2 * (i + 1), `append ${i + 1}: its records are in the database when it resolves`);
   }
+});
+
+t.test('the entries a line holds are written, not entries computed from the record', async (t) => {
+  const dir = fresh(t);
+  const entry = record('given', 'p1');
+  orphan(dir, [JSON.stringify({ at: AT, ...entry, index: [{ kind: 'reference', param: 'patient', group: 0, targetType: 'Patient', targetId: 'elsewhere', url: null }] })]);
+  const store = new SqliteStore({ dataDir: dir });
+  t.teardown(() => store.close());
+  t.equal((await store.search(byPatient('elsewhere'), { count: 0, total: true })).total, 1, 'found by the entry of the line');
+  t.equal((await store.search(byPatient('p1'), { count: 0, total: true })).total, 0, 'not by the entries of the record');
+});
+
+t.test('a line of an older server, without index entries, is refused at open with the way out', async (t) => {
+  const dir = fresh(t);
+  const { index: _index, ...older } = record('old', 'p1');
+  orphan(dir, [JSON.stringify({ at: AT, ...older })]);
+  t.throws(() => new SqliteStore({ dataDir: dir }), /older Carnet left unindexed.*start that version once/);
+  t.equal(journalFiles(dir).length, 1, 'the file is left for that version');
 });
