@@ -17,6 +17,11 @@ import { block, emergencyOff, mask, permit } from './fixture.js';
 import { authorOf, seed as seedWorld } from '../seed.js';
 import { mayRead } from '../../src/policy/matrix.js';
 
+// The largest test file (three worlds, about 20,000 checks through HTTP on the production store,
+// each search also checked in its MongoDB form): it nears tap's 120 s per file on a loaded 2-core
+// machine, so it has twice that.
+t.setTimeout(240_000);
+
 const WRITES = Number(process.env.PROPERTY_WRITES ?? 250);
 const SEEDS = (process.env.PROPERTY_SEEDS ?? '11,20260101,7')
   .split(',')
