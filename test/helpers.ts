@@ -1,12 +1,15 @@
 // Test helpers: a real app on a throw-away store, driven through HTTP with fastify.inject, and the
 // official example resources committed in test/fixtures/data (see its PROVENANCE.md).
 //
-// The store of testServer():
+// The store of testServer() (test/store/engines.ts opens each):
 // - MONGODB_URI set: the MongoDB engine, on a fresh database per server (dropped at close), so
 //   every HTTP scenario test runs on MongoDB;
-// - otherwise the embedded engine in memory, and in the search suites (test/e2e/search*,
-//   test/search/, test/policy/, test/mhd/; CARNET_TEST_MINGO=all for every suite, =off for none) wrapped in
-//   the mingo shadow that checks every search's MongoDB form (test/store/mingo-shadow.ts).
+// - otherwise the embedded engine. The scenario suites (test/e2e/search*, test/search/,
+//   test/policy/, test/mhd/) run it as production does: on a file in a fresh temporary folder
+//   (removed at close), with its writer thread, audit journal and deferred index rows; the other
+//   suites in memory. CARNET_TEST_STORE=file or =memory puts every suite on one of them.
+// - The scenario suites' store is also wrapped in the mingo shadow that checks every search's
+//   MongoDB form (test/store/mingo-shadow.ts; CARNET_TEST_MINGO=all for every suite, =off for none).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,10 +17,9 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { Resource } from '@medplum/fhirtypes';
 import { buildApp, type AppDeps } from '../src/app.js';
-import { SqliteStore } from '../src/store/sqlite/index.js';
-import { openMongoStore } from '../src/store/mongo/index.js';
 import type { Store } from '../src/store/port.js';
 import { MingoShadow } from './store/mingo-shadow.js';
+import { mongo, sqliteFile, sqliteMemory } from './store/engines.js';
 import { R4_EXAMPLES } from './fixtures/data-paths.js';
 import { generateSigningKey, KEY_NAMES, loadOrCreateKey, type SigningKey } from '../src/auth/keys.js';
 import { TokenVerifier } from '../src/auth/verify.js';
@@ -107,31 +109,38 @@ export async function developmentTokenFor(dataDir: string, audience: string, act
 // The default token of each test app, used by fhir() when a test sends none.
 const defaultTokens = new WeakMap<FastifyInstance, string>();
 
+/** Whether this test process runs one of the scenario suites (see the header). */
+function scenarioSuite(): boolean {
+  return /test[\\/](e2e[\\/]search[^\\/]*|search[\\/].*|policy[\\/].*|mhd[\\/].*)\.test\.ts$/.test(process.argv[1] ?? '');
+}
+
 /** Whether this test process checks the MongoDB form of its searches with mingo. */
 export function mingoShadowed(): boolean {
   const setting = process.env.CARNET_TEST_MINGO;
   if (setting === 'all') return true;
   if (setting === 'off') return false;
-  return /test[\\/](e2e[\\/]search[^\\/]*|search[\\/].*|policy[\\/].*|mhd[\\/].*)\.test\.ts$/.test(process.argv[1] ?? '');
+  return scenarioSuite();
 }
 
-let databases = 0;
+/** Whether the embedded engine of this test process is on a file, as in production (see the header). */
+function onFile(): boolean {
+  const setting = process.env.CARNET_TEST_STORE;
+  if (setting === 'file') return true;
+  if (setting === 'memory') return false;
+  if (setting) throw new Error(`CARNET_TEST_STORE must be "file" or "memory", got "${setting}"`);
+  return scenarioSuite();
+}
 
-/** A throw-away store of the engine the tests run on (see the header). */
-export async function testStore(): Promise<{ store: Store; drop: () => Promise<void> }> {
+/** A throw-away store of the engine the tests run on (see the header); `dispose` closes it and removes its data. */
+export async function testStore(): Promise<{ store: Store; dispose: () => Promise<void> }> {
   const uri = process.env.MONGODB_URI;
-  if (uri) {
-    const database = `carnet_test_${process.pid}_${++databases}`;
-    const store = await openMongoStore({ uri, database, serverSelectionTimeoutMS: 5000 });
-    return { store, drop: () => store.db.dropDatabase().then(() => undefined) };
-  }
-  const sqlite = new SqliteStore({ dataDir: ':memory:' });
-  return { store: mingoShadowed() ? new MingoShadow(sqlite) : sqlite, drop: async () => undefined };
+  const { store, dispose } = await (uri ? mongo(uri) : onFile() ? sqliteFile() : sqliteMemory());
+  return { store: !uri && mingoShadowed() ? new MingoShadow(store) : store, dispose };
 }
 
 /** A real app on a throw-away store; `setup` runs before the app is ready (to add test hooks). */
 export async function testServer(overrides: Partial<AppDeps> = {}, setup?: (app: FastifyInstance) => void): Promise<TestServer> {
-  const { store, drop } = await testStore();
+  const { store, dispose } = await testStore();
   const base = overrides.baseUrl ?? BASE;
   const baseOf = () => (typeof base === 'function' ? base() : base);
   const issuerKey = await generateSigningKey();
@@ -164,8 +173,7 @@ export async function testServer(overrides: Partial<AppDeps> = {}, setup?: (app:
     token,
     async close() {
       await app.close();
-      await drop();
-      await store.close();
+      await dispose();
     },
   };
 }

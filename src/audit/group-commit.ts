@@ -9,7 +9,7 @@
 // larger batch rather than a queue of small ones.
 
 import type { AuditEvent } from '@medplum/fhirtypes';
-import type { Store } from '../store/port.js';
+import { journalOps, type Store } from '../store/port.js';
 import { indexEntries } from '../search/extract.js';
 import { AUDIT_CREATOR } from './event.js';
 
@@ -53,15 +53,12 @@ export class GroupCommit {
     this.committing = true;
     try {
       const at = this.now();
-      if (this.store.journal) await this.store.journal(batch.map((w) => ({ resource: w.record, creator: AUDIT_CREATOR })), at);
-      else {
-        // Serialised now, as a journal would: the records share constant parts (audit/event).
-        const ops = batch.map((w) => {
-          const resource = JSON.parse(JSON.stringify(w.record)) as Record;
-          return { kind: 'create' as const, resource, index: indexEntries(resource), creator: AUDIT_CREATOR, deferIndex: true as const };
-        });
-        await this.store.transact(ops, at);
-      }
+      // Serialised by the journal at once; copied for a transaction, whose results the store may
+      // keep: the records share constant parts (audit/event).
+      const resourceOf = this.store.journal ? (w: Waiting) => w.record : (w: Waiting) => JSON.parse(JSON.stringify(w.record)) as Record;
+      const entries = batch.map((w) => ({ resource: resourceOf(w), index: indexEntries(w.record), creator: AUDIT_CREATOR }));
+      if (this.store.journal) await this.store.journal(entries, at);
+      else await this.store.transact(journalOps(entries), at);
       for (const waiting of batch) waiting.resolve();
     } catch (error) {
       for (const waiting of batch) waiting.reject(error);

@@ -4,8 +4,8 @@
 // the audit record (docs/performance.md). The entries are built by search/extract's own element
 // extractors, so only the navigation is written here; test/audit/index-entries.test.ts holds the
 // result equal to FHIRPath's (fhirPathEntries) over many generated events. extract's indexEntries()
-// sends every AuditEvent here, so the store's writer, which indexes the records it takes from the
-// audit journal, uses it too. A parameter this table does not know (a new definition in profiles/)
+// sends every AuditEvent here, so the audit group commit, which gives the entries of the records it
+// journals, uses it too. A parameter this table does not know (a new definition in profiles/)
 // sends every AuditEvent back to FHIRPath.
 
 import type { AuditEvent } from '@medplum/fhirtypes';

@@ -25,7 +25,7 @@ export type HistoryScope = { level: 'system' } | { level: 'type'; type: string }
 
 export interface HistoryQuery {
   count: number;
-  /** Opaque cursor from a previous page's `next`. */
+  /** Opaque cursor from a previous page's `next`; one the engine did not give is refused with a RangeError. */
   cursor?: string;
   /** Only versions updated at or after this instant (ISO 8601). */
   since?: string;
@@ -52,10 +52,17 @@ export type ResourceOp =
       /** Who creates it (kept with the resource for the policy's "read back what you wrote"). */
       creator?: string;
       /**
-       * The engine may materialise the index entries later (in a batch, off the commit that
-       * answers the caller), but every search must see them: a search, a restricted history or a
-       * conditional create that could read them first waits for them. The resource itself is
-       * committed as usual. Set by fhir/audited for AuditEvents only (docs/performance.md).
+       * A capability an engine may use or ignore: it may write these index entries later (in a
+       * batch, off the commit that answers the caller) instead of in this transaction. The resource
+       * is committed as usual, and an engine that defers must guarantee that:
+       * - every search, restricted history and conditional create that could read the entries
+       *   waits for them, so none can tell that they came later;
+       * - the entries it writes are exactly `index`, kept with the commit (after a crash too): it
+       *   never computes entries of its own from the resource;
+       * - a rolled-back transaction leaves nothing to write, and an update or delete committed
+       *   before the entries are written wins over them.
+       * An engine that ignores it writes them at once. Set for AuditEvents (fhir/audited, and the
+       * journal's fallback below: journalOps); docs/performance.md. test/store/contract.ts.
        */
       deferIndex?: true;
     }
@@ -120,7 +127,7 @@ export class StoreUnavailable extends Error {
 
 export interface SearchQuery {
   count: number;
-  /** Opaque cursor from a previous page's `next`. */
+  /** Opaque cursor from a previous page's `next`; one the engine did not give is refused with a RangeError. */
   cursor?: string;
   /** Count every match, not only this page's. */
   total?: boolean;
@@ -193,8 +200,19 @@ export interface BlobStore {
 /** A resource created through Store.journal(): a fresh id, version 1 when the engine writes it. */
 export interface JournalEntry {
   resource: Resource & { id: string };
+  /** Its index entries, computed by the caller (search/extract) as for a create op. */
+  index: IndexEntry[];
   /** Who creates it, as WriteOp's creator. */
   creator?: string;
+}
+
+/**
+ * What a caller writes on an engine without journal(): the same creates, in one transact(), whose
+ * index entries the engine may defer. `store.journal ? store.journal(entries, at) :
+ * store.transact(journalOps(entries), at)` gives the same results on every engine.
+ */
+export function journalOps(entries: JournalEntry[]): WriteOp[] {
+  return entries.map(({ resource, index, creator }) => ({ kind: 'create', resource, index, deferIndex: true, ...(creator ? { creator } : {}) }));
 }
 
 export interface Store {
@@ -215,11 +233,20 @@ export interface Store {
   /** Applies every op or none; `at` is the lastUpdated of every version written. */
   transact(ops: WriteOp[], at: string): Promise<WriteResult[]>;
   /**
-   * Creates resources with fresh ids, durably once it resolves (they survive a process crash),
-   * where the engine may write them into its collections later, off the caller's path: every read,
-   * vread, history and search that could return them or read their index entries sees them. The
-   * audit records of reads go this way (audit/group-commit). Optional: without it, the caller
-   * creates them with transact().
+   * Optional capability: creates resources with fresh ids where the engine may write them into
+   * its collections later, off the caller's path. The audit records of reads go this way
+   * (audit/group-commit); without it, the caller creates them with transact(journalOps(entries)).
+   * An engine that offers it guarantees, once the promise resolves:
+   * - durability: the entries survive a process crash (the next open writes them), as an
+   *   acknowledged transact() would;
+   * - each entry is then version 1 of its resource, lastUpdated `at`, its creator kept, its index
+   *   entries exactly `index` (never recomputed by the engine);
+   * - visibility: every read, vread, history (any level, restricted too), search (chains and _has
+   *   included) and conditional create that could return an entry or read its index entries
+   *   sees it, and an update or delete of it finds it;
+   * - close() writes every entry journaled before it.
+   * The ids are fresh (the caller's, as for create ops).
+   * test/store/contract.ts checks all of it on every engine that has it.
    */
   journal?(entries: JournalEntry[], at: string): Promise<void>;
   close(): Promise<void>;

@@ -71,5 +71,6 @@ t.test('with a journal, concurrent records go in one journal write', async (t) =
   await Promise.all(['p1', 'p2', 'p1'].map((p) => log.write(record(p))));
   t.equal(writes.length, 1, 'one journal write');
   t.same(writes[0].map((e) => e.creator), ['carnet:audit', 'carnet:audit', 'carnet:audit']);
+  t.ok(writes[0].every((e) => e.index.length > 10), 'each with its index entries, computed here and not by the store');
   t.equal((await sqlite.search(byPatient('p1'), { count: 0, total: true })).total, 2);
 });

@@ -7,9 +7,9 @@
 // implements: anything else throws too.
 
 import { Aggregator, Query } from 'mingo';
-import type { HistoryPage, HistoryQuery, HistoryScope, ReadResult, SearchPage, SearchQuery, Store, WriteOp, WriteResult } from '../../src/store/port.js';
+import type { HistoryPage, HistoryQuery, HistoryScope, JournalEntry, ReadResult, SearchPage, SearchQuery, Store, WriteOp, WriteResult } from '../../src/store/port.js';
 import type { SearchPlan } from '../../src/search/types.js';
-import { decodeKeys, encodeKeys } from '../../src/store/content.js';
+import { decodeKeys, encodeKeys, stamped } from '../../src/store/content.js';
 import type { Filter, Resolve } from '../../src/store/mongo/compile.js';
 import { compileSearch } from '../../src/store/mongo/page.js';
 import { currentDocument, patientKey, type CurrentDoc } from '../../src/store/mongo/documents.js';
@@ -80,11 +80,23 @@ export class MingoShadow implements Store {
   readonly blobs: Store['blobs'];
   /** The current documents of the MongoDB engine, by "Type/id". */
   readonly docs = new Map<string, CurrentDoc>();
+  /** The inner store's journal, if it has one; its records are mirrored as the creates they are. */
+  readonly journal?: (entries: JournalEntry[], at: string) => Promise<void>;
 
   constructor(readonly inner: Store) {
     this.name = inner.name;
     this.clients = inner.clients;
     this.blobs = inner.blobs;
+    if (inner.journal) {
+      const journal = inner.journal.bind(inner);
+      this.journal = async (entries, at) => {
+        await journal(entries, at);
+        for (const { resource, index, creator } of entries) {
+          const version = { type: resource.resourceType, id: resource.id, versionId: 1, lastUpdated: at, deleted: false, resource: stamped(resource, 1, at) };
+          this.mirror({ kind: 'create', resource, index, ...(creator ? { creator } : {}) }, { kind: 'created', version });
+        }
+      };
+    }
     if (!reporting) {
       reporting = true;
       process.on('exit', () => process.stdout.write(`# mingo shadow: ${tally.checked} searches compiled for MongoDB and checked against the embedded engine, ${tally.mismatches} mismatches\n`));

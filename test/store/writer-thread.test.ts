@@ -1,12 +1,13 @@
-// The writer thread of a file database (store/sqlite/writer-thread): transactions run on the
-// worker's connection and are visible to the main connection once they resolve; conflicts come back
-// as the same WriteConflict; a failing transaction writes nothing; close() waits for what was sent.
+// The writer thread of a file database (store/sqlite/writer-thread): concurrent transactions run
+// on the worker's connection in the order they were sent; close() waits for what was sent. That
+// writes are read back at once, conflicts, atomicity and conditional creates behave as the port
+// says is the contract (contract.ts), which runs on the file database with its writer thread.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Patient } from '@medplum/fhirtypes';
-import { WriteConflict, type WriteOp } from '../../src/store/port.js';
+import type { WriteOp } from '../../src/store/port.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { indexEntries } from '../../src/search/extract.js';
 
@@ -22,50 +23,6 @@ function fresh(t: Test): string {
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
-
-t.test('a write is readable on the main connection as soon as it resolves', async (t) => {
-  const store = new SqliteStore({ dataDir: fresh(t) });
-  t.teardown(() => store.close());
-  for (let i = 0; i < 50; i++) {
-    const [result] = await store.transact([patient(`p${i}`, `Family${i}`)], AT);
-    t.equal(result.kind, 'created');
-    const read = await store.read('Patient', `p${i}`);
-    t.equal(read.kind, 'found', `p${i} is read back at once`);
-  }
-  const found = await store.search({ types: ['Patient'], where: [{ kind: 'string', param: 'family', match: 'exact', values: ['Family7'] }], sort: [] }, { count: 10, total: true });
-  t.equal(found.total, 1, 'the index rows are committed with the resource');
-});
-
-t.test('conflicts come back as WriteConflict with their reason and target', async (t) => {
-  const store = new SqliteStore({ dataDir: fresh(t) });
-  t.teardown(() => store.close());
-  await store.transact([patient('dup', 'One')], AT);
-  const taken = await store.transact([patient('dup', 'Two')], AT).catch((e: unknown) => e);
-  t.ok(taken instanceof WriteConflict, 'a WriteConflict');
-  t.equal((taken as WriteConflict).reason, 'already-exists');
-  t.equal((taken as WriteConflict).target, 'Patient/dup');
-  const resource = { resourceType: 'Patient', id: 'dup', name: [{ family: 'Three' }] } as Patient & { id: string };
-  const stale = await store.transact([{ kind: 'update', resource, index: indexEntries(resource), expectedVersion: 7 }], AT).catch((e: unknown) => e);
-  t.equal((stale as WriteConflict).reason, 'version-mismatch');
-});
-
-t.test('a transaction that fails part-way writes none of its operations', async (t) => {
-  const store = new SqliteStore({ dataDir: fresh(t) });
-  t.teardown(() => store.close());
-  await store.transact([patient('taken', 'One')], AT);
-  await t.rejects(store.transact([patient('new-1', 'A'), patient('taken', 'B')], AT));
-  t.equal((await store.read('Patient', 'new-1')).kind, 'missing', 'the first operation was rolled back');
-});
-
-t.test('conditional create checks its criteria in the writer transaction', async (t) => {
-  const store = new SqliteStore({ dataDir: fresh(t) });
-  t.teardown(() => store.close());
-  await store.transact([patient('c1', 'Conditional')], AT);
-  const again = { ...patient('c2', 'Conditional'), ifNoneExist: { types: ['Patient'], where: [{ kind: 'string' as const, param: 'family', match: 'exact' as const, values: ['Conditional'] }], sort: [] } } as WriteOp;
-  const [result] = await store.transact([again], AT);
-  t.equal(result.kind, 'existing');
-  t.equal(result.kind === 'existing' ? result.version.id : undefined, 'c1');
-});
 
 t.test('concurrent transactions all commit, in the order they were sent', async (t) => {
   const store = new SqliteStore({ dataDir: fresh(t) });

@@ -3,11 +3,10 @@
 // instead of its ~19 index rows, which would land at a different leaf page in 3-4 B-trees each
 // (most of the pages of the commit a read waits for: docs/performance.md). The writer writes the
 // rows later, many records per transaction, and always before a search that could read them;
-// after a crash, the store recomputes them from the stored content at open.
+// after a crash, the next open writes them from the entries the pending row keeps (the caller's:
+// the engine never computes entries itself).
 
-import type { Resource } from '@medplum/fhirtypes';
-import { indexEntries } from '../../search/extract.js';
-import type { Condition, IndexEntry, SearchPlan } from '../../search/types.js';
+import type { Condition, SearchPlan } from '../../search/types.js';
 
 /**
  * Whether a search plan could read index rows of resources of these types: its own types, a
@@ -35,18 +34,4 @@ function conditionReads(condition: Condition, types: ReadonlySet<string>): boole
     default:
       return false;
   }
-}
-
-/**
- * The index entries of a stored version, for a pending one found at open: what the caller
- * computed before the store stamped meta.versionId and meta.lastUpdated (for AuditEvents,
- * search/audit-entries equals FHIRPath entry for entry: test/audit/index-entries.test.ts).
- */
-export function storedEntries(content: string): IndexEntry[] {
-  const resource = JSON.parse(content) as Resource;
-  const { versionId: _v, lastUpdated: _l, ...meta } = resource.meta ?? {};
-  const unstamped = { ...resource } as Resource;
-  if (Object.keys(meta).length > 0) unstamped.meta = meta;
-  else delete unstamped.meta;
-  return indexEntries(unstamped);
 }

@@ -15,6 +15,7 @@ import {
   type SearchQuery,
   type Store,
   type JournalEntry,
+  journalOps,
   type Version,
   type WriteOp,
   type WriteResult,
@@ -22,9 +23,8 @@ import {
 import type { IndexEntry, SearchPlan } from '../../search/types.js';
 import { decodeKeys, encodeKeys, sameContent, stamped } from '../content.js';
 import { compileRestriction, compileSearch } from './compile.js';
-import { readsIndexOf, storedEntries } from './deferred.js';
+import { readsIndexOf } from './deferred.js';
 import { JOURNAL_LIMITS, journalDir, journalFiles, journalSize, orphanFiles, readJournal, type JournalLimits, type JournalRecord } from './journal.js';
-import { indexEntries } from '../../search/extract.js';
 import { FileBlobs } from './blobs.js';
 import { SqliteClients } from './clients.js';
 import { DDL, INDEX_TABLES, SCHEMA_VERSION } from './schema.js';
@@ -131,6 +131,14 @@ function decodeCursor(cursor: string): number | undefined {
   return Number.isSafeInteger(seq) && seq > 0 ? seq : undefined;
 }
 
+/**
+ * Index entries are computed above the port only, so a stopped process's pending rows and journal
+ * lines keep theirs; those of a server from before that have none, and are refused rather than
+ * left unsearchable.
+ */
+const OLDER_SERVER =
+  'this data folder holds audit records that an older Carnet left unindexed when it stopped (index_pending rows or journal lines without index entries): start that version once on it (its open takes them in), then this one';
+
 /** Resolves after a turn of the event loop (the requests waiting for it get theirs first). */
 const giveWay = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -174,6 +182,9 @@ export class SqliteStore implements Store {
     // Databases made before the creator column: add it (existing rows have no known creator).
     const columns = this.db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('resource_current')").all();
     if (!columns.some((c) => c.name === 'creator')) this.db.exec('ALTER TABLE resource_current ADD COLUMN creator TEXT');
+    // Likewise before the pending rows kept their entries (rows left by such a server have none: recoverPending).
+    const pendingColumns = this.db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('index_pending')").all();
+    if (!pendingColumns.some((c) => c.name === 'entries')) this.db.exec('ALTER TABLE index_pending ADD COLUMN entries TEXT');
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     this.clients = new SqliteClients(this.db);
     this.blobs = new FileBlobs(options.dataDir);
@@ -205,10 +216,10 @@ export class SqliteStore implements Store {
       instanceCount: this.db.prepare<[string, string], { n: number }>(
         'SELECT count(*) AS n FROM resource_version WHERE type = ? AND id = ?',
       ),
-      insertPending: this.db.prepare<[number | bigint]>('INSERT INTO index_pending (seq) VALUES (?)'),
+      insertPending: this.db.prepare<[number | bigint, string]>('INSERT INTO index_pending (seq, entries) VALUES (?, ?)'),
       deletePending: this.db.prepare<[number]>('DELETE FROM index_pending WHERE seq = ?'),
-      leftPending: this.db.prepare<[], { seq: number; type: string; id: string; content: string | null }>(
-        'SELECT p.seq, v.type, v.id, v.content FROM index_pending p JOIN resource_version v ON v.seq = p.seq ORDER BY p.seq',
+      leftPending: this.db.prepare<[], { seq: number; type: string; id: string; entries: string | null }>(
+        'SELECT p.seq, v.type, v.id, p.entries FROM index_pending p JOIN resource_version v ON v.seq = p.seq ORDER BY p.seq',
       ),
       journalOffset: this.db.prepare<[string], { offset: number }>('SELECT offset FROM journal_applied WHERE file = ?'),
       journalApplied: this.db.prepare<[string, number]>(
@@ -314,10 +325,7 @@ export class SqliteStore implements Store {
       this.declareLazy(entries.map((entry) => entry.resource.resourceType));
       return this.writer.journal(entries.map((entry) => ({ at, ...entry })));
     }
-    this.transactNow(
-      entries.map(({ resource, creator }) => ({ kind: 'create', resource, index: indexEntries(resource), ...(creator ? { creator } : {}) })),
-      at,
-    );
+    this.transactNow(journalOps(entries), at);
   }
 
   /**
@@ -364,9 +372,10 @@ export class SqliteStore implements Store {
     return { ends, deleted, done: complete.size === files.length };
   }
 
-  private applyRecord({ resource, at, creator }: JournalRecord): void {
+  private applyRecord({ resource, at, creator, index }: JournalRecord): void {
     if (this.statements.currentEnvelope.get(resource.resourceType, resource.id)) return;
-    this.writeVersion(resource, 1, at, indexEntries(resource), false, creator);
+    if (!index) throw new Error(OLDER_SERVER);
+    this.writeVersion(resource, 1, at, index, false, creator);
   }
 
   async history(scope: HistoryScope, query: HistoryQuery): Promise<HistoryPage> {
@@ -516,8 +525,9 @@ export class SqliteStore implements Store {
       for (const row of this.statements.leftPending.all()) {
         if (this.statements.deletePending.run(row.seq).changes !== 1) continue;
         const current = this.statements.currentEnvelope.get(row.type, row.id);
-        if (!current || current.seq !== row.seq || current.deleted === 1 || row.content === null) continue;
-        this.replaceIndex(row.type, row.id, storedEntries(row.content), true);
+        if (!current || current.seq !== row.seq || current.deleted === 1) continue;
+        if (row.entries === null) throw new Error(OLDER_SERVER);
+        this.replaceIndex(row.type, row.id, JSON.parse(row.entries) as IndexEntry[], true);
       }
     });
     run.immediate();
@@ -588,7 +598,7 @@ export class SqliteStore implements Store {
     this.statements.upsertCurrent.run(type, id, versionId, at, 0, info.lastInsertRowid, creator ?? null);
     if (index) this.replaceIndex(type, id, index, existed);
     else {
-      this.statements.insertPending.run(info.lastInsertRowid);
+      this.statements.insertPending.run(info.lastInsertRowid, JSON.stringify(deferred ?? []));
       this.staged.push({ seq: Number(info.lastInsertRowid), type, id, index: deferred ?? [] });
     }
     return { type, id, versionId, lastUpdated: at, deleted: false, resource: stored };

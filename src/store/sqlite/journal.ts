@@ -17,12 +17,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Resource } from '@medplum/fhirtypes';
+import type { IndexEntry } from '../../search/types.js';
 
-/** One journaled create: the resource (fresh id), who creates it, and its lastUpdated. */
+/**
+ * One journaled create: the resource (fresh id), its index entries (the caller's), who creates it,
+ * and its lastUpdated. Lines of servers from before the entries were journaled have no `index`.
+ */
 export interface JournalRecord {
   at: string;
   creator?: string;
   resource: Resource & { id: string };
+  index?: IndexEntry[];
 }
 
 /** How the journal is sized; tests make these small. */

@@ -62,9 +62,11 @@ CREATE TABLE IF NOT EXISTS resource_current (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS resource_current_updated ON resource_current (type, last_updated);
 
--- Versions written with deferIndex whose index rows are not written yet (store/sqlite/deferred.ts):
--- appended by the commit of the version (one page), emptied in batches, and at open after a crash.
-CREATE TABLE IF NOT EXISTS index_pending (seq INTEGER PRIMARY KEY);
+-- Versions written with deferIndex whose index rows are not written yet (store/sqlite/deferred.ts),
+-- with the entries to write (JSON, as the caller computed them): appended by the commit of the
+-- version, emptied in batches, and at open after a crash. (Databases made before the entries
+-- column get it at open: SqliteStore.)
+CREATE TABLE IF NOT EXISTS index_pending (seq INTEGER PRIMARY KEY, entries TEXT);
 -- How far each audit journal file (store/sqlite/journal.ts) is in the database, in bytes: written
 -- by the transaction that applies its lines; a file's row goes when the file is deleted.
 CREATE TABLE IF NOT EXISTS journal_applied (file TEXT PRIMARY KEY, offset INTEGER NOT NULL) WITHOUT ROWID;
