@@ -229,6 +229,7 @@ export class SqliteStore implements Store {
       stamp: this.db.prepare<[string], { n: number }>('INSERT INTO stamps (key, n) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET n = n + 1 RETURNING n'),
       stampOf: this.db.prepare<[string], { n: number }>('SELECT n FROM stamps WHERE key = ?'),
       lazyTypes: this.db.prepare<[], { type: string }>('SELECT type FROM lazy_types'),
+      isLazyType: this.db.prepare<[string], { one: number }>('SELECT 1 AS one FROM lazy_types WHERE type = ?'),
       addLazyType: this.db.prepare<[string]>('INSERT OR IGNORE INTO lazy_types (type) VALUES (?)'),
       anyPending: this.db.prepare<[], { one: number }>('SELECT 1 AS one FROM index_pending LIMIT 1'),
     };
@@ -264,9 +265,18 @@ export class SqliteStore implements Store {
     if (!this.writer) return;
     const journaled = this.writer.journaled(type);
     if (journaled) await journaled;
-    const lazy = this.lazyTypes();
-    if (type === undefined ? lazy.size > 0 : lazy.has(type)) await this.caughtUpEverywhere();
+    if (type === undefined ? this.lazyTypes().size > 0 : this.isLazy(type)) await this.caughtUpEverywhere();
   }
+
+  /** Whether `type` is in lazy_types: a type never leaves it, so a yes is remembered. */
+  private isLazy(type: string): boolean {
+    if (this.knownLazy.has(type)) return true;
+    if (this.statements.isLazyType.get(type) === undefined) return false;
+    this.knownLazy.add(type);
+    return true;
+  }
+
+  private readonly knownLazy = new Set<string>();
 
   /** The types whose rows may be written after their commit was acknowledged, by any process (schema.ts). */
   private lazyTypes(): Set<string> {
