@@ -2,6 +2,7 @@
 // Knows environment variable names and defaults; nothing else reads process.env.
 
 import path from 'node:path';
+import { parseAllowList } from './notify/rest-hook.js';
 
 export type StoreKind = { kind: 'sqlite'; dataDir: string } | { kind: 'mongodb'; uri: string; serverSelectionTimeoutMS: number };
 
@@ -33,6 +34,12 @@ export interface Config {
   maxPageSize: number;
   /** Server processes on this machine sharing the port and the store (CARNET_WORKERS; 1: no supervisor). */
   workers: number;
+  /** Internal hosts, addresses and CIDR ranges rest-hook subscriptions may reach (none: public addresses only). */
+  subscriptionAllow: string[];
+  /** Limit of one rest-hook delivery attempt, in milliseconds (a subscription's own timeout may be shorter). */
+  subscriptionTimeoutMs: number;
+  /** Rest-hook deliveries at once to one origin (scheme, host and port), per process. */
+  subscriptionConcurrency: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -47,6 +54,15 @@ function integer(env: Env, name: string, fallback: number, min: number, max = Nu
     throw new Error(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+/** The allow-list entries, each checked (a host name, an IP address or a CIDR range). */
+function allowList(env: Env, name: string): string[] {
+  try {
+    return [...parseAllowList(env[name] ?? '').entries];
+  } catch (error) {
+    throw new Error(`${name}: ${(error as Error).message}`);
+  }
 }
 
 /** Reads the configuration; throws with the variable's name when a value is unusable. */
@@ -83,5 +99,8 @@ export function loadConfig(env: Env = process.env): Config {
     defaultPageSize: integer(env, 'CARNET_PAGE_SIZE', 20, 1),
     maxPageSize: integer(env, 'CARNET_MAX_PAGE_SIZE', 1000, 1),
     workers: integer(env, 'CARNET_WORKERS', 1, 1, 64),
+    subscriptionAllow: allowList(env, 'CARNET_SUBSCRIPTION_ALLOW'),
+    subscriptionTimeoutMs: integer(env, 'CARNET_SUBSCRIPTION_TIMEOUT_MS', 10_000, 100, 120_000),
+    subscriptionConcurrency: integer(env, 'CARNET_SUBSCRIPTION_CONCURRENCY', 4, 1, 64),
   };
 }

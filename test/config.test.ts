@@ -1,4 +1,4 @@
-// Settings read from the environment: the body limits (ordinary bodies and document pushes apart), the worker processes.
+// Settings read from the environment: the body limits (ordinary bodies and document pushes apart), the worker processes, rest-hook deliveries.
 import t from 'tap';
 import { loadConfig } from '../src/config.js';
 
@@ -20,4 +20,18 @@ t.test('CARNET_WORKERS: one process by default, 1 to 64, a bad value names the v
   t.equal(loadConfig({ CARNET_WORKERS: '4' }).workers, 4);
   t.throws(() => loadConfig({ CARNET_WORKERS: '0' }), /CARNET_WORKERS/);
   t.throws(() => loadConfig({ CARNET_WORKERS: 'all' }), /CARNET_WORKERS/);
+});
+
+t.test('subscription settings: no internal destination, 10 s and 4 per origin by default; bad values name the variable', async (t) => {
+  const config = loadConfig({});
+  t.same(config.subscriptionAllow, []);
+  t.equal(config.subscriptionTimeoutMs, 10_000);
+  t.equal(config.subscriptionConcurrency, 4);
+  t.same(loadConfig({ CARNET_SUBSCRIPTION_ALLOW: '127.0.0.1, 10.0.0.0/8,hooks.internal' }).subscriptionAllow, ['127.0.0.1', '10.0.0.0/8', 'hooks.internal']);
+  t.throws(() => loadConfig({ CARNET_SUBSCRIPTION_ALLOW: '10.0.0.0/33' }), /CARNET_SUBSCRIPTION_ALLOW: "10.0.0.0\/33"/);
+  t.throws(() => loadConfig({ CARNET_SUBSCRIPTION_ALLOW: 'http://x' }), /CARNET_SUBSCRIPTION_ALLOW/);
+  t.equal(loadConfig({ CARNET_SUBSCRIPTION_TIMEOUT_MS: '2500' }).subscriptionTimeoutMs, 2500);
+  t.throws(() => loadConfig({ CARNET_SUBSCRIPTION_TIMEOUT_MS: '10s' }), /CARNET_SUBSCRIPTION_TIMEOUT_MS/);
+  t.equal(loadConfig({ CARNET_SUBSCRIPTION_CONCURRENCY: '8' }).subscriptionConcurrency, 8);
+  t.throws(() => loadConfig({ CARNET_SUBSCRIPTION_CONCURRENCY: '0' }), /CARNET_SUBSCRIPTION_CONCURRENCY/);
 });

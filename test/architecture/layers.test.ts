@@ -36,9 +36,11 @@ const ALLOWED: Graph = {
   auth: ['base', 'store'],
   policy: ['base', 'search', 'store', 'auth'],
   audit: ['base', 'search', 'store', 'auth'],
-  fhir: ['base', 'search', 'store', 'auth', 'policy', 'audit', '/generated', '/conformance', '/package.json'],
+  // Topic-based subscriptions: topics, Subscription checks, notification Bundles, the channels.
+  notify: ['base', 'search', 'store', 'auth', 'audit', 'policy'],
+  fhir: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify', '/generated', '/conformance', '/package.json'],
   mhd: ['base', 'search', 'store', 'audit', 'fhir'],
-  [APP]: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'fhir', 'mhd'],
+  [APP]: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify', 'fhir', 'mhd'],
   // The operator's commands read config.ts; app.ts and main.ts never import them.
   cli: ['base', 'store', 'auth', APP],
   // The conformance runner talks HTTP to a server; it only mints development tokens.
@@ -223,7 +225,7 @@ t.test('the declared graph is acyclic and names only declared folders', async (t
     for (const target of targets) t.ok(target in ALLOWED, `${folder} -> ${target}: ${target} is declared`);
   }
   t.same(ALLOWED.base, [], 'base imports no other folder');
-  for (const lower of ['base', 'search', 'store', 'auth', 'policy', 'audit']) {
+  for (const lower of ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify']) {
     t.notOk(reachable(ALLOWED, lower).has('fhir'), `${lower} never reaches fhir`);
   }
 });
