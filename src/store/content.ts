@@ -1,5 +1,6 @@
 // store/content: rules about stored content that every engine applies the same way: the
-// server's meta on a stored resource, no-op update detection, search page cursors, blob hashes.
+// server's meta on a stored resource, no-op update detection, search page cursors, blob hashes,
+// the instants of queue items and leases.
 
 import crypto from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
@@ -51,4 +52,15 @@ export async function hashWhileWriting(source: Uint8Array | AsyncIterable<Uint8A
     await write(chunk);
   }
   return { key: sha256.digest('hex'), size, sha1: sha1.digest('base64') };
+}
+
+/**
+ * An ISO instant as epoch milliseconds (how the engines compare due dates and lease ends: two
+ * forms of one instant, with or without milliseconds, are equal); a RangeError names `what` when
+ * it is no instant.
+ */
+export function instantMs(value: string, what: string): number {
+  const ms = Date.parse(value);
+  if (!Number.isFinite(ms)) throw new RangeError(`${what} is not an instant: ${JSON.stringify(value)}`);
+  return ms;
 }

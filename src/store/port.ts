@@ -87,7 +87,22 @@ export type WriteOp =
    * other ops: whoever reads the stamp (Store.stamps) afterwards, through any process, sees the
    * writes it describes. The policy keys its cached consent states on them (docs/deployment.md).
    */
-  | { kind: 'stamp'; key: string };
+  | { kind: 'stamp'; key: string }
+  /**
+   * Compare-and-set of the named cursor (a number that starts at 0: Store.cursor): when its value
+   * is not `from`, the whole transaction fails with WriteConflict('version-mismatch',
+   * 'cursor:<name>') and writes nothing; else it becomes `to`. A consumer of Store.changes derives
+   * what the changes (from, to] mean and moves its cursor in one transaction, so that several
+   * processes racing do it once.
+   */
+  | { kind: 'cursor'; name: string; from: number; to: number }
+  /**
+   * Appends an item to a durable queue (Store.queue), numbered in that queue 1, 2, 3… without
+   * gaps, in commit order, and in the same transaction as the other ops (a failed transact()
+   * enqueues nothing). `data` is JSON; `due` (an ISO instant) is when it may first be claimed,
+   * by default the transaction's `at`.
+   */
+  | { kind: 'enqueue'; queue: string; data: unknown; due?: string };
 
 export type WriteResult =
   | { kind: 'created'; version: Version }
@@ -100,7 +115,11 @@ export type WriteResult =
   /** A delete of a resource that does not exist or is already deleted. */
   | { kind: 'absent' }
   /** A stamp op: the stamp's new value. */
-  | { kind: 'stamped'; key: string; stamp: number };
+  | { kind: 'stamped'; key: string; stamp: number }
+  /** A cursor op: the cursor's new value (its `to`). */
+  | { kind: 'cursor'; name: string; value: number }
+  /** An enqueue op: the item's number in its queue. */
+  | { kind: 'enqueued'; queue: string; number: number };
 
 /** Why transact() refused: the fhir layer turns these into 409/412. Nothing was written. */
 export class WriteConflict extends Error {
@@ -215,6 +234,59 @@ export function journalOps(entries: JournalEntry[]): WriteOp[] {
   return entries.map(({ resource, index, creator }) => ({ kind: 'create', resource, index, deferIndex: true, ...(creator ? { creator } : {}) }));
 }
 
+/** One committed version, in the store's commit order (Store.changes). */
+export interface Change {
+  seq: number;
+  version: Version;
+}
+
+/**
+ * An item of a durable queue. Instants (`due`) are answered as Date.toISOString() writes them,
+ * whatever form they were given in; `enqueued` is the `at` of the transaction that enqueued it.
+ */
+export interface QueuedItem {
+  queue: string;
+  number: number;
+  data: unknown;
+  enqueued: string;
+  /** 'done' and 'failed' are set by settle(); resume() sets failed items back to pending. */
+  state: 'pending' | 'done' | 'failed';
+  /** How many times it was settled with retry or failed. */
+  attempts: number;
+  due: string;
+  /** The error of the last retry or failure. */
+  error?: string;
+}
+
+/** How the holder of an item settles it (DurableQueue.settle). */
+export type Settlement = { kind: 'done' } | { kind: 'retry'; due: string; error: string } | { kind: 'failed'; error: string };
+
+/**
+ * Queues of items delivered in order, one at a time per queue (a FHIR Subscription's
+ * notifications): items are appended by transact()'s enqueue op, leased to a worker by claim(),
+ * and settled by it. Every method is atomic, and safe across the processes of a deployment.
+ */
+export interface DurableQueue {
+  /** Items of `queue` numbered after `after`, ascending, at most `limit`, in any state. */
+  list(queue: string, after: number, limit: number): Promise<QueuedItem[]>;
+  /** The last number given in `queue` (0 if none) and how many items are in each state. */
+  status(queue: string): Promise<{ last: number; pending: number; done: number; failed: number }>;
+  /**
+   * Leases at most `limit` items to `owner` until now+leaseMs: of each queue (whose name starts
+   * with `prefix`, when given), only its head, the oldest item not done, and only when the head
+   * is pending, due at or before `now`, and not leased to someone else until after `now`. A queue
+   * whose head failed is stalled until resume(). Two owners never hold the same item at once.
+   */
+  claim(owner: string, now: string, leaseMs: number, limit: number, prefix?: string): Promise<QueuedItem[]>;
+  /**
+   * Settles an item `owner` still holds (false, and nothing changes, when its lease was lost or
+   * expired): done; retry (attempts+1, due, error kept, lease dropped); failed (attempts+1, error).
+   */
+  settle(queue: string, number: number, owner: string, now: string, outcome: Settlement): Promise<boolean>;
+  /** Sets the failed items of `queue` back to pending, due `now`; answers how many. */
+  resume(queue: string, now: string): Promise<number>;
+}
+
 export interface Store {
   /** Engine name for logs and the start-up line. */
   readonly name: string;
@@ -232,6 +304,23 @@ export interface Store {
   stamps(keys: readonly string[]): Promise<number[]>;
   /** Applies every op or none; `at` is the lastUpdated of every version written. */
   transact(ops: WriteOp[], at: string): Promise<WriteResult[]>;
+  /**
+   * Every version committed after `after` (creates, updates, delete tombstones, and journaled
+   * records of every process once taken in), in commit order, at most `limit`, with `seq`
+   * strictly increasing in commit order: a consumer that remembers the last seq it handled
+   * never misses nor repeats one. Versions carry resource and creator as read() does.
+   */
+  changes(after: number, limit: number): Promise<Change[]>;
+  /** The value of a cursor (moved by transact()'s cursor op); 0 for one never moved. */
+  cursor(name: string): Promise<number>;
+  /** The durable queues whose items transact()'s enqueue op appends. */
+  readonly queue: DurableQueue;
+  /**
+   * Takes or renews the lease `name` for `owner` until now+ms when it is free, expired, or
+   * already owner's; true when owner holds it afterwards. For jobs that must run in one process
+   * at a time.
+   */
+  lease(name: string, owner: string, now: string, ms: number): Promise<boolean>;
   /**
    * Optional capability: creates resources with fresh ids where the engine may write them into
    * its collections later, off the caller's path. The audit records of reads go this way

@@ -40,6 +40,10 @@ t.test('without a journal, concurrent records go in one transaction and are sear
     history: sqlite.history.bind(sqlite),
     search: sqlite.search.bind(sqlite),
     stamps: sqlite.stamps.bind(sqlite),
+    changes: sqlite.changes.bind(sqlite),
+    cursor: sqlite.cursor.bind(sqlite),
+    queue: sqlite.queue,
+    lease: sqlite.lease.bind(sqlite),
     transact: (ops: WriteOp[], at: string) => {
       transactions.push(ops);
       return sqlite.transact(ops, at);

@@ -1,6 +1,7 @@
 // The storage port's contract (src/store/port.ts), written once and run on every engine
-// (contract.test.ts, with the engines of engines.ts): what each method promises, and what the two
-// optional capabilities promise on every engine that offers them (journal(); deferIndex, which an
+// (contract.test.ts, with the engines of engines.ts): what each method promises (the change feed,
+// cursors, durable queues and leases of notifications included), and what the two optional
+// capabilities promise on every engine that offers them (journal(); deferIndex, which an
 // engine may use or ignore), together with the fallback a caller uses on an engine without a
 // journal. A new engine passes this suite; what only one engine can show (its SQL, its files, its
 // indexes, a crash of its process) stays in that engine's own tests.
@@ -8,7 +9,19 @@ import { Readable } from 'node:stream';
 import crypto from 'node:crypto';
 import type { Test } from 'tap';
 import type { Observation, Patient, Practitioner, Resource } from '@medplum/fhirtypes';
-import { journalOps, WriteConflict, type JournalEntry, type ReadResult, type SearchQuery, type Store, type Version, type WriteOp, type WriteResult } from '../../src/store/port.js';
+import {
+  journalOps,
+  WriteConflict,
+  type Change,
+  type JournalEntry,
+  type QueuedItem,
+  type ReadResult,
+  type SearchQuery,
+  type Store,
+  type Version,
+  type WriteOp,
+  type WriteResult,
+} from '../../src/store/port.js';
 import { indexEntries } from '../../src/search/extract.js';
 import { parseSearch } from '../../src/search/plan.js';
 import { addSearchParameters } from '../../src/search/params.js';
@@ -108,6 +121,10 @@ export async function storeContract(t: Test, name: string, open: () => Promise<S
     await groupOf('deferred index entries (deferIndex)', deferredIndex);
     await groupOf('journal(), and the transact() a caller falls back to without it', journal);
     await groupOf('stamps', stamps);
+    await groupOf('the change feed (changes)', changeFeed);
+    await groupOf('cursors', cursors);
+    await groupOf('durable queues', queues);
+    await groupOf('leases', leases);
     await groupOf('client registry', clients);
     await groupOf('blobs', blobs);
     await groupOf('close', close);
@@ -216,7 +233,7 @@ async function readsAndWrites(t: Test, under: StoreUnderTest): Promise<void> {
       ['created', 'updated', 'absent'],
     );
     t.same(
-      results.flatMap((r: WriteResult) => (r.kind === 'absent' || r.kind === 'stamped' ? [] : [r.version.lastUpdated])),
+      results.flatMap((r: WriteResult) => ('version' in r ? [r.version.lastUpdated] : [])),
       [when, when],
     );
   });
@@ -336,6 +353,318 @@ async function stamps(t: Test, under: StoreUnderTest): Promise<void> {
     await store.transact([{ kind: 'stamp', key: 's:kept' }], at());
     const again = await reopen();
     t.same(await again.stamps(['s:kept', 's:a']), [1, 3]);
+  });
+}
+
+/** Every change after `after`, read page after page of `count`, as a consumer of the feed reads them. */
+async function feed(store: Store, after = 0, count = 1000): Promise<Change[]> {
+  const all: Change[] = [];
+  for (let pages = 1; ; pages++) {
+    const page = await store.changes(after, count);
+    if (page.length === 0) return all;
+    all.push(...page);
+    after = page[page.length - 1].seq;
+    if (pages > 1000) throw new Error('the feed never ends');
+  }
+}
+
+const increasing = (changes: Change[]) => changes.every((change, i) => i === 0 || change.seq > changes[i - 1].seq);
+const keyOf = (version: Version) => `${version.type}/${version.id}/${version.versionId}`;
+
+async function changeFeed(t: Test, under: StoreUnderTest): Promise<void> {
+  const store = under.store;
+  const at = clock('2026-09-01T00:00:00.000Z');
+
+  await t.test('every committed version comes in commit order, seq increasing, with its resource and creator', async (t) => {
+    const base = (await feed(store)).at(-1)?.seq ?? 0;
+    await store.transact([create({ resourceType: 'Patient', id: 'cf-1', gender: 'male' }, { creator: 'client:f' })], at());
+    await store.transact([update({ resourceType: 'Patient', id: 'cf-1', gender: 'female' })], at());
+    await store.transact([create({ resourceType: 'Patient', id: 'cf-2' }), remove('Patient', 'cf-1')], at());
+    const changes = await store.changes(base, 100);
+    t.same(
+      changes.map((c) => [keyOf(c.version), c.version.deleted]),
+      [
+        ['Patient/cf-1/1', false],
+        ['Patient/cf-1/2', false],
+        ['Patient/cf-2/1', false],
+        ['Patient/cf-1/3', true],
+      ],
+      'creates, updates and a delete tombstone, in the order they were committed',
+    );
+    t.ok(increasing(changes), 'seq strictly increasing');
+    t.ok(changes[0].seq > base);
+    t.equal((changes[1].version.resource as Patient).gender, 'female', 'the resource of the version');
+    t.equal(changes[1].version.resource?.meta?.versionId, '2', 'with the server meta');
+    t.equal(changes[3].version.resource, undefined, 'a tombstone has no content');
+    t.same([changes[0].version.creator, changes[1].version.creator], ['client:f', 'client:f'], 'the creator, as read() gives it');
+    t.same(await store.changes(changes[1].seq, 2), changes.slice(2), 'after a seq: the changes that follow it');
+    t.same(await store.changes(base, 0), [], 'a limit of 0');
+  });
+
+  await t.test('an unchanged update and a failed transaction add nothing to the feed', async (t) => {
+    const base = (await feed(store)).at(-1)?.seq ?? 0;
+    const [unchanged] = await store.transact([update({ resourceType: 'Patient', id: 'cf-2' })], at());
+    t.equal(unchanged.kind, 'unchanged');
+    await conflict(store.transact([create({ resourceType: 'Patient', id: 'cf-rolled-back' }), create({ resourceType: 'Patient', id: 'cf-2' })], at()));
+    t.same(await store.changes(base, 100), []);
+  });
+
+  await t.test('a consumer reading pages while others write sees every version once, in order', async (t) => {
+    const base = (await feed(store)).at(-1)?.seq ?? 0;
+    let writing = true;
+    const writes = Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        store.transact(i % 3 === 2 ? [create({ resourceType: 'Patient', id: `cfc-${i}` }), create({ resourceType: 'Observation', id: `cfc-${i}`, status: 'final', code: {} } as Stored)] : [create({ resourceType: 'Patient', id: `cfc-${i}` })], at()),
+      ),
+    ).finally(() => (writing = false));
+    const seen: Change[] = [];
+    let after = base;
+    for (let idle = 0; idle < 2; ) {
+      const page = await store.changes(after, 3);
+      if (page.length > 0) after = page[page.length - 1].seq;
+      seen.push(...page);
+      // Once the writes are acknowledged, one more empty page ends the reading.
+      if (page.length === 0 && !writing) idle++;
+    }
+    await writes;
+    t.equal(seen.length, 40, 'every version');
+    t.equal(new Set(seen.map((c) => keyOf(c.version))).size, 40, 'none twice');
+    t.ok(increasing(seen), 'in seq order');
+    t.same(seen, await store.changes(base, 100), 'what a single read of the feed gives afterwards');
+  });
+
+  await t.test('journaled records are in the feed once acknowledged', async (t) => {
+    const base = (await feed(store)).at(-1)?.seq ?? 0;
+    const when = at();
+    const entries = [auditEntry('cfj-1', 'cfp', when), auditEntry('cfj-2', 'cfp', when)];
+    if (store.journal) await store.journal(entries, when);
+    else await store.transact(journalOps(entries), when);
+    const changes = await store.changes(base, 100);
+    t.same(
+      changes.map((c) => keyOf(c.version)),
+      ['AuditEvent/cfj-1/1', 'AuditEvent/cfj-2/1'],
+    );
+    t.equal(changes[0].version.creator, 'carnet:audit');
+    t.equal(changes[0].version.lastUpdated, when);
+  });
+
+  await afterReopen(t, under, 'after the store opens again, the feed is whole and seq goes on increasing', async (t, reopen) => {
+    const before = await feed(store);
+    const again = await reopen();
+    t.same(await feed(again), before, 'the same feed');
+    await again.transact([create({ resourceType: 'Patient', id: 'cf-after' })], at());
+    const [next] = await again.changes(before.at(-1)?.seq ?? 0, 10);
+    t.equal(next && keyOf(next.version), 'Patient/cf-after/1');
+    t.ok(next && next.seq > (before.at(-1)?.seq ?? 0), 'a seq above every earlier one');
+  });
+}
+
+async function cursors(t: Test, under: StoreUnderTest): Promise<void> {
+  const store = under.store;
+  const at = clock('2026-09-15T00:00:00.000Z');
+  const move = (name: string, from: number, to: number): WriteOp => ({ kind: 'cursor', name, from, to });
+
+  await t.test('a cursor never moved is 0; a cursor op moves it from its value, in the transaction of the writes beside it', async (t) => {
+    t.equal(await store.cursor('c:a'), 0);
+    const results = await store.transact([create({ resourceType: 'Patient', id: 'cur-1' }), move('c:a', 0, 5)], at());
+    t.same(results[1], { kind: 'cursor', name: 'c:a', value: 5 });
+    t.equal(await store.cursor('c:a'), 5);
+    t.equal(await store.cursor('c:b'), 0, 'other cursors are not moved');
+    await store.transact([move('c:a', 5, 9)], at());
+    t.equal(await store.cursor('c:a'), 9);
+  });
+
+  await t.test('a cursor op from another value fails the whole transaction, which writes nothing', async (t) => {
+    const refused = await conflict(store.transact([create({ resourceType: 'Patient', id: 'cur-2' }), { kind: 'enqueue', queue: 'cur-q', data: 1 }, { kind: 'stamp', key: 'cur-s' }, move('c:a', 5, 12)], at()));
+    t.equal(refused.reason, 'version-mismatch');
+    t.equal(refused.target, 'cursor:c:a');
+    t.equal(await store.cursor('c:a'), 9);
+    t.equal((await store.read('Patient', 'cur-2')).kind, 'missing');
+    t.same(await store.queue.status('cur-q'), { last: 0, pending: 0, done: 0, failed: 0 });
+    t.same(await store.stamps(['cur-s']), [0]);
+  });
+
+  await t.test('of concurrent moves from the same value exactly one succeeds, and the others write nothing', async (t) => {
+    const racers = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, i) => store.transact([create({ resourceType: 'Patient', id: `cur-race-${i}` }), { kind: 'enqueue', queue: 'cur-race', data: i }, move('c:race', 0, i + 1)], at())),
+    );
+    const won = racers.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+    t.equal(won.length, 1, 'one winner');
+    t.ok(
+      racers.every((r) => r.status === 'fulfilled' || (r.reason instanceof WriteConflict && r.reason.target === 'cursor:c:race')),
+      'the others are refused with a conflict on the cursor',
+    );
+    t.equal(await store.cursor('c:race'), won[0] + 1, "the winner's value");
+    const created = await Promise.all(racers.map((_, i) => store.read('Patient', `cur-race-${i}`)));
+    t.same(
+      created.map((r) => r.kind),
+      racers.map((_, i) => (i === won[0] ? 'found' : 'missing')),
+      "only the winner's other ops are written",
+    );
+    t.same(
+      (await store.queue.list('cur-race', 0, 10)).map((item) => [item.number, item.data]),
+      [[1, won[0]]],
+    );
+  });
+
+  await afterReopen(t, under, 'cursors outlive close', async (t, reopen) => {
+    const again = await reopen();
+    t.equal(await again.cursor('c:a'), 9);
+  });
+}
+
+/** An instant `ms` milliseconds after the queues' start. */
+const T0 = Date.parse('2026-10-01T00:00:00.000Z');
+const after = (ms = 0) => new Date(T0 + ms).toISOString();
+const enqueue = (queue: string, data: unknown, due?: string): WriteOp => ({ kind: 'enqueue', queue, data, ...(due !== undefined ? { due } : {}) });
+const itemKeys = (items: QueuedItem[]) => items.map((item) => `${item.queue}#${item.number}`);
+
+async function queues(t: Test, under: StoreUnderTest): Promise<void> {
+  const store = under.store;
+  const queue = store.queue;
+
+  await t.test('items are numbered 1, 2, 3… per queue, in the transaction of the writes beside them', async (t) => {
+    const results = await store.transact([enqueue('n:a', { n: 1 }), enqueue('n:b', 'b'), enqueue('n:a', { n: 2 }), create({ resourceType: 'Patient', id: 'qp-1' })], after());
+    t.same(results.slice(0, 3), [
+      { kind: 'enqueued', queue: 'n:a', number: 1 },
+      { kind: 'enqueued', queue: 'n:b', number: 1 },
+      { kind: 'enqueued', queue: 'n:a', number: 2 },
+    ]);
+    await conflict(store.transact([enqueue('n:a', 'rolled back'), create({ resourceType: 'Patient', id: 'qp-1' })], after()));
+    const [third] = await store.transact([enqueue('n:a', [3], after(5000))], after(1));
+    t.same(third, { kind: 'enqueued', queue: 'n:a', number: 3 }, 'a failed transaction enqueued nothing: no gap');
+    t.same(await queue.list('n:a', 0, 10), [
+      { queue: 'n:a', number: 1, data: { n: 1 }, enqueued: after(), state: 'pending', attempts: 0, due: after() },
+      { queue: 'n:a', number: 2, data: { n: 2 }, enqueued: after(), state: 'pending', attempts: 0, due: after() },
+      { queue: 'n:a', number: 3, data: [3], enqueued: after(1), state: 'pending', attempts: 0, due: after(5000) },
+    ], 'the data as given, due at the transaction instant unless given');
+    t.same(await queue.status('n:a'), { last: 3, pending: 3, done: 0, failed: 0 });
+    t.same(await queue.status('n:none'), { last: 0, pending: 0, done: 0, failed: 0 });
+  });
+
+  await t.test('concurrent enqueues are numbered without gaps or repeats', async (t) => {
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.transact([enqueue('n:c', i)], after())));
+    t.same(
+      results.map(([r]) => (r.kind === 'enqueued' ? r.number : 0)).sort((a, b) => a - b),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    t.equal((await queue.status('n:c')).last, 20);
+  });
+
+  await t.test('list pages through a queue by number', async (t) => {
+    const numbers = async (from: number) => (await queue.list('n:c', from, 7)).map((item) => item.number);
+    t.same(await numbers(0), [1, 2, 3, 4, 5, 6, 7]);
+    t.same(await numbers(7), [8, 9, 10, 11, 12, 13, 14]);
+    t.same(await numbers(14), [15, 16, 17, 18, 19, 20]);
+    t.same(await numbers(20), []);
+  });
+
+  await t.test('claim leases only the head of each queue, when it is due, of the queues named by the prefix', async (t) => {
+    await store.transact([enqueue('h:1', 'first'), enqueue('h:1', 'second'), enqueue('h:2', 'later', after(20_000))], after());
+    t.same(itemKeys(await queue.claim('w1', after(), 30_000, 10, 'h:')), ['h:1#1'], 'not the item behind the head, nor a head not yet due');
+    t.same(await queue.claim('w2', after(), 30_000, 10, 'h:'), [], 'a head leased to another owner is not given');
+    t.same(await queue.claim('w2', after(), 30_000, 10, 'zz:'), [], 'queues of another prefix are not looked at');
+    t.equal(await queue.settle('h:1', 1, 'w1', after(10), { kind: 'done' }), true);
+    t.same(itemKeys(await queue.claim('w2', after(10), 30_000, 10, 'h:')), ['h:1#2'], 'once the head is done, the next item is the head');
+    t.same(itemKeys(await queue.claim('w3', after(20_000), 30_000, 10, 'h:')), ['h:2#1'], 'due now (h:1#2 is still leased to w2)');
+    t.same(
+      (await queue.list('h:1', 0, 10)).map((item) => item.state),
+      ['done', 'pending'],
+    );
+  });
+
+  await t.test('a head settled for retry blocks the later items of its queue until it is due again', async (t) => {
+    await store.transact([enqueue('r:1', 1), enqueue('r:1', 2)], after());
+    t.same(itemKeys(await queue.claim('w1', after(), 30_000, 10, 'r:')), ['r:1#1']);
+    t.equal(await queue.settle('r:1', 1, 'w1', after(1), { kind: 'retry', due: after(10_000), error: 'HTTP 503' }), true);
+    const [retried] = await queue.list('r:1', 0, 1);
+    t.match(retried, { state: 'pending', attempts: 1, due: after(10_000), error: 'HTTP 503' });
+    t.same(await queue.claim('w1', after(5_000), 30_000, 10, 'r:'), [], 'nothing before it is due: the item behind waits');
+    const [again] = await queue.claim('w2', after(10_000), 30_000, 10, 'r:');
+    t.match(again, { queue: 'r:1', number: 1, attempts: 1 }, 'the same head once due, to any owner');
+  });
+
+  await t.test('claims by several owners at once never overlap', async (t) => {
+    await store.transact(
+      Array.from({ length: 40 }, (_, i) => [enqueue(`o:${i}`, 1), enqueue(`o:${i}`, 2)]).flat(),
+      after(),
+    );
+    const claims = await Promise.all(['a', 'b', 'c', 'd'].map((owner) => queue.claim(owner, after(), 30_000, 25, 'o:')));
+    const all = claims.flatMap(itemKeys);
+    t.equal(all.length, 40, 'every head once');
+    t.equal(new Set(all).size, 40, 'no item held by two owners');
+    t.ok(all.every((key) => key.endsWith('#1')), 'heads only');
+    t.ok(claims.every((claim) => claim.length <= 25), 'at most limit each');
+  });
+
+  await t.test("a lease that expired can be claimed by another owner, and the first owner's late settle is refused", async (t) => {
+    await store.transact([enqueue('e:1', 'x'), enqueue('e:2', 'y')], after());
+    t.same(itemKeys(await queue.claim('w1', after(), 1000, 1, 'e:1')), ['e:1#1']);
+    t.same(await queue.claim('w2', after(999), 1000, 1, 'e:1'), [], 'not while the lease runs');
+    t.same(itemKeys(await queue.claim('w2', after(1000), 1000, 1, 'e:1')), ['e:1#1'], 'once it expired');
+    t.equal(await queue.settle('e:1', 1, 'w1', after(1100), { kind: 'done' }), false, 'the first owner lost it');
+    t.equal(await queue.settle('e:1', 1, 'w1', after(1100), { kind: 'failed', error: 'late' }), false);
+    t.match((await queue.list('e:1', 0, 1))[0], { state: 'pending', attempts: 0 }, 'nothing changed');
+    t.equal(await queue.settle('e:1', 1, 'w2', after(1100), { kind: 'done' }), true, 'the holder settles');
+    t.same(itemKeys(await queue.claim('w1', after(), 1000, 1, 'e:2')), ['e:2#1']);
+    t.equal(await queue.settle('e:2', 1, 'w1', after(1000), { kind: 'done' }), false, 'an expired lease, even unclaimed since, settles nothing');
+    t.equal(await queue.settle('e:2', 1, 'w9', after(10), { kind: 'done' }), false, 'nor does an owner that never held it');
+    t.equal((await queue.list('e:2', 0, 1))[0].state, 'pending');
+  });
+
+  await t.test('a failed head stalls its queue until resume(); status counts each state', async (t) => {
+    await store.transact([enqueue('f:1', 1), enqueue('f:1', 2), enqueue('f:2', 1)], after());
+    t.same(itemKeys(await queue.claim('w1', after(), 30_000, 10, 'f:')), ['f:1#1', 'f:2#1']);
+    t.equal(await queue.settle('f:1', 1, 'w1', after(1), { kind: 'failed', error: 'HTTP 410' }), true);
+    t.equal(await queue.settle('f:2', 1, 'w1', after(1), { kind: 'done' }), true);
+    t.match((await queue.list('f:1', 0, 1))[0], { state: 'failed', attempts: 1, error: 'HTTP 410' });
+    t.same(await queue.claim('w1', after(60_000), 30_000, 10, 'f:'), [], 'stalled: neither the failed head nor the item behind it');
+    t.same(await queue.status('f:1'), { last: 2, pending: 1, done: 0, failed: 1 });
+    t.same(await queue.status('f:2'), { last: 1, pending: 0, done: 1, failed: 0 });
+    t.equal(await queue.resume('f:1', after(60_000)), 1);
+    t.equal(await queue.resume('f:1', after(60_000)), 0, 'nothing left to resume');
+    t.equal(await queue.resume('f:2', after(60_000)), 0, 'a done item is not resumed');
+    const [resumed] = await queue.claim('w2', after(60_000), 30_000, 10, 'f:');
+    t.match(resumed, { queue: 'f:1', number: 1, state: 'pending', attempts: 1, due: after(60_000) });
+  });
+
+  await afterReopen(t, under, 'items, their states and leases outlive close', async (t, reopen) => {
+    await store.transact([enqueue('d:1', { kept: true }), enqueue('d:1', 2)], after());
+    t.same(itemKeys(await queue.claim('w1', after(), 60_000, 10, 'd:')), ['d:1#1']);
+    const before = await queue.list('d:1', 0, 10);
+    const again = await reopen();
+    t.same(await again.queue.list('d:1', 0, 10), before);
+    t.same(await again.queue.status('n:a'), { last: 3, pending: 3, done: 0, failed: 0 });
+    t.same(await again.queue.claim('w2', after(1), 60_000, 10, 'd:'), [], 'the lease is kept');
+    t.equal(await again.queue.settle('d:1', 1, 'w1', after(2), { kind: 'done' }), true, 'and its holder settles');
+    const [next] = await again.transact([enqueue('d:1', 3)], after(3));
+    t.same(next, { kind: 'enqueued', queue: 'd:1', number: 3 }, 'numbering goes on');
+  });
+}
+
+async function leases(t: Test, under: StoreUnderTest): Promise<void> {
+  const store = under.store;
+
+  await t.test('a lease is taken when free, renewed by its owner, refused to others until it expires', async (t) => {
+    t.equal(await store.lease('job', 'p1', after(), 1000), true, 'free');
+    t.equal(await store.lease('job', 'p2', after(500), 1000), false, 'held by p1');
+    t.equal(await store.lease('job', 'p1', after(500), 1000), true, 'renewed, until 1500');
+    t.equal(await store.lease('job', 'p2', after(1000), 1000), false, 'the renewal counts');
+    t.equal(await store.lease('job', 'p2', after(1500), 1000), true, 'expired: taken by another');
+    t.equal(await store.lease('job', 'p1', after(1600), 1000), false, 'its former owner is refused');
+    t.equal(await store.lease('other job', 'p1', after(1600), 1000), true, 'leases are independent');
+  });
+
+  await t.test('of owners racing for a free lease, exactly one gets it', async (t) => {
+    const taken = await Promise.all(Array.from({ length: 10 }, (_, i) => store.lease('race', `p${i}`, after(), 1000)));
+    t.equal(taken.filter(Boolean).length, 1);
+  });
+
+  await afterReopen(t, under, 'a lease outlives close', async (t, reopen) => {
+    await store.lease('kept', 'p1', after(), 60_000);
+    const again = await reopen();
+    t.equal(await again.lease('kept', 'p2', after(1000), 1000), false);
+    t.equal(await again.lease('kept', 'p1', after(1000), 1000), true);
   });
 }
 

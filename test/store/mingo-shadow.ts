@@ -7,7 +7,7 @@
 // implements: anything else throws too.
 
 import { Aggregator, Query } from 'mingo';
-import type { HistoryPage, HistoryQuery, HistoryScope, JournalEntry, ReadResult, SearchPage, SearchQuery, Store, WriteOp, WriteResult } from '../../src/store/port.js';
+import type { Change, HistoryPage, HistoryQuery, HistoryScope, JournalEntry, ReadResult, SearchPage, SearchQuery, Store, WriteOp, WriteResult } from '../../src/store/port.js';
 import type { SearchPlan } from '../../src/search/types.js';
 import { decodeKeys, encodeKeys, stamped } from '../../src/store/content.js';
 import type { Filter, Resolve } from '../../src/store/mongo/compile.js';
@@ -78,6 +78,7 @@ export class MingoShadow implements Store {
   readonly name: string;
   readonly clients: Store['clients'];
   readonly blobs: Store['blobs'];
+  readonly queue: Store['queue'];
   /** The current documents of the MongoDB engine, by "Type/id". */
   readonly docs = new Map<string, CurrentDoc>();
   /** The inner store's journal, if it has one; its records are mirrored as the creates they are. */
@@ -87,6 +88,7 @@ export class MingoShadow implements Store {
     this.name = inner.name;
     this.clients = inner.clients;
     this.blobs = inner.blobs;
+    this.queue = inner.queue;
     if (inner.journal) {
       const journal = inner.journal.bind(inner);
       this.journal = async (entries, at) => {
@@ -119,6 +121,18 @@ export class MingoShadow implements Store {
     return this.inner.stamps(keys);
   }
 
+  changes(after: number, limit: number): Promise<Change[]> {
+    return this.inner.changes(after, limit);
+  }
+
+  cursor(name: string): Promise<number> {
+    return this.inner.cursor(name);
+  }
+
+  lease(name: string, owner: string, now: string, ms: number): Promise<boolean> {
+    return this.inner.lease(name, owner, now, ms);
+  }
+
   async transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
     const results = await this.inner.transact(ops, at);
     results.forEach((result, i) => this.mirror(ops[i], result));
@@ -128,7 +142,7 @@ export class MingoShadow implements Store {
   /** Applies a committed write to the documents, as the MongoDB engine writes them. */
   private mirror(op: WriteOp, result: WriteResult): void {
     if (result.kind === 'created' || result.kind === 'updated') {
-      if (op.kind === 'delete' || op.kind === 'stamp') throw new Error(`a ${op.kind} cannot create`);
+      if (op.kind !== 'create' && op.kind !== 'update') throw new Error(`a ${op.kind} cannot create`);
       const key = `${result.version.type}/${result.version.id}`;
       const creator = this.docs.get(key)?.creator ?? op.creator;
       this.docs.set(key, currentDocument(result.version, op.index, creator, patientKey(result.version.type, result.version.id, op.index)));

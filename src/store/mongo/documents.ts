@@ -83,6 +83,8 @@ export interface VersionDoc {
   deleted: boolean;
   patient: string;
   resource?: Resource;
+  /** Its place in commit order (Store.changes), given by transact(); absent on versions written before the feed existed. */
+  seq?: number;
 }
 
 function entryDoc(entry: IndexEntry): EntryDoc {

@@ -1,7 +1,7 @@
 // store/mongo/errors: which driver errors mean "the database cannot be reached now" (answered 503
 // above the port, and retried by the client), as opposed to a bug or a refused write.
 
-import { MongoError, MongoNetworkError, MongoNotConnectedError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb';
+import { MongoError, MongoNetworkError, MongoNotConnectedError, MongoServerError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb';
 import { StoreUnavailable } from '../port.js';
 
 // Server answers of a replica set in an election or shutting down (no primary to write to).
@@ -27,6 +27,9 @@ export function isUnavailable(error: unknown): boolean {
   if (error.hasErrorLabel('UnknownTransactionCommitResult') || error.hasErrorLabel('RetryableWriteError')) return true;
   return typeof error.code === 'number' && NO_PRIMARY.has(error.code);
 }
+
+/** An insert (or upsert) of a key that another write took first. */
+export const isDuplicateKey = (error: unknown) => error instanceof MongoServerError && error.code === 11000;
 
 /** The URI without credentials, for messages. */
 export function redacted(uri: string): string {

@@ -7,11 +7,12 @@
 // document conflict (the loser retries, re-reads, and fails the version check).
 
 import crypto from 'node:crypto';
-import { MongoClient, MongoServerError, ObjectId, type ClientSession, type Collection, type Db } from 'mongodb';
+import { MongoClient, ObjectId, type ClientSession, type Collection, type Db } from 'mongodb';
 import type { Resource } from '@medplum/fhirtypes';
 import {
   StoreUnavailable,
   WriteConflict,
+  type Change,
   type HistoryPage,
   type HistoryQuery,
   type HistoryScope,
@@ -28,11 +29,12 @@ import { decodeKeys, encodeKeys, sameContent, stamped } from '../content.js';
 import { compileFilter, type Filter, type Resolve } from './compile.js';
 import { compileSearch, RESULT_PROJECTION } from './page.js';
 import { currentDocument, patientKey, toVersion, versionDocument, type CurrentDoc, type VersionDoc } from './documents.js';
-import { guarded, isUnavailable, redacted } from './errors.js';
+import { guarded, isDuplicateKey, isUnavailable, redacted } from './errors.js';
 import { inTransaction, Retry } from './transaction.js';
 import { ensureIndexes } from './indexes.js';
 import { MongoClients } from './clients.js';
 import { GridFsBlobs } from './blobs.js';
+import { increment, MongoDelivery, type CounterDoc } from './queue.js';
 
 export interface MongoOptions {
   uri: string;
@@ -44,14 +46,15 @@ export interface MongoOptions {
 
 type VersionRecord = VersionDoc & { _id: ObjectId };
 
+/** The counter document of `counters` that numbers the versions (the change feed's seq). */
+const VERSIONS_COUNTER = 'versions';
+
 
 function readResult(doc: CurrentDoc | null, creator?: string): ReadResult {
   if (!doc) return { kind: 'missing' };
   const version = toVersion(doc, creator ?? doc.creator);
   return version.deleted ? { kind: 'deleted', version } : { kind: 'found', version };
 }
-
-const isDuplicateKey = (error: unknown) => error instanceof MongoServerError && error.code === 11000;
 
 // History cursors: the lastUpdated and the ObjectId of the last version of a page.
 function encodeHistoryCursor(doc: VersionRecord): string {
@@ -73,11 +76,14 @@ export class MongoStore implements Store {
   readonly name = 'mongodb';
   readonly clients: MongoClients;
   readonly blobs: GridFsBlobs;
+  /** Store.queue; also the cursors and leases (queue.ts). */
+  readonly queue: MongoDelivery;
   private readonly resources: Collection<CurrentDoc>;
   private readonly versions: Collection<VersionRecord>;
   private readonly locks: Collection<{ _id: string; n: number }>;
   /** Store.stamps: one document per stamp (`_id` its key, `n` its value). */
   private readonly stampDocs: Collection<{ _id: string; n: number }>;
+  private readonly counters: Collection<CounterDoc>;
 
   constructor(
     private readonly client: MongoClient,
@@ -87,6 +93,8 @@ export class MongoStore implements Store {
     this.versions = db.collection<VersionRecord>('versions');
     this.locks = db.collection('locks');
     this.stampDocs = db.collection('stamps');
+    this.counters = db.collection<CounterDoc>('counters');
+    this.queue = new MongoDelivery(db, this.counters);
     this.clients = new MongoClients(db);
     this.blobs = new GridFsBlobs(db);
   }
@@ -99,6 +107,27 @@ export class MongoStore implements Store {
       const byKey = new Map(docs.map((d) => [d._id, d.n]));
       return keys.map((key) => byKey.get(key) ?? 0);
     });
+  }
+
+  /**
+   * The versions by seq, which transact() gives in commit order (below). Versions written before
+   * the feed existed have no seq and are not in it.
+   */
+  changes(after: number, limit: number): Promise<Change[]> {
+    return guarded(async () => {
+      if (limit <= 0) return [];
+      const docs = await this.versions.find({ seq: { $gt: after } }).sort({ seq: 1 }).limit(limit).toArray();
+      const creators = await this.creatorsOf(docs);
+      return docs.map((doc) => ({ seq: doc.seq as number, version: toVersion(doc, creators.get(`${doc.type}/${doc.id}`)) }));
+    });
+  }
+
+  cursor(name: string): Promise<number> {
+    return this.queue.cursor(name);
+  }
+
+  lease(name: string, owner: string, now: string, ms: number): Promise<boolean> {
+    return this.queue.lease(name, owner, now, ms);
   }
 
   read(type: string, id: string): Promise<ReadResult> {
@@ -177,17 +206,35 @@ export class MongoStore implements Store {
     return (filter) => this.resources.find(filter, { projection: { type: 1, id: 1, ref: 1 }, ...(session ? { session } : {}) }).toArray();
   }
 
+  /**
+   * The versions a transaction writes are inserted at its end, numbered by one increment of the
+   * `versions` counter (the change feed's seq). Two transactions incrementing it conflict, so the
+   * second runs again once the first committed, on a snapshot that holds it: seq order is commit
+   * order. The cost: every transaction that writes a version writes that one document, so such
+   * transactions are serialised (the losers of a race run again, up to inTransaction's attempts,
+   * then answer StoreUnavailable); the increment is the last write, to keep the window short.
+   */
   transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
     return guarded(() =>
       inTransaction(this.client, async (session) => {
         const results: WriteResult[] = [];
-        for (const op of ops) results.push(await this.apply(op, at, session));
+        const written: VersionDoc[] = [];
+        for (const op of ops) results.push(await this.apply(op, at, session, written));
+        if (written.length > 0) {
+          const last = await increment(this.counters, VERSIONS_COUNTER, written.length, session);
+          const first = last - written.length + 1;
+          await this.versions.insertMany(
+            written.map((doc, i) => ({ _id: new ObjectId(), ...doc, seq: first + i })),
+            { session },
+          );
+        }
         return results;
       }),
     );
   }
 
-  private async apply(op: WriteOp, at: string, session: ClientSession): Promise<WriteResult> {
+  /** One op in the transaction; the versions it writes are appended to `written` (see transact). */
+  private async apply(op: WriteOp, at: string, session: ClientSession, written: VersionDoc[]): Promise<WriteResult> {
     switch (op.kind) {
       case 'create': {
         const type = op.resource.resourceType;
@@ -207,7 +254,7 @@ export class MongoStore implements Store {
           if (found.matches.length === 1) return { kind: 'existing', version: found.matches[0] };
         }
         try {
-          return { kind: 'created', version: await this.writeVersion(op.resource, 1, at, op.index, op.creator, undefined, session) };
+          return { kind: 'created', version: await this.writeVersion(op.resource, 1, at, op.index, op.creator, undefined, session, written) };
         } catch (error) {
           if (isDuplicateKey(error)) throw new WriteConflict('already-exists', `${type}/${op.resource.id}`, 'the id is already taken');
           throw error;
@@ -224,10 +271,10 @@ export class MongoStore implements Store {
         if (row && !row.deleted) {
           const previous = toVersion(row, row.creator);
           if (previous.resource && sameContent(previous.resource, op.resource)) return { kind: 'unchanged', version: previous };
-          return { kind: 'updated', version: await this.writeVersion(op.resource, row.version + 1, at, op.index, row.creator ?? op.creator, row, session), previous };
+          return { kind: 'updated', version: await this.writeVersion(op.resource, row.version + 1, at, op.index, row.creator ?? op.creator, row, session, written), previous };
         }
         try {
-          return { kind: 'created', version: await this.writeVersion(op.resource, (row?.version ?? 0) + 1, at, op.index, row?.creator ?? op.creator, row ?? undefined, session) };
+          return { kind: 'created', version: await this.writeVersion(op.resource, (row?.version ?? 0) + 1, at, op.index, row?.creator ?? op.creator, row ?? undefined, session, written) };
         } catch (error) {
           // Created by a concurrent transaction since our read: run again, as an update.
           if (isDuplicateKey(error) && !op.mustBeNew) throw new Retry();
@@ -244,13 +291,18 @@ export class MongoStore implements Store {
         if (!row || row.deleted) return { kind: 'absent' };
         const version: Version = { type: op.type, id: op.id, versionId: row.version + 1, lastUpdated: at, deleted: true };
         await this.replaceCurrent(currentDocument(version, [], row.creator, row.patient), row, session);
-        await this.versions.insertOne({ _id: new ObjectId(), ...versionDocument(version, row.patient) }, { session });
+        written.push(versionDocument(version, row.patient));
         return { kind: 'deleted', version };
       }
       case 'stamp': {
         const doc = await this.stampDocs.findOneAndUpdate({ _id: op.key }, { $inc: { n: 1 } }, { upsert: true, returnDocument: 'after', session });
         return { kind: 'stamped', key: op.key, stamp: doc?.n ?? 1 };
       }
+      case 'cursor':
+        await this.queue.moveCursor(op.name, op.from, op.to, session);
+        return { kind: 'cursor', name: op.name, value: op.to };
+      case 'enqueue':
+        return { kind: 'enqueued', queue: op.queue, number: await this.queue.enqueue(op.queue, op.data, op.due, at, session) };
       default: {
         const unreachable: never = op;
         throw new Error(`unknown write ${JSON.stringify(unreachable)}`);
@@ -258,7 +310,10 @@ export class MongoStore implements Store {
     }
   }
 
-  /** Writes a version and its current document; `existing` is the current document it replaces, if any. */
+  /**
+   * Writes the current document of a version, and appends the version to `written` (inserted at
+   * the transaction's end); `existing` is the current document it replaces, if any.
+   */
   private async writeVersion(
     resource: Resource & { id: string },
     versionId: number,
@@ -267,6 +322,7 @@ export class MongoStore implements Store {
     creator: string | undefined,
     existing: Pick<CurrentDoc, 'version' | 'patient'> | undefined,
     session: ClientSession,
+    written: VersionDoc[],
   ): Promise<Version> {
     const { resourceType: type, id } = resource;
     const version: Version = { type, id, versionId, lastUpdated: at, deleted: false, resource: stamped(resource, versionId, at) };
@@ -275,7 +331,7 @@ export class MongoStore implements Store {
     const doc = currentDocument(version, index, creator, patient);
     if (existing) await this.replaceCurrent(doc, existing, session);
     else await this.resources.insertOne(doc, { session });
-    await this.versions.insertOne({ _id: new ObjectId(), ...versionDocument(version, patient) }, { session });
+    written.push(versionDocument(version, patient));
     return version;
   }
 

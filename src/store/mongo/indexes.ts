@@ -32,6 +32,13 @@ export const INDEXES: Record<string, IndexDescription[]> = {
     { key: { type: 1, lastUpdated: -1, _id: -1 }, name: 'type_history' },
     { key: { lastUpdated: -1, _id: -1 }, name: 'system_history' },
     { key: { patient: 1 }, name: 'patient' },
+    // The change feed (Store.changes); versions from before it have no seq.
+    { key: { seq: 1 }, name: 'seq', unique: true, partialFilterExpression: { seq: { $exists: true } } },
+  ],
+  // Durable queues: an item by its number (list), and the items not done by queue (claim's heads).
+  queue: [
+    { key: { queue: 1, number: 1 }, name: 'queue_number', unique: true },
+    { key: { state: 1, queue: 1, number: 1 }, name: 'state_queue_number' },
   ],
   // Expired assertion records go by themselves.
   client_assertions: [{ key: { expires: 1 }, name: 'expires_ttl', expireAfterSeconds: 0 }],

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import type { Resource } from '@medplum/fhirtypes';
 import {
   WriteConflict,
+  type Change,
   type HistoryPage,
   type HistoryQuery,
   type HistoryScope,
@@ -27,6 +28,7 @@ import { readsIndexOf } from './deferred.js';
 import { JOURNAL_LIMITS, journalDir, journalFiles, journalSize, orphanFiles, readJournal, type JournalLimits, type JournalRecord } from './journal.js';
 import { FileBlobs } from './blobs.js';
 import { SqliteClients } from './clients.js';
+import { QueueTables, SqliteQueue, type QueueAnswers, type QueueCall } from './queue.js';
 import { DDL, INDEX_TABLES, SCHEMA_VERSION } from './schema.js';
 import { WriterThread } from './writer-thread.js';
 
@@ -149,7 +151,10 @@ export class SqliteStore implements Store {
   readonly name = 'sqlite';
   readonly clients: SqliteClients;
   readonly blobs: FileBlobs;
+  readonly queue: SqliteQueue;
   private readonly db: Database.Database;
+  /** Cursors, queues and leases (queue.ts). */
+  private readonly delivery: QueueTables;
   private readonly statements;
   private readonly writer: WriterThread | undefined;
   /** The database file (':memory:' for a throw-away store). */
@@ -232,7 +237,12 @@ export class SqliteStore implements Store {
       isLazyType: this.db.prepare<[string], { one: number }>('SELECT 1 AS one FROM lazy_types WHERE type = ?'),
       addLazyType: this.db.prepare<[string]>('INSERT OR IGNORE INTO lazy_types (type) VALUES (?)'),
       anyPending: this.db.prepare<[], { one: number }>('SELECT 1 AS one FROM index_pending LIMIT 1'),
+      changes: this.db.prepare<[number, number], VersionRow>(
+        'SELECT v.*, c.creator FROM resource_version v LEFT JOIN resource_current c ON c.type = v.type AND c.id = v.id WHERE v.seq > ? ORDER BY v.seq LIMIT ?',
+      ),
     };
+    this.delivery = new QueueTables(this.db);
+    this.queue = new SqliteQueue(this.delivery, (call) => this.write(call));
     if (options.recoverPending !== false) {
       this.recoverPending();
       if (file !== ':memory:') {
@@ -308,6 +318,38 @@ export class SqliteStore implements Store {
       this.statements.anyPending.get() !== undefined ||
       journalFiles(journalDir(this.dataDir)).some((file) => !own.has(file) && journalSize(path.join(journalDir(this.dataDir), file)) > (this.statements.journalOffset.get(file)?.offset ?? 0));
     if (behind) await this.writer.catchUpEverywhere();
+  }
+
+  /**
+   * The feed is resource_version in seq order: seq is AUTOINCREMENT (never reused, after a restart
+   * too) and given inside the write transaction, which SQLite's write lock serialises across the
+   * threads and processes of a data directory, so seq order is commit order. Journaled records get
+   * theirs when a writer takes them in: first every process's is, as for a read of any type.
+   */
+  async changes(after: number, limit: number): Promise<Change[]> {
+    await this.caughtUp(undefined);
+    // As a search: a consumer reading page after page lets the requests waiting meanwhile go first.
+    await giveWay();
+    return this.statements.changes.all(after, Math.max(0, limit)).map((row) => ({ seq: row.seq, version: toVersion(row) }));
+  }
+
+  async cursor(name: string): Promise<number> {
+    return this.delivery.cursor(name);
+  }
+
+  lease(name: string, owner: string, now: string, ms: number): Promise<boolean> {
+    return this.write({ call: 'lease', name, owner, now, ms });
+  }
+
+  /** A queue or lease write, where this store's transactions run (the writer thread, or here). */
+  private async write<C extends QueueCall>(call: C): Promise<QueueAnswers[C['call']]> {
+    if (this.writer) return this.writer.call(call);
+    return this.delivery.run(call);
+  }
+
+  /** A queue or lease write on this connection, synchronously (the writer thread runs them here). */
+  callNow(call: QueueCall): QueueAnswers[QueueCall['call']] {
+    return this.delivery.run(call);
   }
 
   async stamps(keys: readonly string[]): Promise<number[]> {
@@ -582,6 +624,11 @@ export class SqliteStore implements Store {
       }
       case 'stamp':
         return { kind: 'stamped', key: op.key, stamp: (this.statements.stamp.get(op.key) as { n: number }).n };
+      case 'cursor':
+        this.delivery.moveCursor(op.name, op.from, op.to);
+        return { kind: 'cursor', name: op.name, value: op.to };
+      case 'enqueue':
+        return { kind: 'enqueued', queue: op.queue, number: this.delivery.enqueue(op.queue, op.data, op.due, at) };
       default: {
         const unreachable: never = op;
         throw new Error(`unknown write ${JSON.stringify(unreachable)}`);

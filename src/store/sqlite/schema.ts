@@ -5,7 +5,7 @@
 
 import type { IndexEntry } from '../../search/types.js';
 
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /** The index table of each entry kind, and the value columns it stores besides type, id, param, grp. */
 export const INDEX_TABLES = {
@@ -76,6 +76,28 @@ CREATE TABLE IF NOT EXISTS journal_applied (file TEXT PRIMARY KEY, offset INTEGE
 CREATE TABLE IF NOT EXISTS lazy_types (type TEXT PRIMARY KEY) WITHOUT ROWID;
 -- Stamps (Store.stamps): counters bumped in the transaction of the writes they describe.
 CREATE TABLE IF NOT EXISTS stamps (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+-- Delivery state (store/sqlite/queue.ts): named cursors over the change feed (resource_version in
+-- seq order), moved by compare-and-set in transactions; durable queues, one row per item, numbered
+-- per queue from queue_last in the transaction that enqueues (due and lease_until in epoch ms);
+-- leases of jobs that run in one process at a time.
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queue_last (queue TEXT PRIMARY KEY, last INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queue_item (
+  queue       TEXT    NOT NULL,
+  number      INTEGER NOT NULL,
+  data        TEXT    NOT NULL,
+  enqueued    TEXT    NOT NULL,
+  state       TEXT    NOT NULL,
+  attempts    INTEGER NOT NULL,
+  due         INTEGER NOT NULL,
+  error       TEXT,
+  owner       TEXT,
+  lease_until INTEGER,
+  PRIMARY KEY (queue, number)
+) WITHOUT ROWID;
+-- The items not done, by queue: the head of each queue is its first entry (claim).
+CREATE INDEX IF NOT EXISTS queue_item_open ON queue_item (queue, number) WHERE state <> 'done';
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until INTEGER NOT NULL) WITHOUT ROWID;
 ${indexTable('token', ['type, param, code, system', 'type, param, system'])}
 ${indexTable('string', ['type, param, value'])}
 ${indexTable('date', ['type, param, low', 'type, param, high'])}

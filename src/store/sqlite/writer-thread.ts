@@ -10,27 +10,33 @@
 // the worker to write them and waits, unless the worker has reported them written since. Records
 // journaled here (journal.ts: appended to a file by this thread) are taken into the database by
 // the worker likewise, every JOURNAL_POLL_MS, and before any read, history or search that could
-// find them (journaled(), materialised()) or a transaction that could meet them.
+// find them (journaled(), materialised()) or a transaction that could meet them. The writes of
+// durable queues and leases made outside transactions (claim, settle, resume, lease: queue.ts) are
+// sent here too, each run in a transaction of its own.
 
 import { Worker } from 'node:worker_threads';
 import { WriteConflict, type WriteOp, type WriteResult } from '../port.js';
 import type { SearchPlan } from '../../search/types.js';
 import { readsIndexOf } from './deferred.js';
 import { JournalFile, journalDir, type JournalLimits, type JournalRecord } from './journal.js';
+import type { QueueAnswers, QueueCall } from './queue.js';
 
 /**
  * A transaction (journalFirst: after taking in the journal), or (materialise) the taking in of the
- * journal and the writing of every pending index row, answered with no results; or, unanswered,
- * the name of the journal file this thread appends to from now on.
+ * journal and the writing of every pending index row, answered with no results; or a queue or
+ * lease write (queue.ts), answered with its value; or, unanswered, the name of the journal file
+ * this thread appends to from now on.
  */
 export type Request =
   | { id: number; ops: WriteOp[]; at: string; journalFirst?: true }
+  | { id: number; call: QueueCall }
   /** everywhere: also the journal files of the other processes and every row of index_pending. */
   | { id: number; materialise: true; everywhere?: true }
   | { journalFile: string };
 
 export type Reply =
   | { id: number; results: WriteResult[] }
+  | { id: number; value: unknown }
   | { id: number; error: SerializedError }
   /** Unasked: the index rows deferred by every request up to this id are written. */
   | { materialisedThrough: number }
@@ -64,7 +70,7 @@ function revive(error: SerializedError): Error {
 /** The main thread's side: sends transactions to the worker and resolves them with its results. */
 export class WriterThread {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: (results: WriteResult[]) => void; reject: (error: unknown) => void }>();
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
   private nextId = 1;
   private failed: Error | undefined;
   private closed: Promise<void> | undefined;
@@ -114,7 +120,7 @@ export class WriterThread {
       this.pending.delete(reply.id);
       if (this.pending.size === 0) this.drained();
       if ('error' in reply) waiting.reject(revive(reply.error));
-      else waiting.resolve(reply.results);
+      else waiting.resolve('results' in reply ? reply.results : reply.value);
     });
     this.worker.on('error', (error) => this.fail(error));
     this.worker.on('exit', (code) => {
@@ -138,10 +144,8 @@ export class WriterThread {
 
   transact(ops: WriteOp[], at: string): Promise<WriteResult[]> {
     // A conditional create could search journaled records; an update or delete could meet one.
-    const journalFirst =
-      this.journalBehind() &&
-      ops.some((op) => (op.kind === 'create' ? op.ifNoneExist !== undefined : op.kind !== 'stamp' && this.journaledTypes.has(op.kind === 'delete' ? op.type : op.resource.resourceType)));
-    return this.send((id) => {
+    const journalFirst = this.journalBehind() && ops.some((op) => this.couldMeetJournaled(op));
+    return this.send<WriteResult[]>((id) => {
       for (const op of ops) {
         if (op.kind === 'create' && op.deferIndex) {
           this.deferredThrough = id;
@@ -150,6 +154,24 @@ export class WriterThread {
       }
       return journalFirst ? { id, ops, at, journalFirst } : { id, ops, at };
     });
+  }
+
+  private couldMeetJournaled(op: WriteOp): boolean {
+    switch (op.kind) {
+      case 'create':
+        return op.ifNoneExist !== undefined;
+      case 'update':
+        return this.journaledTypes.has(op.resource.resourceType);
+      case 'delete':
+        return this.journaledTypes.has(op.type);
+      default:
+        return false;
+    }
+  }
+
+  /** A queue or lease write (queue.ts), run by the worker in a transaction of its own. */
+  call<C extends QueueCall>(call: C): Promise<QueueAnswers[C['call']]> {
+    return this.send((id) => ({ id, call }));
   }
 
   /** Appends records to this process's journal; durable (journal.ts) on return, or once the promise returned resolves. */
@@ -186,11 +208,11 @@ export class WriterThread {
     return this.catchUp();
   }
 
-  private send(request: (id: number) => Request): Promise<WriteResult[]> {
+  private send<T>(request: (id: number) => Request): Promise<T> {
     if (this.failed) return Promise.reject(this.failed);
-    return new Promise((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       const id = this.nextId++;
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve: (value) => resolve(value as T), reject });
       this.worker.ref();
       this.worker.postMessage(request(id));
     });

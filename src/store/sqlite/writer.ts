@@ -8,7 +8,7 @@
 // left some pending, many records in one transaction, or at once when a search asks. So are the
 // records of the main thread's journal files (journal.ts): every JOURNAL_POLL_MS when the last file
 // has grown, at once when a read asks (materialise) or a transaction needs them (journalFirst), and
-// all of them at close.
+// all of them at close. Queue and lease writes (queue.ts) run here like transactions.
 
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -121,6 +121,8 @@ if (parentPort && data?.carnetWriter === true) {
           store.recoverPending();
         }
         reply = { id: request.id, results: [] };
+      } else if ('call' in request) {
+        reply = { id: request.id, value: store.callNow(request.call) };
       } else {
         if (request.journalFirst) takeJournal(true);
         reply = { id: request.id, results: store.transactNow(request.ops, request.at) };
