@@ -14,6 +14,22 @@ import { GroupCommit } from './audit/group-commit.js';
 import { registerAuthHook } from './auth/hook.js';
 import { registerAuthRoutes } from './auth/routes.js';
 import { DEFAULT_BUNDLE_BODY_LIMIT } from './config.js';
+import { loadTopics, type TopicRegistry } from './notify/topics.js';
+import { WsHub } from './notify/websocket.js';
+import { DEFAULT_NOTIFIER, Notifier, type NotifierSettings } from './notify/notifier.js';
+import { parseAllowList } from './notify/rest-hook.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Derives and delivers notifications (notify/notifier); main.ts starts it, tests may drain it. */
+    notifier: Notifier;
+  }
+}
+
+/** Notification settings (config.ts gives them to main.ts; tests set what they need). */
+export type NotificationSettings = Partial<Omit<NotifierSettings, 'allow'>> & { allow?: readonly string[] };
+
+let topics: TopicRegistry | undefined;
 
 export interface AppDeps {
   store: Store;
@@ -32,6 +48,7 @@ export interface AppDeps {
   now?: () => string;
   /** Benchmark harness only (never configuration): run without consent checks and audit records. */
   benchmarkWithoutPolicyAndAudit?: boolean;
+  notifications?: NotificationSettings;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9\-_.]{1,64}$/;
@@ -67,7 +84,27 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     maxPageSize: deps.maxPageSize ?? 1000,
     now,
     transactionChecks: [provideDocumentBundle],
+    topics: (topics ??= loadTopics()),
   };
+  const hub = new WsHub({ key: deps.auth.signingKey, baseUrl: () => ctx.baseUrl });
+  ctx.hub = hub;
+  const { allow, ...notifierSettings } = deps.notifications ?? {};
+  const notifier = new Notifier({
+    store: ctx.store,
+    policy: ctx.policy,
+    topics: ctx.topics,
+    settings: { ...DEFAULT_NOTIFIER, ...notifierSettings, allow: parseAllowList(allow ?? []) },
+    baseUrl: () => ctx.baseUrl,
+    now,
+    hub,
+    ...(ctx.audit ? { auditLog: ctx.auditLog } : {}),
+    log: (message) => app.log.warn(message),
+  });
+  app.decorate('notifier', notifier);
+  app.addHook('onClose', async () => {
+    await notifier.stop();
+    hub.close?.();
+  });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -87,6 +124,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   registerAuthHook(app, deps.auth.verifier);
   registerAuthRoutes(app, deps.auth);
+  hub.register(app);
   registerFhirRoutes(app, ctx, '/fhir', { body: deps.bodyLimit ?? 20 * 1024 * 1024, document: deps.bundleBodyLimit ?? DEFAULT_BUNDLE_BODY_LIMIT });
   return app;
 }

@@ -40,6 +40,12 @@ export interface Config {
   subscriptionTimeoutMs: number;
   /** Rest-hook deliveries at once to one origin (scheme, host and port), per process. */
   subscriptionConcurrency: number;
+  /** Accesses by one agent to one record of one kind within this many seconds form one notification (docs/notifications.md). */
+  notificationWindowSeconds: number;
+  /** How often each process looks for new changes to notify and due deliveries, in milliseconds. */
+  notificationPollMs: number;
+  /** How long a process holds a delivery it took before another may take it (it died), in milliseconds. */
+  notificationLeaseMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -102,5 +108,8 @@ export function loadConfig(env: Env = process.env): Config {
     subscriptionAllow: allowList(env, 'CARNET_SUBSCRIPTION_ALLOW'),
     subscriptionTimeoutMs: integer(env, 'CARNET_SUBSCRIPTION_TIMEOUT_MS', 10_000, 100, 120_000),
     subscriptionConcurrency: integer(env, 'CARNET_SUBSCRIPTION_CONCURRENCY', 4, 1, 64),
+    notificationWindowSeconds: integer(env, 'CARNET_NOTIFICATION_WINDOW_S', 3600, 1, 7 * 24 * 3600),
+    notificationPollMs: integer(env, 'CARNET_NOTIFICATION_POLL_MS', 500, 10, 60_000),
+    notificationLeaseMs: integer(env, 'CARNET_NOTIFICATION_LEASE_MS', 30_000, 1_000, 600_000),
   };
 }

@@ -58,6 +58,7 @@ async function main(config: Config): Promise<void> {
     defaultPageSize: config.defaultPageSize,
     maxPageSize: config.maxPageSize,
     logger: { level: config.logLevel, redact: LOG_REDACT },
+    notifications: { allow: config.subscriptionAllow, timeoutMs: config.subscriptionTimeoutMs, concurrency: config.subscriptionConcurrency, windowMs: config.notificationWindowSeconds * 1000, pollMs: config.notificationPollMs, leaseMs: config.notificationLeaseMs },
   });
   // Handlers first: a supervisor may stop the server the moment it announces itself.
   let closing = false;
@@ -76,6 +77,8 @@ async function main(config: Config): Promise<void> {
   // Listen on Fastify's own server rather than app.listen(), which logs a line of its own: the
   // contract is one plain line here, then one log line per request.
   await app.ready();
+  // Every process derives and delivers notifications; cursors and leases keep them apart.
+  app.notifier.start();
   await new Promise<void>((resolve, reject) => {
     app.server.once('error', reject);
     app.server.listen({ port: config.port, host: config.host }, () => resolve());

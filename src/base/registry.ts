@@ -22,6 +22,7 @@ export const SERVED_TYPES = [
   'Immunization',
   'Condition',
   'FamilyMemberHistory',
+  'Subscription',
 ] as const satisfies readonly ResourceType[];
 
 export type ServedType = (typeof SERVED_TYPES)[number];

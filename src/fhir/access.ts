@@ -3,14 +3,15 @@
 // interaction calls these before it reads or writes, so that batch and transaction entries are
 // checked exactly like requests.
 
-import type { Resource } from '@medplum/fhirtypes';
+import type { Resource, Subscription } from '@medplum/fhirtypes';
+import { subscriptionWrite } from './subscriptions.js';
 import { authorize, type Access } from '../auth/authorize.js';
 import type { Actor } from '../auth/actor.js';
 import type { Permission } from '../auth/scopes.js';
-import { compartmentCondition, DIRECTORY, inCompartment, patientOf, securityContextOf } from '../policy/compartment.js';
+import { compartmentCondition, compartmentFree, inCompartment, patientOf, securityContextOf } from '../policy/compartment.js';
 import { CONFIDENTIAL_FROM_REPRESENTATIVES, hasLabel, type Decision, type WriteAction } from '../policy/decide.js';
 import type { KnownPatients } from '../policy/known.js';
-import type { ReadResult, SearchPage, SearchQuery, Version } from '../store/port.js';
+import type { ReadResult, SearchPage, SearchQuery, Version, WriteOp } from '../store/port.js';
 import type { Condition, SearchPlan } from '../search/types.js';
 import type { FhirContext, FhirRequest } from './context.js';
 import { FhirError, Forbidden, NotFound, Unauthorized, Unprocessable } from '../base/outcome.js';
@@ -29,7 +30,7 @@ export function access(req: FhirRequest, type: string, permission: Permission): 
 
 /** Whether the access reaches this resource's compartment (always, unless restricted). */
 export function reaches(granted: Access, resource: Resource): boolean {
-  return !granted.compartment || DIRECTORY.has(resource.resourceType) || inCompartment(resource, granted.compartment);
+  return !granted.compartment || compartmentFree(resource.resourceType) || inCompartment(resource, granted.compartment);
 }
 
 /**
@@ -102,6 +103,9 @@ export async function assertAllowed(ctx: FhirContext, granted: Access, resource:
   return verdict;
 }
 
+/** A permitted write, with the writes that go with it in its transaction (fhir/create obligations). */
+export type Permit = Extract<Decision, { permit: true }> & { ops?: WriteOp[] };
+
 /** What a write replaces or removes: the stored content and its creator. */
 export interface Previous {
   resource: Resource;
@@ -126,16 +130,20 @@ export async function previousOf(ctx: FhirContext, result: ReadResult): Promise<
  * Throws unless the actor may make this write (policy/write.ts): create `after`, replace
  * `before` with `after`, or delete `before`. What it replaces must be readable (else 404, like a
  * resource that does not exist), and the new content must stay inside the token's compartments.
- * Returns the permit with its obligations (notify the patient).
+ * Returns the permit with its obligations (the stamps it bumps, the writes that go with it).
  */
-export async function assertWrite(ctx: FhirContext, granted: Access, action: WriteAction, change: { before?: Previous; after?: Resource }, what: string): Promise<Extract<Decision, { permit: true }>> {
+export async function assertWrite(ctx: FhirContext, granted: Access, action: WriteAction, change: { before?: Previous; after?: Resource }, what: string): Promise<Permit> {
   const { before, after } = change;
   // What it replaces must be readable before anything else is said of the write, so that a
   // hidden resource answers as a missing one, whatever the new content.
   if (before) await assertAllowed(ctx, granted, before.resource, before.creator, what);
   if (after) assertWritable(granted, after);
   const decision = await ctx.policy.decideWrite(granted.actor, action, change);
-  if (decision.permit) return decision;
+  if (decision.permit) {
+    // What the server itself sets on a Subscription, and the handshake it asks for (fhir/subscriptions).
+    if (after?.resourceType === 'Subscription') return { ...decision, ops: subscriptionWrite(ctx, granted.actor, after as Subscription, before?.resource as Subscription | undefined) };
+    return decision;
+  }
   throw await refusal(ctx, refusalError(decision, what), after ?? (before as Previous).resource, what);
 }
 
@@ -185,7 +193,7 @@ function compartmentFor(granted: Access, types: string[]): Condition[] {
   if (!granted.compartment) return [];
   const compartment = granted.compartment;
   const of = types.map((type): Condition => {
-    if (DIRECTORY.has(type)) return { kind: 'types', types: [type] };
+    if (compartmentFree(type)) return { kind: 'types', types: [type] };
     const condition = compartmentCondition(type, compartment);
     return condition ? { kind: 'all', of: [{ kind: 'types', types: [type] }, condition] } : { kind: 'any', of: [] };
   });
@@ -217,7 +225,7 @@ function restrictNested(ctx: FhirContext, granted: Access, conditions: Condition
  */
 export function restrict(ctx: FhirContext, granted: Access, plan: SearchPlan, known?: KnownPatients): SearchPlan {
   const where = [...restrictNested(ctx, granted, plan.where), ...policyFor(ctx, granted, plan.types, known)];
-  if (granted.compartment && !plan.types.every((type) => DIRECTORY.has(type))) {
+  if (granted.compartment && !plan.types.every((type) => compartmentFree(type))) {
     if (plan.types.length !== 1) throw new Forbidden('A token limited to a patient compartment searches one resource type at a time');
     const condition = compartmentCondition(plan.types[0], granted.compartment);
     if (!condition) throw new Forbidden(`${plan.types[0]} resources are not part of a patient compartment, which is all this token reaches`);

@@ -9,6 +9,9 @@ import type { CapabilityStatement, CapabilityStatementRestResource, CapabilitySt
 import { SERVED_TYPES } from '../base/registry.js';
 import { paramsOf } from '../search/params.js';
 import { profiles } from './profiles.js';
+import { operationsOf } from './operations.js';
+import { capabilityExtensions, type TopicRegistry } from '../notify/topics.js';
+import { BACKPORT_SUBSCRIPTION_PROFILE } from '../notify/subscription.js';
 import type { FhirContext, FhirResponse } from './context.js';
 import { authBase } from '../auth/context.js';
 
@@ -19,16 +22,6 @@ const { version } = require('../../package.json') as { version: string };
 // Every type supports the same interactions: the routes in fhir/http.ts serve each of them.
 export const TYPE_INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'] as const;
 export const SYSTEM_INTERACTIONS = ['transaction', 'batch', 'search-system', 'history-system'] as const;
-
-/** The operations of fhir/operations.ts, at type and instance level, by their official definition. */
-export const TYPE_OPERATIONS = [
-  {
-    name: 'validate',
-    definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
-    documentation:
-      'POST [type]/$validate and POST [type]/[id]/$validate: the verdict a create or update would give (schema, claimed profiles), without storing anything; `profile` (query or Parameters) adds that profile\'s verdict. Needs create (type) or update (instance) permission.',
-  },
-] as const;
 
 /** SMART on FHIR: the service coding and the token endpoint, as .well-known/smart-configuration gives it. */
 function security(baseUrl: string): CapabilityStatementRestSecurity {
@@ -65,7 +58,7 @@ function supportedProfiles(type: string): Pick<CapabilityStatementRestResource, 
   return urls.length ? { supportedProfile: urls } : {};
 }
 
-function resourceEntry(type: ResourceType): CapabilityStatementRestResource {
+function resourceEntry(type: ResourceType, topics?: TopicRegistry): CapabilityStatementRestResource {
   return {
     type,
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
@@ -87,7 +80,8 @@ function resourceEntry(type: ResourceType): CapabilityStatementRestResource {
       definition: p.url,
       ...(p.documentation ? { documentation: p.documentation } : {}),
     })),
-    operation: TYPE_OPERATIONS.map((o) => ({ ...o })),
+    ...(type === 'Subscription' && topics ? { extension: capabilityExtensions(topics), supportedProfile: [...(supportedProfiles(type).supportedProfile ?? []), BACKPORT_SUBSCRIPTION_PROFILE] } : {}),
+    operation: operationsOf(type).map((o) => ({ name: o.name, definition: o.definition, documentation: o.documentation })),
   };
 }
 
@@ -112,7 +106,7 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
       {
         mode: 'server',
         security: security(ctx.baseUrl),
-        resource: SERVED_TYPES.map(resourceEntry),
+        resource: SERVED_TYPES.map((type) => resourceEntry(type, ctx.topics)),
         interaction: SYSTEM_INTERACTIONS.map((code) => (code === 'transaction' ? { code, documentation: transactionDocumentation() } : { code })),
       },
     ],

@@ -6,6 +6,8 @@ import type { BlobInfo, Store } from '../store/port.js';
 import type { Actor } from '../auth/actor.js';
 import type { Policy } from '../policy/index.js';
 import type { GroupCommit } from '../audit/group-commit.js';
+import type { TopicRegistry } from '../notify/topics.js';
+import type { WsHub } from '../notify/websocket.js';
 
 export interface FhirContext {
   store: Store;
@@ -23,6 +25,10 @@ export interface FhirContext {
   now(): string;
   /** Profile-level rules for transactions (IHE MHD's Provide Document Bundle), wired by app.ts. */
   transactionChecks: TransactionCheck[];
+  /** The SubscriptionTopics offered (notify/topics). */
+  topics: TopicRegistry;
+  /** This process's websocket notification channel (notify/websocket). */
+  hub?: WsHub;
 }
 
 /** One write entry of a transaction once ids are decided and references rewritten. */

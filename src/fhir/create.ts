@@ -7,16 +7,13 @@ import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { newId, resourceFromBody } from './body.js';
 import { informational } from '../base/outcome.js';
 import { applyOne, locationOf, versionResponse, type Prepared } from './resource.js';
-import { access, assertWrite, conditionalMatches, type Access } from './access.js';
-import { creatorKey, type Decision } from '../policy/decide.js';
-import { notification } from '../audit/notify.js';
+import { access, assertWrite, conditionalMatches, type Permit } from './access.js';
+import { creatorKey } from '../policy/decide.js';
 import type { WriteOp } from '../store/port.js';
 
-/** The writes a permit's obligations add to the transaction: the stamps it bumps, the patient's notification. */
-export function obligations(ctx: FhirContext, granted: Access, permit: Extract<Decision, { permit: true }>, resource: Resource): WriteOp[] {
-  const ops: WriteOp[] = (permit.stamps ?? []).map((key) => ({ kind: 'stamp', key }));
-  if (permit.notify) ops.push(notification(permit.notify.patientId, resource, granted.actor, ctx.now(), permit.notify.what));
-  return ops;
+/** The writes a permit's obligations add to the transaction: the stamps it bumps, and the writes that go with it. */
+export function obligations(permit: Permit): WriteOp[] {
+  return [...(permit.stamps ?? []).map((key): WriteOp => ({ kind: 'stamp', key })), ...(permit.ops ?? [])];
 }
 
 /** Prepares a create; `id` is given by a transaction that already mapped a urn:uuid to it. */
@@ -36,7 +33,7 @@ export async function prepareCreate(ctx: FhirContext, req: FhirRequest, type: st
   }
   return {
     op: { kind: 'create', resource, index: indexEntries(resource), creator: creatorKey(granted.actor), ...(conditional ? { ifNoneExist: conditional.plan } : {}) },
-    extra: obligations(ctx, granted, permit, resource),
+    extra: obligations(permit),
     respond(result): FhirResponse {
       switch (result.kind) {
         case 'created':

@@ -39,7 +39,7 @@ function nothing(req: FhirRequest, type: string, id: string, absent?: string): P
 async function prepareRemoval(ctx: FhirContext, req: FhirRequest, granted: Access, type: string, id: string, previous: Previous, expectedVersion: number | undefined, absent?: string): Promise<Prepared> {
   try {
     const permit = await assertWrite(ctx, granted, 'delete', { before: previous }, `${type}/${id}`);
-    return { ...prepare(req, type, id, expectedVersion), before: previous.resource, extra: obligations(ctx, granted, permit, previous.resource) };
+    return { ...prepare(req, type, id, expectedVersion), before: previous.resource, extra: obligations(permit) };
   } catch (error) {
     if (!(error instanceof NotFound)) throw error;
     return { ...nothing(req, type, id, absent), ...(error.denied ? { denied: error.denied } : {}) };

@@ -1,9 +1,11 @@
-// fhir/operations: the $operations the server implements. $validate (R4 Resource-validate)
-// gives the verdict a create or update would give, without storing anything, and with
-// `profile` also the verdict of that profile (docs/profiles.md).
+// fhir/operations: the $operations the server implements, as a table (OPERATIONS) that the router
+// and the CapabilityStatement both read. $validate (R4 Resource-validate) gives the verdict a
+// create or update would give, without storing anything, and with `profile` also the verdict of
+// that profile (docs/profiles.md). The Subscription operations are in fhir/subscriptions.
 
 import type { Parameters, Resource } from '@medplum/fhirtypes';
-import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
+import type { FhirContext, FhirRequest, FhirResponse, Method } from './context.js';
+import { SUBSCRIPTION_OPERATIONS } from './subscriptions.js';
 import { FhirError, Invalid, informational, NotFound, operationOutcome, type Issue } from '../base/outcome.js';
 import { resourceFromBody } from './body.js';
 import { access } from './access.js';
@@ -53,19 +55,63 @@ function validate(req: FhirRequest, type: string, id?: string): FhirResponse {
   return { status: 200, headers: {}, resource: { ...verdict, issue: [...operationOutcome(unique).issue, ...verdict.issue] } };
 }
 
-export async function typeOperation(_ctx: FhirContext, req: FhirRequest, type: string, operation: string): Promise<FhirResponse> {
+/** One $operation: where it applies, how it is declared, and its handlers (the router and the CapabilityStatement read this table). */
+export interface Operation {
+  /** The name without `$`. */
+  name: string;
+  /** The canonical URL of its OperationDefinition. */
+  definition: string;
+  documentation: string;
+  /** The types it applies to; every type when absent. */
+  types?: readonly string[];
+  /** [type]/$name. */
+  type?: { methods: readonly Method[]; handler: (ctx: FhirContext, req: FhirRequest, type: string) => Promise<FhirResponse> };
+  /** [type]/[id]/$name. */
+  instance?: { methods: readonly Method[]; handler: (ctx: FhirContext, req: FhirRequest, type: string, id: string) => Promise<FhirResponse> };
+}
+
+const VALIDATE: Operation = {
+  name: 'validate',
+  definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
+  documentation:
+    'POST [type]/$validate and POST [type]/[id]/$validate: the verdict a create or update would give (schema, claimed profiles), without storing anything; `profile` (query or Parameters) adds that profile\'s verdict. Needs create (type) or update (instance) permission.',
   // $validate reads nothing stored; it answers what a create would, so it needs create permission.
-  if (operation === '$validate' && req.method === 'POST') {
-    access(req, type, 'c');
-    return validate(req, type);
-  }
+  type: {
+    methods: ['POST'],
+    handler: async (_ctx, req, type) => {
+      access(req, type, 'c');
+      return validate(req, type);
+    },
+  },
+  instance: {
+    methods: ['POST'],
+    handler: async (_ctx, req, type, id) => {
+      access(req, type, 'u');
+      return validate(req, type, id);
+    },
+  },
+};
+
+/** Every operation the server implements. A new one is a module exporting its Operation, and a line here. */
+export const OPERATIONS: readonly Operation[] = [VALIDATE, ...SUBSCRIPTION_OPERATIONS];
+
+/** The operations declared for a type in the CapabilityStatement. */
+export function operationsOf(type: string): Operation[] {
+  return OPERATIONS.filter((o) => !o.types || o.types.includes(type));
+}
+
+function find(type: string, operation: string): Operation | undefined {
+  return operationsOf(type).find((o) => `$${o.name}` === operation);
+}
+
+export async function typeOperation(ctx: FhirContext, req: FhirRequest, type: string, operation: string): Promise<FhirResponse> {
+  const found = find(type, operation)?.type;
+  if (found && found.methods.includes(req.method)) return found.handler(ctx, req, type);
   throw new NotFound(`Operation ${req.method} ${type}/${operation}`);
 }
 
-export async function instanceOperation(_ctx: FhirContext, req: FhirRequest, type: string, id: string, operation: string): Promise<FhirResponse> {
-  if (operation === '$validate' && req.method === 'POST') {
-    access(req, type, 'u');
-    return validate(req, type, id);
-  }
+export async function instanceOperation(ctx: FhirContext, req: FhirRequest, type: string, id: string, operation: string): Promise<FhirResponse> {
+  const found = find(type, operation)?.instance;
+  if (found && found.methods.includes(req.method)) return found.handler(ctx, req, type, id);
   throw new NotFound(`Operation ${req.method} ${type}/${id}/${operation}`);
 }

@@ -82,7 +82,7 @@ export async function preparePatch(ctx: FhirContext, req: FhirRequest, type: str
   const permit = await assertWrite(ctx, granted, 'update', { before: previous, after: resource }, `${type}/${id}`);
   return {
     op: { kind: 'update', resource, index: indexEntries(resource), expectedVersion: version.versionId },
-    extra: obligations(ctx, granted, permit, resource),
+    extra: obligations(permit),
     respond(result) {
       if (result.kind !== 'updated' && result.kind !== 'unchanged') throw new Error(`unexpected patch result ${result.kind}`);
       return versionResponse(ctx, req, 200, result.version, false);

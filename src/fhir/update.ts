@@ -58,7 +58,7 @@ async function prepareWrite(ctx: FhirContext, req: FhirRequest, granted: Access,
       ...(expectedVersion !== undefined ? { expectedVersion } : {}),
       ...(mustBeNew ? { mustBeNew: true } : {}),
     },
-    extra: obligations(ctx, granted, permit, stored),
+    extra: obligations(permit),
     respond: updateResponder(ctx, req),
   };
 }
@@ -107,7 +107,7 @@ export async function prepareConditionalUpdate(ctx: FhirContext, req: FhirReques
   const permit = await assertWrite(ctx, granted, 'create', { after: stored }, `${type}/${stored.id}`);
   return {
     op: { kind: 'create', resource: stored, index: indexEntries(stored), ifNoneExist: conditional.plan, creator: creatorKey(granted.actor) },
-    extra: obligations(ctx, granted, permit, stored),
+    extra: obligations(permit),
     respond: updateResponder(ctx, req),
   };
 }

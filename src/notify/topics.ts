@@ -152,8 +152,16 @@ function criterionHolds(criterion: Criterion, entries: readonly IndexEntry[]): b
   return criterion.modifier === 'not' ? !hit : hit;
 }
 
+/** The index entries of a resource, computed once per resource object (a change is put to every topic and filter). */
+const entriesCache = new WeakMap<Resource, IndexEntry[]>();
+function entriesOf(resource: Resource): IndexEntry[] {
+  let entries = entriesCache.get(resource);
+  if (!entries) entriesCache.set(resource, (entries = indexEntries(resource)));
+  return entries;
+}
+
 /** Whether every criterion holds for the resource (its index entries are computed once). */
-export function criteriaHold(criteria: readonly Criterion[], resource: Resource, entries: readonly IndexEntry[] = indexEntries(resource)): boolean {
+export function criteriaHold(criteria: readonly Criterion[], resource: Resource, entries: readonly IndexEntry[] = entriesOf(resource)): boolean {
   return criteria.every((c) => criterionHolds(c, entries));
 }
 
@@ -164,7 +172,7 @@ export function criteriaHold(criteria: readonly Criterion[], resource: Resource,
 export function filterMatches(filters: readonly FilterCriteria[], resource: Resource): boolean {
   const own = filters.filter((f) => f.resourceType === resource.resourceType);
   if (own.length === 0) return true;
-  const entries = indexEntries(resource);
+  const entries = entriesOf(resource);
   return own.every((f) => criteriaHold(f.criteria, resource, entries));
 }
 

@@ -108,7 +108,7 @@ export interface WsHubOptions {
   /** Carnet's signing key (auth/keys, KEY_NAMES.signing): signs and checks binding tokens. */
   key: SigningKey;
   /** The public FHIR base URL (no trailing slash): the tokens' issuer; the websocket URL derives from it. */
-  baseUrl: string;
+  baseUrl: string | (() => string);
   /** The route's path on this server; `/fhir/$subscription-websocket` by default. */
   path?: string;
   /** The URL clients connect to (behind a proxy); websocketUrlOf(baseUrl) by default. */
@@ -133,7 +133,6 @@ export type BindListener = (subscriptionId: string, socket: WebSocket) => void;
  * Fastify app; `issue` answers `$get-ws-binding-token`; `send` delivers to this process's sockets.
  */
 export class WsHub {
-  readonly url: string;
   readonly path: string;
   private readonly options: WsHubOptions;
   private readonly now: () => number;
@@ -145,9 +144,19 @@ export class WsHub {
 
   constructor(options: WsHubOptions) {
     this.options = options;
-    this.url = options.websocketUrl ?? websocketUrlOf(options.baseUrl);
     this.path = options.path ?? `/fhir/${WEBSOCKET_OPERATION}`;
     this.now = options.now ?? Date.now;
+  }
+
+  /** The FHIR base (read when used: with PORT=0 it is known only once the server listens). */
+  get base(): string {
+    const base = this.options.baseUrl;
+    return typeof base === 'function' ? base() : base;
+  }
+
+  /** The URL clients connect to. */
+  get url(): string {
+    return this.options.websocketUrl ?? websocketUrlOf(this.base);
   }
 
   /** Adds the websocket route (with @fastify/websocket, in its own plugin scope) to `app`; anyone may connect, the token is the proof. */
@@ -161,7 +170,7 @@ export class WsHub {
   /** A binding token for the subscriptions, as the Parameters `$get-ws-binding-token` returns. */
   async issue(subscriptionIds: readonly string[]): Promise<Parameters> {
     const binding = await mintBindingToken(this.options.key, {
-      issuer: this.options.baseUrl,
+      issuer: this.base,
       audience: this.url,
       subscriptions: subscriptionIds,
       ttlSeconds: this.options.ttlSeconds,
@@ -232,14 +241,14 @@ export class WsHub {
     let granted: { subscriptions: string[]; expiresAt: number };
     try {
       this.publicKey ??= importJWK(this.options.key.publicJwk, this.options.key.alg) as Promise<CryptoKey>;
-      granted = await verifyBindingToken(await this.publicKey, match[1], { issuer: this.options.baseUrl, audience: this.url, now: this.now() });
+      granted = await verifyBindingToken(await this.publicKey, match[1], { issuer: this.base, audience: this.url, now: this.now() });
     } catch (error) {
       return this.refuse(socket, error instanceof BindingRefused ? error.message : 'the binding token could not be checked');
     }
     for (const id of granted.subscriptions) {
       const handshake = this.options.handshake
         ? await this.options.handshake(id)
-        : handshakeBundle({ subscriptionId: id, topic: '', status: 'active', eventsSinceSubscriptionStart: 0 }, { baseUrl: this.options.baseUrl, content: 'empty' });
+        : handshakeBundle({ subscriptionId: id, topic: '', status: 'active', eventsSinceSubscriptionStart: 0 }, { baseUrl: this.base, content: 'empty' });
       if (socket.readyState !== socket.OPEN) return;
       if (!handshake) {
         socket.send(JSON.stringify(operationOutcome([{ code: 'not-found', diagnostics: `Subscription/${id} cannot be bound (it is gone, off, or not a websocket subscription)` }])));

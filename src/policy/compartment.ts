@@ -27,6 +27,17 @@ export function securityContextOf(resource: Resource): [string, string] | undefi
 /** Types that hold no patient's data: the directory of professionals and organisations. */
 export const DIRECTORY: ReadonlySet<string> = new Set(['Practitioner', 'PractitionerRole', 'Organization']);
 
+/** Resources only their creator reads and changes, whoever they are about (a Subscription: its owner's). */
+export const OWNED_TYPES: ReadonlySet<string> = new Set(['Subscription']);
+
+/**
+ * Types a token limited to patient compartments still reaches, as they are no patient's data: the
+ * directory (to see who accessed the record) and what the caller owns (their subscriptions).
+ */
+export function compartmentFree(type: string): boolean {
+  return DIRECTORY.has(type) || OWNED_TYPES.has(type);
+}
+
 /** Whether resources of `type` can belong to a patient compartment at all. */
 export function hasCompartment(type: string): boolean {
   return type === 'Patient' || PARAMS.has(type);

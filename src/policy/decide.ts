@@ -5,7 +5,7 @@
 import type { AuditEvent, Consent, DocumentReference, Resource } from '@medplum/fhirtypes';
 import type { Actor } from '../auth/actor.js';
 import { inForce, rulesOf, type ConsentRule, type ConsentState } from './consents.js';
-import { DIRECTORY } from './compartment.js';
+import { DIRECTORY, OWNED_TYPES } from './compartment.js';
 import type { DocumentFacts } from './matrix.js';
 
 export type Action = 'read' | 'create' | 'update' | 'delete';
@@ -17,8 +17,6 @@ export type Decision =
       permit: true;
       /** Granted through emergency access only: flagged in the audit record. */
       emergency: boolean;
-      /** Obligation: tell this patient that a professional wrote into their record (what: the kind of write). */
-      notify?: { patientId: string; what: 'own-permit' | 'write' };
       /** Obligation of a write: the stamps it bumps (the consent states it may change: Policy.stateOf). */
       stamps?: string[];
     }
@@ -48,6 +46,12 @@ export interface DecideInput {
   /** The access matrix: may this profession (and specialty) read a document with these facts? */
   mayRead: (profession: string, specialty: string | undefined, facts: DocumentFacts) => boolean;
 }
+
+/**
+ * Who creates the patient's notifications (Communications in their inbox, notify/): the server.
+ * They name who accessed the record: only the patient side reads them.
+ */
+export const NOTIFICATION_CREATOR = 'carnet:notification';
 
 export const PERMIT: Decision = { permit: true, emergency: false };
 export const hidden = (reason: string): Decision => ({ permit: false, status: 404, reason });
@@ -162,6 +166,7 @@ function decidePractitioner(input: DecideInput & { actor: PractitionerActor }): 
     const names = rulesOf(resource as Consent).some((r) => r.kind === 'care-relationship' && r.practitionerId === actor.practitionerId && inForce(r, now));
     return names ? PERMIT : hidden('a patient\'s choices are theirs');
   }
+  if (type === 'Communication' && input.creator === NOTIFICATION_CREATOR) return hidden('the patient\'s notifications are theirs');
   if (!state) return PERMIT; // not patient data
   const author = authors(resource).some((ref) => refersTo(ref, 'Practitioner', actor.practitionerId));
   const care = careAccess(actor, state, now);
@@ -188,6 +193,7 @@ export function aboutPatients(event: Resource, patientIds: string[]): boolean {
  */
 export function decide(input: DecideInput): Decision {
   const { actor, resource } = input;
+  if (actor.kind !== 'organisation' && OWNED_TYPES.has(resource.resourceType)) return input.creator === creatorKey(actor) ? PERMIT : hidden(`a ${resource.resourceType} is its owner's`);
   switch (actor.kind) {
     case 'organisation':
       return refused(`a ${actor.role} never reads record content`);

@@ -26,10 +26,17 @@ export function consentStamp(patientId: string): string {
   return `consent:Patient/${patientId}`;
 }
 
-/** The stamps a write of `resources` (its content before and after) bumps: each patient's whose consent state it may change. */
+/** The stamp every write of a Subscription bumps: the notifier's list of active subscriptions is keyed on it. */
+export const SUBSCRIPTIONS_STAMP = 'subscriptions';
+
+/**
+ * The stamps a write of `resources` (its content before and after) bumps: each patient's whose
+ * consent state it may change, and the subscriptions' for a Subscription.
+ */
 export function stampsOf(resources: readonly (Resource | undefined)[]): string[] {
   const keys = new Set<string>();
   for (const resource of resources) {
+    if (resource?.resourceType === 'Subscription') keys.add(SUBSCRIPTIONS_STAMP);
     if (resource?.resourceType !== 'Consent' && resource?.resourceType !== 'Patient') continue;
     const patientId = patientOf(resource);
     if (patientId !== undefined) keys.add(consentStamp(patientId));

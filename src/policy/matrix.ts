@@ -84,6 +84,7 @@ interface Rule {
 }
 
 interface Profession {
+  display: string;
   rule: Rule;
   specialties: Map<string, Rule>;
 }
@@ -101,6 +102,11 @@ let active: Matrix | undefined;
 function current(): Matrix {
   active ??= compile(MATRIX_FILE);
   return active;
+}
+
+/** The name of a profession (TRE_G15 code) as the matrix gives it, e.g. "Médecin"; undefined when it has none. */
+export function professionDisplay(profession: string): string | undefined {
+  return current().professions.get(profession)?.display;
 }
 
 /**
@@ -284,7 +290,7 @@ function compile(file: string): Matrix {
         specialties.set(specialty, merged);
       }
     }
-    professions.set(code, { rule: own, specialties });
+    professions.set(code, { display: entry.display as string, rule: own, specialties });
   }
 
   const defaultRule: Rule = { all: fallback === 'allow', read: [], deny: [] };

@@ -4,9 +4,9 @@
 import type { Actor } from '../auth/actor.js';
 import { Forbidden } from '../base/outcome.js';
 import type { Condition, ReferenceValue } from '../search/types.js';
-import { DIRECTORY, patientParamOf, hasCompartment } from './compartment.js';
+import { DIRECTORY, OWNED_TYPES, patientParamOf, hasCompartment } from './compartment.js';
 import { PURPOSE_SYSTEM } from './consents.js';
-import { CONFIDENTIAL_FROM_REPRESENTATIVES, creatorKey } from './decide.js';
+import { CONFIDENTIAL_FROM_REPRESENTATIVES, creatorKey, NOTIFICATION_CREATOR } from './decide.js';
 import type { ReadableTypes } from './matrix.js';
 import { holdForAll, type KnownPatients } from './known.js';
 
@@ -115,7 +115,9 @@ function practitionerConditions(actor: Practitioner, type: string, readable: Rea
   }
   if (!hasCompartment(type)) return [];
   const present = (condition: Condition | undefined): Condition[] => (condition ? [condition] : []);
-  if (type !== 'DocumentReference') return present(ofPatient(type, patientConditions(actor, true, now), known));
+  // The patient's notifications name who accessed the record: theirs alone (decide.ts).
+  const notifications: Condition[] = type === 'Communication' ? [{ kind: 'not', condition: { kind: 'creator', creators: [NOTIFICATION_CREATOR] } }] : [];
+  if (type !== 'DocumentReference') return [...present(ofPatient(type, patientConditions(actor, true, now), known)), ...notifications];
   const authored: Condition = { kind: 'all', of: [{ kind: 'reference', param: 'author', values: [{ targetType: 'Practitioner', targetId: actor.practitionerId }] }, ...present(ofPatient(type, patientConditions(actor, false, now), known))] };
   const types = documentTypes(readable);
   const cared: Condition = {
@@ -138,6 +140,7 @@ function practitionerConditions(actor: Practitioner, type: string, readable: Rea
  * the consent state of the patients the search is pinned to (policy/known.ts), if any.
  */
 export function policyConditions(actor: Actor, type: string, readableTypes: (profession: string, specialty?: string) => ReadableTypes, now: number, known?: KnownPatients): Condition[] {
+  if (actor.kind !== 'organisation' && OWNED_TYPES.has(type)) return [{ kind: 'creator', creators: [creatorKey(actor)] }];
   switch (actor.kind) {
     case 'organisation':
       throw new Forbidden(`A ${actor.role} never reads record content`);

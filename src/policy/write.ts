@@ -17,12 +17,15 @@
 //   by a professional with a care relationship or emergency access (the patient is notified);
 //   changed or deleted by its author only, and never moved to another record or re-authored.
 // - Binary: with a securityContext, as writable as that resource; its bytes change by their creator.
+// - Subscription: anyone but an organisation creates one; only its owner (creator) changes it.
+// What the patient is told of a write (a notification) is derived from its AuditEvent (notify/).
 
-import type { Consent, Resource } from '@medplum/fhirtypes';
+import type { Consent, Patient, Resource } from '@medplum/fhirtypes';
+import { preferenceIssues } from './preferences.js';
 import type { Actor } from '../auth/actor.js';
 import { grantsFor, type Permission } from '../auth/scopes.js';
 import { consentIssues, rulesOf, type ConsentState } from './consents.js';
-import { DIRECTORY, patientOf } from './compartment.js';
+import { DIRECTORY, OWNED_TYPES, patientOf } from './compartment.js';
 import {
   authors,
   careAccess,
@@ -99,7 +102,7 @@ function consentWrite(input: WriteInput): Decision {
   const care = careAccess(actor, state, input.now);
   if (care.blocked) return hidden('the patient has blocked this professional or their organisation');
   if (care.closed) return hidden('the patient\'s account is closed');
-  return { permit: true, emergency: false, notify: { patientId: state.patientId, what: 'own-permit' } };
+  return PERMIT;
 }
 
 function patientWrite(input: WriteInput): Decision {
@@ -108,6 +111,10 @@ function patientWrite(input: WriteInput): Decision {
   const mine = actor.kind === 'system' && before?.creator === creatorKey(actor);
   if (action === 'delete') return mine ? PERMIT : refused('an account is closed through its lifecycle, not deleted');
   if (!mine && !patientSide(actor)) return refused('the Patient resource is changed by the patient, their representative or the feed that created it');
+  if (after) {
+    const issues = preferenceIssues(after as Patient);
+    if (issues.length > 0) return { permit: false, status: 422, reason: issues.map((i) => i.diagnostics).join('; '), issues };
+  }
   if (before && after) {
     // Until the account lifecycle has its own interactions, the feed that created the Patient (the
     // enrolment feed) is the one that opens and closes the account.
@@ -143,7 +150,7 @@ function recordWrite(input: WriteInput): Decision {
         // Being named author gives no right to write: a care relationship (or ETREAT) does.
         const refusal = recordRefusal(care);
         if (refusal) return refusal;
-        return { permit: true, emergency: emergencyOnly(care), notify: { patientId: state.patientId, what: 'write' } };
+        return { permit: true, emergency: emergencyOnly(care) };
       }
       case 'organisation':
         return refused(`a ${actor.role} never writes record content`);
@@ -162,7 +169,7 @@ function recordWrite(input: WriteInput): Decision {
     const named = authors(previous).some((ref) => refersTo(ref, 'Practitioner', actor.practitionerId));
     const refusal = recordRefusal(care, named);
     if (refusal) return refusal;
-    return { permit: true, emergency: emergencyOnly(care, named), notify: { patientId: state.patientId, what: 'write' } };
+    return { permit: true, emergency: emergencyOnly(care, named) };
   }
   return PERMIT;
 }
@@ -195,6 +202,7 @@ export function decideWrite(input: WriteInput): Decision {
   if (DIRECTORY.has(type)) {
     return directoryWriter(actor, type, action) ? PERMIT : refused(`the directory is written by the directory feed alone: a system token whose scope names ${type} (system/${type}.cud)`);
   }
+  if (OWNED_TYPES.has(type)) return action === 'create' || input.before?.creator === creatorKey(actor) ? PERMIT : refused(`a ${type} is changed by its owner only`);
   if (type === 'Consent') return consentWrite(input);
   if (type === 'Patient') return patientWrite(input);
   return recordWrite(input);

@@ -104,8 +104,10 @@ t.test('supported profiles and operations', async (t) => {
   t.ok(document.supportedProfile?.includes('https://interop.esante.gouv.fr/ig/fhir/pdsm/StructureDefinition/pdsm-comprehensive-document-reference'));
   const transaction = capability.rest![0].interaction?.find((i) => i.code === 'transaction');
   for (const profile of ['IHE.MHD.Minimal.ProvideBundle', 'IHE.MHD.Comprehensive.ProvideBundle', 'IHE.MHD.UnContained.Comprehensive.ProvideBundle', 'pdsm-comprehensive-provide-document-bundle']) t.match(transaction?.documentation, profile);
+  const backport = 'http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/';
   for (const resource of capability.rest![0].resource ?? []) {
-    t.same(resource.operation?.map((o) => [o.name, o.definition]), [['validate', 'http://hl7.org/fhir/OperationDefinition/Resource-validate']], resource.type);
+    const subscriptions = resource.type === 'Subscription' ? [['status', `${backport}backport-subscription-status`], ['events', `${backport}backport-subscription-events`], ['get-ws-binding-token', `${backport}backport-subscription-get-ws-binding-token`]] : [];
+    t.same(resource.operation?.map((o) => [o.name, o.definition]), [['validate', 'http://hl7.org/fhir/OperationDefinition/Resource-validate'], ...subscriptions], resource.type);
   }
   // Each declared operation is served, at type and instance level.
   const condition = { resourceType: 'Condition', subject: { reference: 'Patient/x' } };

@@ -183,6 +183,24 @@ t.test('every served type accepts an official example and reads it back', async 
   const own = { file: 'written here', resource: { resourceType: 'RelatedPerson', id: 'mother-1', patient: { reference: 'Patient/example' }, relationship: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-RoleCode', code: 'MTH' }] }] } as Resource };
   for (const type of SERVED_TYPES) {
     const first = type === 'RelatedPerson' ? own : examplesOf(type)[0];
+    if (type === 'Subscription') {
+      // HL7's R4 example is a criteria-based (R4 query) subscription; Carnet serves topic-based
+      // ones (the R5 Backport IG, docs/notifications.md) and refuses what it would not honour.
+      const refused = await fhir(app, 'PUT', `${type}/${first.resource.id}`, first.resource);
+      t.equal(refused.statusCode, 422, `${type} ${first.file}: refused, not stored and ignored`);
+      t.match(refused.body, /Subscription\.criteria/);
+      const topicBased = {
+        resourceType: 'Subscription',
+        status: 'requested',
+        reason: 'New documents',
+        criteria: 'https://carnet.example.org/fhir/SubscriptionTopic/document',
+        channel: { type: 'websocket', payload: 'application/fhir+json', _payload: { extension: [{ url: 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content', valueCode: 'id-only' }] } },
+      };
+      const created = await fhir(app, 'POST', type, topicBased);
+      t.equal(created.statusCode, 201, `${type} topic-based: ${created.statusCode === 201 ? '' : created.body.slice(0, 300)}`);
+      t.equal((await fhir(app, 'GET', `${type}/${json(created).id}`)).statusCode, 200);
+      continue;
+    }
     if (type === 'AuditEvent' || type === 'Consent') {
       // AuditEvents are the server's alone; a Consent is its patient's (docs/consent.md).
       const refused = await fhir(app, 'POST', type, first.resource);

@@ -1,7 +1,7 @@
 // The consent rules through the real HTTP API: one scenario per rule, then adversarial routes a
 // professional could try to learn that a hidden document exists.
 import t from 'tap';
-import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { Bundle, Communication, Resource } from '@medplum/fhirtypes';
 import { authorizationFor, fhir, json, testServer, type TestActor } from '../helpers.js';
 import { authorOf, seed } from '../seed.js';
 import { block, CONSULT, DISCHARGE, doc, emergencyOff, LAB, mask, permit, PRESCRIPTION } from './fixture.js';
@@ -228,8 +228,10 @@ t.test('a professional may record the patient\'s agreement to their care; the pa
   const created = await fhir(app, 'POST', 'Consent', consent, await as(newcomer));
   t.equal(created.statusCode, 201);
   t.equal(await status(newcomer, 'DocumentReference/doc-presc'), 200, 'the relationship exists now');
+  await app.notifier.drain();
   const inbox = json<Bundle>(await fhir(app, 'GET', 'Communication?recipient=Patient/p1', undefined, await as({ kind: 'patient', patient: 'p1' })));
-  t.ok(inbox.entry?.some((e) => JSON.stringify(e.resource).includes(`Consent/${json(created).id}`)), 'a notification reached the patient');
+  const notice = inbox.entry?.map((e) => e.resource as Communication).find((c) => c.reasonCode?.[0]?.coding?.[0]?.code === 'own-permit');
+  t.match(notice, { sender: { reference: 'Practitioner/dr-new' }, recipient: [{ reference: 'Patient/p1' }] }, 'a notification reached the patient');
   const { id: _o, ...blockOther } = block('unused', 'p1', 'Practitioner/dr-gp');
   t.equal((await fhir(app, 'POST', 'Consent', blockOther, await as(newcomer))).statusCode, 403, 'a professional records no other choice');
   const { id: _p, ...forOther } = permit('unused', 'p1', 'dr-someone-else');

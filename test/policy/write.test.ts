@@ -49,7 +49,7 @@ t.test('Consents: the patient side; a professional only their own permit, notifi
   t.equal(verdict({ actor: rep, action: 'delete', before: { resource: mask('m', 'pa', 'd') } }), 'permit');
   t.equal(verdict({ actor: vendor, action: 'create', after: permit('c', 'pa', 'dr-x') }), 403, 'a vendor system writes no choice');
   const own = write({ actor: doctor('dr-new'), action: 'create', after: permit('c', 'pa', 'dr-new') });
-  t.match(own, { permit: true, notify: { patientId: 'pa', what: 'own-permit' } });
+  t.match(own, { permit: true }, 'the patient hears of it from its access record (notify/access)');
   t.equal(verdict({ actor: doctor('dr-new'), action: 'create', after: permit('c', 'pa', 'dr-other') }), 403, 'a permit for another');
   t.equal(verdict({ actor: doctor('dr-new'), action: 'create', after: emergencyOff('c', 'pa') }), 403, 'another choice');
   const two = permit('c', 'pa', 'dr-new');
@@ -83,7 +83,7 @@ t.test('Patient: created by a system; elements each side may change', async (t) 
 
 t.test('the record\'s content: created with a care relationship, changed by its author only', async (t) => {
   t.equal(verdict({ actor: vendor, action: 'create', after: observation }), 'permit');
-  t.match(write({ actor: gp, action: 'create', after: observation }), { permit: true, emergency: false, notify: { patientId: 'pa', what: 'write' } }, 'the GP writes, the patient is told');
+  t.match(write({ actor: gp, action: 'create', after: observation }), { permit: true, emergency: false }, 'the GP writes (the patient hears of it from its access record: notify/access)');
   t.equal(verdict({ actor: doctor('stranger'), action: 'create', after: observation }), 404, 'no relationship');
   t.equal(verdict({ actor: doctor('stranger'), action: 'create', after: doc('d', 'pa', PRESCRIPTION, 'Practitioner/stranger') }), 404, 'naming oneself author is no relationship');
   t.match(write({ actor: doctor('er', { purposeOfUse: 'ETREAT' }), action: 'create', after: observation }), { permit: true, emergency: true });

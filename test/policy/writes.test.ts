@@ -4,7 +4,7 @@
 // pc with representative rp-1; professionals with and without relationships; an insurer; vendor
 // systems lab and his.
 import t from 'tap';
-import type { AuditEvent, Bundle, Consent, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle, Communication, Consent, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { authorizationFor, DIRECTORY_FEED, fhir, json, testServer, type TestActor } from '../helpers.js';
 import { seed } from '../seed.js';
 import { block, doc, LAB, mask, permit, PRESCRIPTION } from './fixture.js';
@@ -235,8 +235,14 @@ t.test('writing into a record needs a care relationship; the patient is told', a
   t.equal((await send(stranger, 'POST', 'Observation', observationOf('pb'))).statusCode, 404);
   const written = await send(gp, 'POST', 'Observation', observationOf('pa'));
   t.equal(written.statusCode, 201, 'the GP writes');
-  const inbox = json<Bundle>(await send(pa, 'GET', 'Communication?recipient=Patient/pa&_count=100'));
-  t.ok((inbox.entry ?? []).some((e) => JSON.stringify(e.resource).includes(`Observation/${json(written).id}`)), 'and the patient is notified');
+  await app.notifier.drain();
+  const inbox = json<Bundle>(await send(pa, 'GET', 'Communication?recipient=Patient/pa&category=notification&_count=100'));
+  const notices = (inbox.entry ?? []).map((e) => e.resource as Communication);
+  const notice = notices.find((c) => c.reasonCode?.[0]?.coding?.[0]?.code === 'write' && c.sender?.reference === 'Practitioner/dr-gp');
+  t.ok(notice, 'and the patient is notified');
+  // The notification names the access record of the write, which names the Observation.
+  const record = json<AuditEvent>(await send(pa, 'GET', notice?.about?.[0]?.reference ?? 'AuditEvent/none'));
+  t.ok(record.entity?.some((e) => e.what?.reference === `Observation/${json(written).id}`), 'whose access record names what was written');
   const er = doctor('dr-er', '10', { purpose: 'ETREAT' });
   t.equal((await send(er, 'POST', 'Observation', observationOf('pb'))).statusCode, 201, 'emergency access writes too');
 });
