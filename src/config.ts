@@ -109,7 +109,7 @@ export function loadConfig(env: Env = process.env): Config {
     subscriptionTimeoutMs: integer(env, 'CARNET_SUBSCRIPTION_TIMEOUT_MS', 10_000, 100, 120_000),
     subscriptionConcurrency: integer(env, 'CARNET_SUBSCRIPTION_CONCURRENCY', 4, 1, 64),
     notificationWindowSeconds: integer(env, 'CARNET_NOTIFICATION_WINDOW_S', 3600, 1, 7 * 24 * 3600),
-    notificationPollMs: integer(env, 'CARNET_NOTIFICATION_POLL_MS', 500, 10, 60_000),
+    notificationPollMs: integer(env, 'CARNET_NOTIFICATION_POLL_MS', 2_000, 10, 60_000),
     notificationLeaseMs: integer(env, 'CARNET_NOTIFICATION_LEASE_MS', 30_000, 1_000, 600_000),
   };
 }

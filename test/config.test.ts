@@ -37,7 +37,7 @@ t.test('subscription settings: no internal destination, 10 s and 4 per origin by
   t.equal(loadConfig({}).notificationWindowSeconds, 3600, 'one notification per hour by default');
   t.equal(loadConfig({ CARNET_NOTIFICATION_WINDOW_S: '600' }).notificationWindowSeconds, 600);
   t.throws(() => loadConfig({ CARNET_NOTIFICATION_WINDOW_S: '0' }), /CARNET_NOTIFICATION_WINDOW_S/);
-  t.equal(loadConfig({}).notificationPollMs, 500);
+  t.equal(loadConfig({}).notificationPollMs, 2_000);
   t.equal(loadConfig({}).notificationLeaseMs, 30_000);
   t.throws(() => loadConfig({ CARNET_NOTIFICATION_LEASE_MS: '10' }), /CARNET_NOTIFICATION_LEASE_MS/);
   t.throws(() => loadConfig({ CARNET_NOTIFICATION_POLL_MS: 'soon' }), /CARNET_NOTIFICATION_POLL_MS/);

@@ -55,6 +55,10 @@ const COMMUNICATION_TOPIC = 'https://carnet.example.org/fhir/SubscriptionTopic/c
 /** Identifies a notification's window (its key) so that the next access finds it. */
 export const WINDOW_SYSTEM = 'urn:carnet:notification-window';
 const CURSOR = 'notify';
+/** Deliveries a process takes at once (each to its endpoint, at most `concurrency` per origin at a time). */
+const CLAIM = 128;
+/** Window keys remembered between batches, at most. */
+const MAX_WINDOWS = 100_000;
 
 export interface NotifierSettings {
   /** Accesses by one agent to one record of one kind within this window form one notification. */
@@ -82,12 +86,12 @@ export interface NotifierSettings {
 
 export const DEFAULT_NOTIFIER: Omit<NotifierSettings, 'allow'> = {
   windowMs: 3_600_000,
-  pollMs: 500,
+  pollMs: 2_000,
   leaseMs: 30_000,
   maxAttempts: 6,
   retryBaseMs: 1_000,
   retryMaxMs: 600_000,
-  batch: 500,
+  batch: 200,
   timeoutMs: 10_000,
   concurrency: 4,
 };
@@ -190,6 +194,12 @@ export class Notifier {
   private subscriptions: { stamp: number; active: Active[]; byTopic: Map<string, TopicSubscribers> } | undefined;
   /** When each subscription last got something from this process (heartbeats). */
   private readonly lastSent = new Map<string, number>();
+  /**
+   * When the last notification of each window key was sent (null: none), as of the cursor
+   * position `windowsAt`: one search per key, not one per access, while this process derives.
+   */
+  private readonly windows = new Map<string, string | null>();
+  private windowsAt = -1;
 
   private readonly store: Store;
   private readonly policy: Policy;
@@ -268,7 +278,8 @@ export class Notifier {
 
   private round(): Promise<void> {
     return this.exclusive(async () => {
-      while ((await this.fanOut()) >= this.settings.batch);
+      // Batch after batch, each after a turn of the event loop: the requests waiting meanwhile go first.
+      while ((await this.fanOut()) >= this.settings.batch) await new Promise((resolve) => setImmediate(resolve));
       while ((await this.deliverDue()) > 0);
       await this.heartbeats();
     });
@@ -284,7 +295,9 @@ export class Notifier {
     if (changes.length === 0) return 0;
     const ops: WriteOp[] = [];
     const subscribed = await this.subscribed();
-    const batch = { opened: new Map<string, string>(), patients: new Map<string, Patient | undefined>() };
+    // The windows this process knows stay true while no other process derived since its last batch.
+    if (from !== this.windowsAt || this.windows.size > MAX_WINDOWS) this.windows.clear();
+    const batch = { opened: this.windows, patients: new Map<string, Patient | undefined>() };
     for (const { version } of changes) {
       const resource = version.resource;
       if (!resource) continue; // a delete: topics fire on the status changes that precede it
@@ -294,14 +307,17 @@ export class Notifier {
       }
       await this.topicEvents(version as Version & { resource: Resource }, subscribed.byTopic, ops);
     }
-    ops.push({ kind: 'cursor', name: CURSOR, from, to: changes[changes.length - 1].seq });
+    const to = changes[changes.length - 1].seq;
+    ops.push({ kind: 'cursor', name: CURSOR, from, to });
     try {
       await this.store.transact(ops, this.now());
     } catch (error) {
+      this.windowsAt = -1;
       // Another process derived these changes first: nothing to do.
       if (error instanceof WriteConflict) return 0;
       throw error;
     }
+    this.windowsAt = to;
     return changes.length;
   }
 
@@ -396,7 +412,7 @@ export class Notifier {
   private async notices(
     version: Version & { resource: Resource },
     subscribers: TopicSubscribers | undefined,
-    batch: { opened: Map<string, string>; patients: Map<string, Patient | undefined> },
+    batch: { opened: Map<string, string | null>; patients: Map<string, Patient | undefined> },
     ops: WriteOp[],
   ): Promise<void> {
     for (const notice of noticesOf(version.resource as Parameters<typeof noticesOf>[0])) {
@@ -409,8 +425,9 @@ export class Notifier {
       const delivery = deliveryOf(notice, preferencesOf(patient));
       if (delivery === 'none') continue;
       const key = windowKey(notice);
-      const last = batch.opened.get(key) ?? (await this.lastOpened(key));
-      if (!opensNotification(notice, last, this.settings.windowMs)) continue;
+      let last = batch.opened.get(key);
+      if (last === undefined) batch.opened.set(key, (last = (await this.lastOpened(key)) ?? null));
+      if (!opensNotification(notice, last ?? undefined, this.settings.windowMs)) continue;
       batch.opened.set(key, notice.at);
       const communication = { ...notificationOf(notice, await this.whoIs(notice), randomUUID()), identifier: [{ system: WINDOW_SYSTEM, value: key }] };
       ops.push({ kind: 'create', resource: communication, index: indexEntries(communication), creator: NOTIFICATION_CREATOR });
@@ -457,8 +474,8 @@ export class Notifier {
   /** Claims the due heads of the queues this process delivers and delivers them; answers how many. */
   async deliverDue(): Promise<number> {
     const now = this.now();
-    const items = [...(await this.store.queue.claim(this.owner, now, this.settings.leaseMs, 32, 'hook/'))];
-    for (const id of this.hub?.bound() ?? []) items.push(...(await this.store.queue.claim(this.owner, now, this.settings.leaseMs, 32, `ws/${id}/`)));
+    const items = [...(await this.store.queue.claim(this.owner, now, this.settings.leaseMs, CLAIM, 'hook/'))];
+    for (const id of this.hub?.bound() ?? []) items.push(...(await this.store.queue.claim(this.owner, now, this.settings.leaseMs, CLAIM, `ws/${id}/`)));
     await Promise.all(items.map((item) => this.deliverOne(item)));
     return items.length;
   }
