@@ -161,14 +161,20 @@ export async function assertReadable(ctx: FhirContext, granted: Access, result: 
 
 /** The versions of a page the actor may see (defence in depth: the query was already restricted). */
 export async function visible(ctx: FhirContext, granted: Access, versions: Version[], log: (message: string) => void): Promise<Version[]> {
-  const kept: Version[] = [];
+  const candidates: (Version & { resource: Resource })[] = [];
   for (const version of versions) {
     if (!version.resource) continue;
-    const verdict = await policyVerdict(ctx, granted, version.resource, version.creator, `${version.type}/${version.id}`);
-    if (!(verdict instanceof FhirError)) kept.push(version);
+    if (await reachable(ctx, granted, version.resource)) candidates.push(version as Version & { resource: Resource });
+    else log(`policy: ${version.type}/${version.id} matched a restricted query outside the token's compartment`);
+  }
+  // One consent state read per patient of the page (Policy.decideAll), as decide() would decide each.
+  const decisions = await ctx.policy.decideAll(granted.actor, candidates.map((v) => ({ resource: v.resource, ...(v.creator !== undefined ? { creator: v.creator } : {}) })));
+  const kept: Version[] = [];
+  candidates.forEach((version, i) => {
+    if (decisions[i].permit) kept.push(version);
     // The query restriction and decide() must agree; a disagreement is a bug worth a loud log.
     else log(`policy: ${version.type}/${version.id} matched a restricted query but decide() refused it`);
-  }
+  });
   return kept;
 }
 

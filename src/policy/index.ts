@@ -100,6 +100,29 @@ export class Policy {
   }
 
   /**
+   * decide() for each of several resources (a page of results): each patient's consent state is
+   * read once for them all (one stamp read per patient, not one per resource), then each is
+   * decided as decide() would. The page is one answer, decided at one moment.
+   */
+  async decideAll(actor: Actor, items: readonly { resource: Resource; creator?: string }[]): Promise<Decision[]> {
+    const states = new Map<string, Promise<ConsentState>>();
+    const stateFor = (patientId: string) => {
+      let state = states.get(patientId);
+      if (!state) states.set(patientId, (state = this.stateOf(patientId)));
+      return state;
+    };
+    const now = this.instant();
+    return Promise.all(
+      items.map(async ({ resource, creator }) => {
+        if (resource.resourceType === 'Binary') return this.decide(actor, resource, creator);
+        const patientId = patientOf(resource);
+        const state = patientId !== undefined ? await stateFor(patientId) : undefined;
+        return decide({ actor, action: 'read', resource, ...(state ? { state } : {}), ...(creator !== undefined ? { creator } : {}), mayRead, now });
+      }),
+    );
+  }
+
+  /**
    * May `actor` make this change: create `after`, replace `before` with `after`, or delete
    * `before`? What is replaced or deleted must first be readable (a hidden one answers 404).
    */
@@ -205,6 +228,10 @@ export class Policy {
 export class NoPolicyForBenchmark extends Policy {
   override async decide(): Promise<Decision> {
     return PERMIT;
+  }
+
+  override async decideAll(_actor: Actor, items: readonly unknown[]): Promise<Decision[]> {
+    return items.map(() => PERMIT);
   }
 
   override async decideWrite(): Promise<Decision> {
