@@ -29,7 +29,7 @@ import type { Bundle, Communication, HumanName, Organization, Patient, Practitio
 import type { Actor } from '../auth/actor.js';
 import { authorize } from '../auth/authorize.js';
 import { compartmentFree, inCompartment, patientOf } from '../policy/compartment.js';
-import { NOTIFICATION_CREATOR } from '../policy/decide.js';
+import { CONFIDENTIAL_FROM_REPRESENTATIVES, hasLabel, NOTIFICATION_CREATOR } from '../policy/decide.js';
 import type { Policy } from '../policy/index.js';
 import { SUBSCRIPTIONS_STAMP } from '../policy/index.js';
 import { professionDisplay } from '../policy/matrix.js';
@@ -424,12 +424,19 @@ export class Notifier {
       if (!patient) continue;
       const delivery = deliveryOf(notice, preferencesOf(patient));
       if (delivery === 'none') continue;
-      const key = windowKey(notice);
+      // An access to what is kept from the patient's representatives is notified apart, and its
+      // notification is kept from them too (as its access record is: docs/consent.md).
+      const confidential = hasLabel(version.resource, CONFIDENTIAL_FROM_REPRESENTATIVES);
+      const key = `${windowKey(notice)}${confidential ? ' confidential' : ''}`;
       let last = batch.opened.get(key);
       if (last === undefined) batch.opened.set(key, (last = (await this.lastOpened(key)) ?? null));
       if (!opensNotification(notice, last ?? undefined, this.settings.windowMs)) continue;
       batch.opened.set(key, notice.at);
-      const communication = { ...notificationOf(notice, await this.whoIs(notice), randomUUID()), identifier: [{ system: WINDOW_SYSTEM, value: key }] };
+      const communication = {
+        ...notificationOf(notice, await this.whoIs(notice), randomUUID()),
+        identifier: [{ system: WINDOW_SYSTEM, value: key }],
+        ...(confidential ? { meta: { security: [CONFIDENTIAL_FROM_REPRESENTATIVES] } } : {}),
+      };
       ops.push({ kind: 'create', resource: communication, index: indexEntries(communication), creator: NOTIFICATION_CREATOR });
       if (delivery !== 'push') continue;
       for (const subscription of this.candidates(subscribers, communication)) {

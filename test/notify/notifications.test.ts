@@ -73,12 +73,13 @@ await seed(server.store, [
   { resourceType: 'Patient', id: 'p1', generalPractitioner: [{ reference: 'Practitioner/dr-gp' }], name: [{ family: 'Durand' }] },
   { resourceType: 'Patient', id: 'p2', name: [{ family: 'Petit' }] },
   doc('doc-seen', 'p1', LAB, 'Organization/org-lab'),
+  doc('doc-secret', 'p1', LAB, 'Organization/org-lab', { meta: { security: [{ system: 'urn:carnet:security', code: 'confidential-from-representatives' }] } }),
 ] as Resource[]);
 // What seeding wrote is no access: start the feed after it.
 await drain();
 
 const get = async (actor: TestActor, url: string) => fhir(app, 'GET', url, undefined, await as(actor));
-const inbox = async (patient = P1) => {
+const inbox = async (patient: TestActor = P1) => {
   const res = await get(patient, 'Communication?category=notification&_sort=-sent&_count=100');
   return (json<Bundle>(res).entry ?? []).map((e) => e.resource as Communication);
 };
@@ -87,7 +88,7 @@ const kinds = (list: Communication[]) => list.map((c) => c.reasonCode?.[0]?.codi
 t.test('the patient hears of a professional\'s accesses, once per hour, emergencies at once', async (t) => {
   const before = (await inbox()).length;
   t.equal((await get(GP, 'DocumentReference/doc-seen')).statusCode, 200);
-  t.equal((await get(GP, 'DocumentReference?patient=p1')).statusCode, 200);
+  t.equal((await get(GP, 'DocumentReference?patient=p1&_id=doc-seen')).statusCode, 200);
   advance(10 * 60_000);
   t.equal((await get(GP, 'Patient/p1')).statusCode, 200);
   await drain();
@@ -125,6 +126,19 @@ t.test('a document pushed by a lab is notified; professionals never see the noti
   t.equal(seen.total ?? seen.entry?.length ?? 0, 0, 'the GP\'s search finds none of them');
   t.equal((await get(GP, `Communication/${latest.id}`)).statusCode, 404, 'nor reads one');
   t.equal((await fhir(app, 'DELETE', `Communication/${latest.id}`, undefined, await as(P1))).statusCode, 403, 'the patient cannot rewrite the server\'s notification');
+});
+
+t.test('an access to what is kept from the representatives is notified to the patient alone', async (t) => {
+  const MUM: TestActor = { kind: 'representative', relatedPerson: 'mum', patients: ['p1'] };
+  const before = await inbox(MUM);
+  t.equal((await get(GP, 'DocumentReference/doc-secret')).statusCode, 200);
+  await drain();
+  const mine = await inbox();
+  const secret = mine.find((c) => c.meta?.security?.some((s) => s.code === 'confidential-from-representatives'));
+  t.ok(secret, 'the patient is told, in a notification of its own (not coalesced with the other reads of the hour)');
+  const theirs = await inbox(MUM);
+  t.same(theirs.map((c) => c.id), before.map((c) => c.id), 'the representative\'s inbox shows nothing of it');
+  t.equal((await get(MUM, `Communication/${secret?.id}`)).statusCode, 404);
 });
 
 t.test('the patient chooses what reaches them, but not for emergencies', async (t) => {
