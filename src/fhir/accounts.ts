@@ -84,11 +84,15 @@ async function enrol(ctx: FhirContext, req: FhirRequest): Promise<FhirResponse> 
   const people = parametersOf(req, 'enrol').filter((p) => p.name === 'patient');
   if (people.length === 0) throw new Invalid('$enrol needs at least one "patient" parameter (resource: a Patient with an INS)');
   if (people.length > MAX_ENROL) throw new Invalid(`At most ${MAX_ENROL} people in one $enrol`);
-  const answers: ParametersParameter[] = [];
-  for (const [i, parameter] of people.entries()) {
+  // Every person is checked before anyone is enrolled: a call refused for one of them enrols nobody.
+  const checked = people.map((parameter, i) => {
     const incoming = incomingResource(parameter.resource, 'Patient') as Patient;
     const ins = insOf(incoming);
     if (ins === undefined) throw new Invalid(`patient ${i}: an account is enrolled by INS (identifier with system ${INS_SYSTEM})`, `Parameters.parameter[${i}].resource.identifier`);
+    return { incoming, ins };
+  });
+  const answers: ParametersParameter[] = [];
+  for (const { incoming, ins } of checked) {
     // Identity by INS (fhir/access identityMatch): the feed learns the id, not the record.
     const existing = await ctx.store.search(byIns(ins), { count: 1 });
     const match = existing.matches[0];

@@ -137,6 +137,10 @@ t.test('enrolment is refused without an INS, and to anyone but a system', async 
   const noIns = await call(FEED, 'POST', 'Patient/$enrol', { resourceType: 'Parameters', parameter: [{ name: 'patient', resource: { resourceType: 'Patient', name: [{ family: 'X' }] } }] });
   t.equal(noIns.statusCode, 400);
   t.match(diagnostics(noIns), /enrolled by INS/);
+  const mixed = await call(FEED, 'POST', 'Patient/$enrol', { resourceType: 'Parameters', parameter: [{ name: 'patient', resource: personOf('100000000000007', 'Valid') }, { name: 'patient', resource: { resourceType: 'Patient' } }] });
+  t.equal(mixed.statusCode, 400);
+  t.match(diagnostics(mixed), /patient 1/);
+  t.equal((await store.search({ types: ['Patient'], where: [{ kind: 'token', param: 'identifier', values: [{ system: INS, code: '100000000000007' }] }], sort: [] }, { count: 1 })).matches.length, 0, 'a refused call enrols nobody');
   const { id } = enrolled.get('100000000000001') as { id: string };
   const byPerson = await call(person(id), 'POST', 'Patient/$enrol', { resourceType: 'Parameters', parameter: [{ name: 'patient', resource: personOf('100000000000009', 'Self') }] });
   t.equal(byPerson.statusCode, 403);
@@ -154,6 +158,8 @@ t.test('a push during the notified weeks is kept, and professionals do not see i
   t.equal((await call(GP, 'GET', `Patient/${id}`)).statusCode, 404);
   t.equal(json<Bundle>(await call(GP, 'GET', `DocumentReference?patient=${id}&_total=accurate`)).total, 0, 'nor finds it');
   t.equal((await call(person(id), 'GET', `DocumentReference/${doc}`)).statusCode, 200, 'the person reads it');
+  const observation = { resourceType: 'Observation', status: 'final', code: { text: 'weight' }, subject: { reference: `Patient/${id}` } };
+  t.equal((await call(GP, 'POST', 'Observation', observation)).statusCode, 404, 'the GP writes nothing into it either');
   t.context.doc = doc;
 });
 
@@ -236,6 +242,11 @@ t.test('closing: professionals read nothing any more, the person still does, not
   t.equal(await blobOf('closed-account-report'), undefined, 'no blob was written');
   const single = await call(FEED, 'POST', 'DocumentReference', { resourceType: 'DocumentReference', status: 'current', subject: { reference: `Patient/${id}` }, content: [{ attachment: { contentType: 'text/plain', url: 'http://example.org/x' } }] });
   t.equal(single.statusCode, 403, 'a single document neither');
+  const doc = (await store.search({ types: ['DocumentReference'], where: [{ kind: 'reference', param: 'patient', values: [{ targetType: 'Patient', targetId: id }] }], sort: [] }, { count: 1 })).matches[0].id;
+  const bytes = await call(FEED, 'POST', 'Binary', { resourceType: 'Binary', contentType: 'text/plain', data: Buffer.from('closed-account-binary').toString('base64'), securityContext: { reference: `DocumentReference/${doc}` } });
+  t.equal(bytes.statusCode, 403, 'nor bytes for one of its documents');
+  t.match(diagnostics(bytes), /closed/);
+  t.equal(await blobOf('closed-account-binary'), undefined, 'and no blob was written');
   const again = await call(person(id), 'POST', `Patient/${id}/$close`, params({}));
   t.equal(again.statusCode, 409);
   t.match(diagnostics(again), /closed/);
