@@ -10,7 +10,7 @@ import { accountOf, hashProvisionalCode, provisionalCodeMatches, transition, wit
 import { creatorKey } from '../policy/decide.js';
 import { indexEntries } from '../search/extract.js';
 import type { SearchPlan } from '../search/types.js';
-import { FhirError, Invalid, NotFound } from '../base/outcome.js';
+import { Conflict, Forbidden, Invalid, NotFound, type FhirError } from '../base/outcome.js';
 import { access, assertAllowed, assertWrite, previousOf } from './access.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { newId } from './body.js';
@@ -29,8 +29,8 @@ const CODE_LENGTH = 12;
 
 /** A refused transition as an error: 403 when the proof is wrong, else 409 (the account's state). Its stable code leads the diagnostics. */
 function refusal(result: Extract<Transition, { ok: false }>): FhirError {
-  const forbidden = result.code === 'ACCOUNT_PROOF';
-  return new FhirError(forbidden ? 403 : 409, [{ code: forbidden ? 'forbidden' : 'business-rule', diagnostics: `${result.code}: ${result.reason}` }]);
+  const diagnostics = `${result.code}: ${result.reason}`;
+  return result.code === 'ACCOUNT_PROOF' ? new Forbidden(diagnostics) : new Conflict(diagnostics);
 }
 
 /** The Parameters body of an operation (400 otherwise). */
