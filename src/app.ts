@@ -18,11 +18,14 @@ import { loadTopics, type TopicRegistry } from './notify/topics.js';
 import { WsHub } from './notify/websocket.js';
 import { DEFAULT_NOTIFIER, Notifier, type NotifierSettings } from './notify/notifier.js';
 import { parseAllowList } from './notify/rest-hook.js';
+import { AccountScheduler, type AccountSchedulerSettings } from './accounts/scheduler.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Derives and delivers notifications (notify/notifier); main.ts starts it, tests may drain it. */
     notifier: Notifier;
+    /** Opens accounts whose objection window ended and archives closed ones (accounts/); main.ts starts it, tests run it. */
+    accounts: AccountScheduler;
   }
 }
 
@@ -49,6 +52,7 @@ export interface AppDeps {
   /** Benchmark harness only (never configuration): run without consent checks and audit records. */
   benchmarkWithoutPolicyAndAudit?: boolean;
   notifications?: NotificationSettings;
+  accounts?: Partial<AccountSchedulerSettings>;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9\-_.]{1,64}$/;
@@ -101,7 +105,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     log: (message) => app.log.warn(message),
   });
   app.decorate('notifier', notifier);
+  const accounts = new AccountScheduler({ store: ctx.store, now, baseUrl: () => ctx.baseUrl, ...(deps.accounts ? { settings: deps.accounts } : {}), log: (message) => app.log.warn(message) });
+  app.decorate('accounts', accounts);
   app.addHook('onClose', async () => {
+    await accounts.stop();
     await notifier.stop();
     hub.close?.();
   });

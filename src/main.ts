@@ -79,6 +79,7 @@ async function main(config: Config): Promise<void> {
   await app.ready();
   // Every process derives and delivers notifications; cursors and leases keep them apart.
   app.notifier.start();
+  app.accounts.start();
   await new Promise<void>((resolve, reject) => {
     app.server.once('error', reject);
     app.server.listen({ port: config.port, host: config.host }, () => resolve());

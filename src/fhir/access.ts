@@ -3,7 +3,7 @@
 // interaction calls these before it reads or writes, so that batch and transaction entries are
 // checked exactly like requests.
 
-import type { Resource, Subscription } from '@medplum/fhirtypes';
+import type { Patient, Resource, Subscription } from '@medplum/fhirtypes';
 import { subscriptionWrite } from './subscriptions.js';
 import { authorize, type Access } from '../auth/authorize.js';
 import type { Actor } from '../auth/actor.js';
@@ -11,6 +11,7 @@ import type { Permission } from '../auth/scopes.js';
 import { compartmentCondition, compartmentFree, inCompartment, patientOf, securityContextOf } from '../policy/compartment.js';
 import { CONFIDENTIAL_FROM_REPRESENTATIVES, hasLabel, type Decision, type WriteAction } from '../policy/decide.js';
 import type { KnownPatients } from '../policy/known.js';
+import { withDerivedActive, type AccountEventKind } from '../policy/account.js';
 import type { ReadResult, SearchPage, SearchQuery, Version, WriteOp } from '../store/port.js';
 import type { Condition, SearchPlan } from '../search/types.js';
 import type { FhirContext, FhirRequest } from './context.js';
@@ -128,11 +129,12 @@ export async function previousOf(ctx: FhirContext, result: ReadResult): Promise<
 
 /**
  * Throws unless the actor may make this write (policy/write.ts): create `after`, replace
- * `before` with `after`, or delete `before`. What it replaces must be readable (else 404, like a
+ * `before` with `after`, or delete `before`; `account`: the account transition it carries (the
+ * account operations alone set it). What it replaces must be readable (else 404, like a
  * resource that does not exist), and the new content must stay inside the token's compartments.
  * Returns the permit with its obligations (the stamps it bumps, the writes that go with it).
  */
-export async function assertWrite(ctx: FhirContext, granted: Access, action: WriteAction, change: { before?: Previous; after?: Resource }, what: string): Promise<Permit> {
+export async function assertWrite(ctx: FhirContext, granted: Access, action: WriteAction, change: { before?: Previous; after?: Resource; account?: AccountEventKind }, what: string): Promise<Permit> {
   const { before, after } = change;
   // What it replaces must be readable before anything else is said of the write, so that a
   // hidden resource answers as a missing one, whatever the new content.
@@ -142,6 +144,8 @@ export async function assertWrite(ctx: FhirContext, granted: Access, action: Wri
   if (decision.permit) {
     // What the server itself sets on a Subscription, and the handshake it asks for (fhir/subscriptions).
     if (after?.resourceType === 'Subscription') return { ...decision, ops: subscriptionWrite(ctx, granted.actor, after as Subscription, before?.resource as Subscription | undefined) };
+    // The server sets a Patient's `active` from its account (policy/account.ts).
+    if (after?.resourceType === 'Patient') Object.assign(after, withDerivedActive(after as Patient));
     return decision;
   }
   throw await refusal(ctx, refusalError(decision, what), after ?? (before as Previous).resource, what);

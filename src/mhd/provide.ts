@@ -4,7 +4,7 @@
 // written, or complete it (attachment size and hash, Binary.securityContext, superseding).
 
 import crypto from 'node:crypto';
-import type { Attachment, Binary, Bundle, DocumentReference, List, Patient, Reference, Resource } from '@medplum/fhirtypes';
+import type { Attachment, Binary, Bundle, DocumentReference, List, Reference, Resource } from '@medplum/fhirtypes';
 import type { FhirContext, FhirRequest, TransactionCheck, TransactionEntry } from '../fhir/context.js';
 import { isSubmissionSet, MHD_LIST_TYPES } from '../audit/ihe.js';
 import { pointerOf } from '../fhir/binary.js';
@@ -91,7 +91,8 @@ async function knownPatient(ctx: FhirContext, entry: TransactionEntry, subject: 
   }
   const read = await ctx.store.read('Patient', id);
   if (read.kind !== 'found') throw broken(entry, 'subject-known', `subject ${reference} is not a patient known to Carnet`, element);
-  if ((read.version.resource as Patient).active === false) throw broken(entry, 'account-open', `the record of ${reference} is closed: no document can be added`, element);
+  // Whether the account takes documents (not once objected, closed or archived) is the policy's
+  // to decide, for every write path alike (policy/write.ts): each document's create is refused.
   return reference;
 }
 

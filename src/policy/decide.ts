@@ -7,6 +7,7 @@ import type { Actor } from '../auth/actor.js';
 import { inForce, rulesOf, type ConsentRule, type ConsentState } from './consents.js';
 import { DIRECTORY, OWNED_TYPES } from './compartment.js';
 import type { DocumentFacts } from './matrix.js';
+import { accountOf, type AccountState } from './account.js';
 
 export type Action = 'read' | 'create' | 'update' | 'delete';
 /** The actions that change something. */
@@ -117,8 +118,10 @@ export interface CareAccess {
   emergency: boolean;
   /** The patient blocks the professional or their organisation. */
   blocked: boolean;
-  /** The account is closed (Patient.active false). */
+  /** The account is not open (notified, objected, closed...: Patient.active false, derived from it). */
   closed: boolean;
+  /** The account's state (policy/account.ts), named in refusals the professional may see. */
+  account: AccountState | undefined;
 }
 
 /** The rules of a state in force at `now`. */
@@ -134,7 +137,10 @@ export function careAccess(actor: PractitionerActor, state: ConsentState, now: n
     permitted: rules.some((r) => r.kind === 'care-relationship' && r.practitionerId === actor.practitionerId),
     emergency: actor.purposeOfUse === 'ETREAT' && !rules.some((r) => r.kind === 'emergency-off'),
     blocked: rules.some((r) => r.kind === 'block' && ((r.target.type === 'Practitioner' && r.target.id === actor.practitionerId) || (r.target.type === 'Organization' && r.target.id === actor.organizationId))),
+    // Patient.active is derived from the account (true only when open) and changed by nothing
+    // else, so that restrict.ts's condition on `active` says the same as this.
     closed: state.patient?.active === false,
+    account: state.patient ? accountOf(state.patient).state : undefined,
   };
 }
 
@@ -147,7 +153,7 @@ export function recordRefusal(care: CareAccess, author = false): Decision | unde
   if (!care.exists) return hidden('no such patient');
   if (!care.gp && !care.permitted && !author && !care.emergency) return hidden('no care relationship with this patient');
   if (care.blocked) return hidden('the patient has blocked this professional or their organisation');
-  if (care.closed) return hidden('the patient\'s account is closed');
+  if (care.closed) return hidden(`the patient's account is ${care.account ?? 'closed'}`);
   return undefined;
 }
 

@@ -12,6 +12,7 @@ import { patientOf, securityContextOf } from './compartment.js';
 import { rulesOf, stateOf, type ConsentState } from './consents.js';
 import { creatorKey, decide, PERMIT, type Decision, type WriteAction } from './decide.js';
 import { decideWrite } from './write.js';
+import type { AccountEventKind } from './account.js';
 import { mayRead, readableTypes } from './matrix.js';
 import { policyConditions } from './restrict.js';
 import { pinnedPatients, type KnownPatients } from './known.js';
@@ -126,8 +127,8 @@ export class Policy {
    * May `actor` make this change: create `after`, replace `before` with `after`, or delete
    * `before`? What is replaced or deleted must first be readable (a hidden one answers 404).
    */
-  async decideWrite(actor: Actor, action: WriteAction, change: { before?: { resource: Resource; creator?: string }; after?: Resource }): Promise<Decision> {
-    const { before, after } = change;
+  async decideWrite(actor: Actor, action: WriteAction, change: { before?: { resource: Resource; creator?: string }; after?: Resource; account?: AccountEventKind }): Promise<Decision> {
+    const { before, after, account } = change;
     if (before) {
       const read = await this.decide(actor, before.resource, before.creator);
       if (!read.permit) return read;
@@ -139,7 +140,7 @@ export class Policy {
     }
     const patientId = patientOf(subject);
     const state = patientId !== undefined ? await this.stateOf(patientId) : undefined;
-    const decision = decideWrite({ actor, action, ...(before ? { before } : {}), ...(after ? { after } : {}), ...(state ? { state } : {}), now: this.instant() });
+    const decision = decideWrite({ actor, action, ...(before ? { before } : {}), ...(after ? { after } : {}), ...(state ? { state } : {}), ...(account ? { account } : {}), now: this.instant() });
     if (!decision.permit) return decision;
     if (after?.resourceType === 'Consent') {
       const foreign = await this.foreignMasks(after as Consent);

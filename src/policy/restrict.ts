@@ -40,7 +40,8 @@ function patientConditions(actor: Practitioner, withRelationship: boolean, now: 
   const me: ReferenceValue = { targetType: 'Practitioner', targetId: actor.practitionerId };
   const blockers: ReferenceValue[] = [me, ...(actor.organizationId ? [{ targetType: 'Organization', targetId: actor.organizationId }] : [])];
   const conditions: Condition[] = [
-    // The account is open.
+    // The account is open: Patient.active is derived from the account's state (policy/account.ts),
+    // true only when open, so a notified, objected, closed or archived account is excluded too.
     { kind: 'token', param: 'active', values: [{ code: 'false' }], not: true },
     // The patient has not blocked this professional or their organisation.
     { kind: 'not', condition: activeConsents('deny', [{ kind: 'reference', param: 'actor', values: blockers }], now) },

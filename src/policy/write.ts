@@ -9,11 +9,13 @@
 // - Consent: the patient and their representatives; a professional only records a permit naming
 //   themselves alone (the patient is notified); a Consent the engine would not enforce is 422.
 // - Patient: created by a system (identity or enrolment feed); changed by the patient side or by
-//   the system that created it, except `active` (the account's state) and `identifier` (the INS)
-//   that only that system changes, and `generalPractitioner` that only the patient side changes.
-//   Deleted only by the system that created it.
+//   the system that created it, except `identifier` (the INS) that only that system changes,
+//   `generalPractitioner` that only the patient side changes, and the account (its extension and
+//   `active`, policy/account.ts) that only the account operations change, each by its own actor
+//   (ACCOUNT_ACTORS). Deleted only by the system that created it.
 // - The record's content (documents and every other resource of the patient compartment):
-//   created by a system, by the patient side (a document they deposit names them as author), or
+//   nothing is created or changed in an objected, closed, archived or purged account (403 naming
+//   the state); otherwise created by a system, by the patient side (a document they deposit names them as author), or
 //   by a professional with a care relationship or emergency access (the patient is notified);
 //   changed or deleted by its author only, and never moved to another record or re-authored.
 // - Binary: with a securityContext, as writable as that resource; its bytes change by their creator.
@@ -22,6 +24,7 @@
 
 import type { Consent, Patient, Resource } from '@medplum/fhirtypes';
 import { preferenceIssues } from './preferences.js';
+import { ACCOUNT_EXTENSION, accountOf, acceptsPushes, activeAgrees, type AccountEventKind } from './account.js';
 import type { Actor } from '../auth/actor.js';
 import { grantsFor, type Permission } from '../auth/scopes.js';
 import { consentIssues, rulesOf, type ConsentState } from './consents.js';
@@ -50,8 +53,25 @@ export interface WriteInput {
   after?: Resource;
   /** The consent state of the patient whose record is written (the resource's patient). */
   state?: ConsentState;
+  /** The account transition this write of a Patient carries: set by the account operations alone (fhir/accounts.ts). */
+  account?: AccountEventKind;
   now: number;
 }
+
+/**
+ * Who makes each account transition (docs/accounts.md). Empty: the server's scheduler alone, which
+ * writes through the store (accounts/scheduler.ts), never through a client's request.
+ */
+export const ACCOUNT_ACTORS: Record<AccountEventKind, readonly Actor['kind'][]> = {
+  enrol: ['system'],
+  activate: ['patient', 'representative'],
+  object: ['patient', 'representative'],
+  // The person, or at their death the feed that created the Patient.
+  close: ['patient', 'representative', 'system'],
+  'window-ended': [],
+  archive: [],
+  purge: [],
+};
 
 const PERMISSION: Record<WriteAction, Permission> = { create: 'c', update: 'u', delete: 'd' };
 
@@ -101,13 +121,38 @@ function consentWrite(input: WriteInput): Decision {
   if (!state?.patient) return hidden('no such patient');
   const care = careAccess(actor, state, input.now);
   if (care.blocked) return hidden('the patient has blocked this professional or their organisation');
-  if (care.closed) return hidden('the patient\'s account is closed');
+  if (care.closed) return hidden(`the patient's account is ${care.account ?? 'closed'}`);
+  return PERMIT;
+}
+
+/** The account extension of a Patient, for comparison. */
+function accountElement(resource: Resource | undefined): unknown {
+  return (resource as Patient | undefined)?.extension?.find((e) => e.url === ACCOUNT_EXTENSION);
+}
+
+/** A write carrying an account transition: its actor's, and nothing but the account changes. */
+function accountWrite(input: WriteInput & { account: AccountEventKind }): Decision {
+  const { actor, action, before, after, account } = input;
+  const allowed = ACCOUNT_ACTORS[account];
+  if (!allowed.includes(actor.kind)) return refused(allowed.length > 0 ? `${account} is done by ${allowed.join(' or ')}` : `${account} is done by the server's scheduler`);
+  if (action === 'create') return account === 'enrol' ? PERMIT : refused(`${account} changes an existing account`);
+  if (account === 'enrol' || !before || !after) return refused(`${account} changes an existing account`);
+  // At death the feed closes the account it enrolled; nobody else's.
+  if (actor.kind === 'system' && before.creator !== creatorKey(actor)) return refused('an account is closed by the person, or at their death by the feed that enrolled them');
+  const { extension: _a, active: _b, meta: _c, ...restBefore } = before.resource as Patient;
+  const { extension: _d, active: _e, meta: _f, ...restAfter } = after as Patient;
+  const others = (r: Resource) => ((r as Patient).extension ?? []).filter((e) => e.url !== ACCOUNT_EXTENSION);
+  if (!sameJson(restBefore, restAfter) || !sameJson(others(before.resource), others(after))) return refused(`${account} changes the account and nothing else`);
   return PERMIT;
 }
 
 function patientWrite(input: WriteInput): Decision {
   const { actor, action, before, after } = input;
-  if (action === 'create') return actor.kind === 'system' ? PERMIT : refused('a Patient is created by the identity or enrolment feed (a system), not by a person');
+  if (input.account !== undefined) return accountWrite({ ...input, account: input.account });
+  if (action === 'create') {
+    if (actor.kind !== 'system') return refused('a Patient is created by the identity or enrolment feed (a system), not by a person');
+    return accountElement(after) === undefined ? PERMIT : refused(`an account (${ACCOUNT_EXTENSION}) is created by POST [base]/Patient/$enrol, not written`);
+  }
   const mine = actor.kind === 'system' && before?.creator === creatorKey(actor);
   if (action === 'delete') return mine ? PERMIT : refused('an account is closed through its lifecycle, not deleted');
   if (!mine && !patientSide(actor)) return refused('the Patient resource is changed by the patient, their representative or the feed that created it');
@@ -116,13 +161,16 @@ function patientWrite(input: WriteInput): Decision {
     if (issues.length > 0) return { permit: false, status: 422, reason: issues.map((i) => i.diagnostics).join('; '), issues };
   }
   if (before && after) {
-    // Until the account lifecycle has its own interactions, the feed that created the Patient (the
-    // enrolment feed) is the one that opens and closes the account.
-    const protectedElements = mine ? ['generalPractitioner'] : ['active', 'identifier'];
+    const protectedElements = mine ? ['generalPractitioner'] : ['identifier'];
     const fixed = changed(before.resource, after, protectedElements);
+    // The account (its extension, and `active` derived from it) changes through its operations
+    // alone (docs/accounts.md). An update that leaves `active` out keeps it (the server sets it).
+    if (!sameJson(accountElement(before.resource), accountElement(after))) fixed.push('extension');
+    else if (accountOf(before.resource as Patient).state !== accountOf(after as Patient).state || !activeAgrees(after as Patient)) fixed.push('active');
     if (fixed.length > 0) {
       const why: Record<string, string> = {
-        active: 'active is the account\'s state, changed only by the account lifecycle (the enrolment feed)',
+        active: 'active is the account\'s state, changed only by the account operations ($activate, $object, $close)',
+        extension: `the account (${ACCOUNT_EXTENSION}) is changed only by the account operations ($activate, $object, $close)`,
         generalPractitioner: 'only the patient (or their representative) chooses their general practitioner',
         identifier: 'the identifiers (INS) are set by the identity feed',
       };
@@ -132,10 +180,25 @@ function patientWrite(input: WriteInput): Decision {
   return PERMIT;
 }
 
+/**
+ * Whether the patient's account takes this content (a create or a change): not once objected,
+ * closed, archived or purged. Undefined when it does. The refusal names the state.
+ */
+function accountRefusal(state: ConsentState | undefined): Decision | undefined {
+  if (!state?.patient) return undefined;
+  const account = accountOf(state.patient).state;
+  return acceptsPushes(account) ? undefined : refused(`the account of Patient/${state.patientId} is ${account}: nothing is written into it`);
+}
+
 /** Writes of the record's content: documents and every other resource of a patient compartment. */
 function recordWrite(input: WriteInput): Decision {
   const { actor, action, before, after, state, now } = input;
   const type = (after ?? before?.resource)?.resourceType;
+  // A professional without access learns nothing of the account: recordRefusal hides it below.
+  if (after && actor.kind !== 'practitioner') {
+    const closed = accountRefusal(state);
+    if (closed) return closed;
+  }
   if (action === 'create') {
     switch (actor.kind) {
       case 'system':

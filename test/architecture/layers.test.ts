@@ -38,9 +38,11 @@ const ALLOWED: Graph = {
   audit: ['base', 'search', 'store', 'auth'],
   // Topic-based subscriptions: topics, Subscription checks, notification Bundles, the channels.
   notify: ['base', 'search', 'store', 'auth', 'audit', 'policy'],
+  // The account lifecycle's scheduled work (the transitions themselves are policy/account.ts).
+  accounts: ['base', 'search', 'store', 'auth', 'audit', 'policy'],
   fhir: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify', '/generated', '/conformance', '/package.json'],
   mhd: ['base', 'search', 'store', 'audit', 'fhir'],
-  [APP]: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify', 'fhir', 'mhd'],
+  [APP]: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify', 'accounts', 'fhir', 'mhd'],
   // The operator's commands read config.ts; app.ts and main.ts never import them.
   cli: ['base', 'store', 'auth', APP],
   // The conformance runner talks HTTP to a server; it only mints development tokens.

@@ -41,15 +41,15 @@ t.test('a transaction is all or nothing: one invalid entry rolls every entry bac
 
 t.test('a transaction failing on a stale If-Match answers 412 and keeps nothing', async (t) => {
   await fhir(app, 'PUT', 'Patient/tx-lock', { resourceType: 'Patient', id: 'tx-lock' });
-  await fhir(app, 'PUT', 'Patient/tx-lock', { resourceType: 'Patient', id: 'tx-lock', active: true });
+  await fhir(app, 'PUT', 'Patient/tx-lock', { resourceType: 'Patient', id: 'tx-lock', gender: 'female' });
   const res = await fhir(app, 'POST', '/fhir', tx([
     { resource: { resourceType: 'Patient', identifier: [{ value: 'tx-lock-side' }] }, request: { method: 'POST', url: 'Patient' } },
-    { resource: { resourceType: 'Patient', id: 'tx-lock', active: false }, request: { method: 'PUT', url: 'Patient/tx-lock', ifMatch: 'W/"1"' } },
+    { resource: { resourceType: 'Patient', id: 'tx-lock', gender: 'male' }, request: { method: 'PUT', url: 'Patient/tx-lock', ifMatch: 'W/"1"' } },
   ]));
   t.equal(res.statusCode, 412);
   t.match(json(res), { issue: [{ diagnostics: /Bundle\.entry\[1\]/ }] });
   t.equal(json<Bundle>(await fhir(app, 'GET', 'Patient?identifier=tx-lock-side')).total, 0);
-  t.equal(json<Patient>(await fhir(app, 'GET', 'Patient/tx-lock')).active, true);
+  t.equal(json<Patient>(await fhir(app, 'GET', 'Patient/tx-lock')).gender, 'female');
 });
 
 t.test('a transaction touching one resource twice is refused', async (t) => {

@@ -134,7 +134,7 @@ t.test('the subject must be a patient known to Carnet, with an open record', asy
   await rejected(t, provide({ patient: 'Patient/nobody' }), 422, /subject Patient\/nobody is not a patient known to Carnet.*rule subject-known/);
   await rejected(t, provide({ patient: 'Organization/ex-organization' }), 422, /rule subject-patient/);
   await fhir(app, 'PUT', 'Patient/closed', { resourceType: 'Patient', id: 'closed', active: false });
-  await rejected(t, provide({ patient: 'Patient/closed' }), 422, /record of Patient\/closed is closed.*rule account-open/);
+  await rejected(t, provide({ patient: 'Patient/closed' }), 403, /account of Patient\/closed is closed/);
   const unknownIns = provide({ patient: `Patient?identifier=${INS_SYSTEM}|999999999999999` });
   await rejected(t, unknownIns, 412, /conditional reference .* matches no resource/);
 });

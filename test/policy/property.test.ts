@@ -771,10 +771,16 @@ function writeVerdict(rules: Rules, world: World, a: Attempt): Verdict {
     if (!mine && !patientSide(reader)) return 403;
     const b = before as unknown as Record<string, unknown>;
     const n = a.after as unknown as Record<string, unknown>;
-    const fixed = mine ? ['generalPractitioner'] : ['active', 'identifier'];
-    return fixed.some((e) => !same(b[e], n[e])) ? 403 : 'ok';
+    const fixed = mine ? ['generalPractitioner'] : ['identifier'];
+    // The account (here `active`: these Patients predate the account extension) changes through its operations alone.
+    const accountChanged = (b.active === false) !== (n.active === false);
+    return accountChanged || fixed.some((e) => !same(b[e], n[e])) ? 403 : 'ok';
   }
-  // The record's content.
+  // The record's content: nothing is written into a closed account but by a professional, who learns nothing (below).
+  if (a.after && reader.kind !== 'practitioner') {
+    const patientId = rules.patientOf(a.after);
+    if (patientId !== undefined && (rules.current(`Patient/${patientId}`) as { active?: boolean } | undefined)?.active === false) return 403;
+  }
   if (action === 'create') {
     if (reader.kind === 'system') return 'ok';
     if (patientSide(reader)) return a.type === 'DocumentReference' && !authoredByPatientSide(rules.authors(a.after as Resource)) ? 403 : 'ok';

@@ -7,6 +7,7 @@ import { parseScopes } from '../../src/auth/scopes.js';
 import { consentIssues, inForce, rulesOf, stateOf } from '../../src/policy/consents.js';
 import { decideWrite, sameJson, type WriteInput } from '../../src/policy/write.js';
 import { block, doc, emergencyOff, mask, permit, PRESCRIPTION } from './fixture.js';
+import { withAccount, type AccountState } from '../../src/policy/account.js';
 
 const grants = parseScopes('system/*.cruds');
 const common = { grants: parseScopes('user/*.cruds'), issuer: 'test', subject: 's' };
@@ -62,6 +63,38 @@ t.test('Consents: the patient side; a professional only their own permit, notifi
   t.match(refused, { permit: false, status: 422, issues: [{ expression: 'Consent.provision.provision' }] }, 'an unenforceable shape is 422, naming the element');
 });
 
+t.test('the account: changed only by its operations, each by its own actor', async (t) => {
+  const mine = { resource: withAccount(patient, { state: 'notified', objectionEnds: '2026-07-13T12:00:00.000Z' }) as Resource, creator: 'client:lab' };
+  const opened = withAccount(patient, { state: 'open' }) as Resource;
+  for (const actor of [pa, rep, vendor]) t.equal(verdict({ actor, action: 'update', before: mine, after: opened }), 403, `a plain update by the ${actor.kind} does not change the account`);
+  t.match(write({ actor: pa, action: 'update', before: mine, after: opened }), { reason: /account operations/ });
+  t.equal(verdict({ actor: vendor, action: 'create', after: mine.resource }), 403, 'a plain create does not make an account');
+  t.equal(verdict({ actor: vendor, action: 'create', after: mine.resource, account: 'enrol' }), 'permit', 'the enrolment feed enrols');
+  t.equal(verdict({ actor: pa, action: 'create', after: mine.resource, account: 'enrol' }), 403, 'a person does not enrol');
+  t.equal(verdict({ actor: pa, action: 'update', before: mine, after: opened, account: 'activate' }), 'permit', 'the person activates');
+  t.equal(verdict({ actor: rep, action: 'update', before: mine, after: opened, account: 'object' }), 'permit', 'their representative objects');
+  t.equal(verdict({ actor: vendor, action: 'update', before: mine, after: opened, account: 'activate' }), 403, 'a system does not activate');
+  t.equal(verdict({ actor: gp, action: 'update', before: mine, after: opened, account: 'close' }), 403, 'a professional does not close');
+  t.equal(verdict({ actor: vendor, action: 'update', before: mine, after: opened, account: 'close' }), 'permit', 'the enrolling feed closes at death');
+  t.equal(verdict({ actor: { ...vendor, clientId: 'other' }, action: 'update', before: mine, after: opened, account: 'close' }), 403, 'another feed does not');
+  t.equal(verdict({ actor: vendor, action: 'update', before: mine, after: opened, account: 'window-ended' }), 403, 'the scheduler\'s transitions are nobody else\'s');
+  t.equal(verdict({ actor: pa, action: 'update', before: mine, after: { ...opened, gender: 'other' } as Resource, account: 'activate' }), 403, 'a transition changes the account alone');
+});
+
+t.test('the record takes content until the account closes; the refusal names the state', async (t) => {
+  const at = (s: AccountState) => state([], withAccount(patient, { state: s }) as Resource);
+  for (const s of ['notified', 'open'] as const) {
+    t.equal(verdict({ actor: vendor, action: 'create', after: observation, state: at(s) }), 'permit', `a push into a ${s} account`);
+  }
+  for (const s of ['objected', 'closed', 'archived', 'purged'] as const) {
+    const refusedPush = write({ actor: vendor, action: 'create', after: observation, state: at(s) });
+    t.match(refusedPush, { permit: false, status: 403, reason: new RegExp(`account of Patient/pa is ${s}`) }, `no push into a ${s} account`);
+    t.equal(verdict({ actor: pa, action: 'create', after: observation, state: at(s) }), 403, `nor by the patient (${s})`);
+  }
+  t.match(write({ actor: gp, action: 'create', after: observation, state: at('notified') }), { permit: false, status: 404, reason: /notified/ }, 'a professional writes into an open account only, and learns nothing');
+  t.match(write({ actor: gp, action: 'create', after: observation, state: at('closed') }), { permit: false, status: 404, reason: /closed/ });
+});
+
 t.test('Patient: created by a system; elements each side may change', async (t) => {
   t.equal(verdict({ actor: vendor, action: 'create', after: patient as Resource }), 'permit');
   t.equal(verdict({ actor: pa, action: 'create', after: patient as Resource }), 403);
@@ -73,7 +106,7 @@ t.test('Patient: created by a system; elements each side may change', async (t) 
   t.equal(verdict({ actor: pa, action: 'update', before: mine, after: changed({ active: false }) }), 403, 'the patient does not flip active');
   t.equal(verdict({ actor: pa, action: 'update', before: mine, after: changed({ identifier: [{ system: 'urn:oid:1.2.250.1.213.1.4.8', value: '2' }] }) }), 403, 'nor the INS');
   t.equal(verdict({ actor: vendor, action: 'update', before: mine, after: changed({ generalPractitioner: [{ reference: 'Practitioner/dr-x' }] }) }), 403, 'the feed does not choose the GP');
-  t.equal(verdict({ actor: vendor, action: 'update', before: mine, after: changed({ active: false }) }), 'permit', 'the enrolment feed opens and closes the account');
+  t.equal(verdict({ actor: vendor, action: 'update', before: mine, after: changed({ active: false }) }), 403, 'nor the feed: the account changes through its operations');
   t.equal(verdict({ actor: { ...vendor, clientId: 'other' }, action: 'update', before: mine, after: changed({ name: [{ family: 'X' }] }) }), 403, 'another system');
   t.equal(verdict({ actor: doctor('gp'), action: 'update', before: mine, after: changed({ generalPractitioner: [{ reference: 'Practitioner/gp' }, { reference: 'Practitioner/friend' }] }) }), 403, 'a professional changes no Patient');
   t.equal(verdict({ actor: pa, action: 'delete', before: mine }), 403);

@@ -1,0 +1,210 @@
+// policy/account: the life of a patient's account (docs/accounts.md) as data on their Patient and
+// one pure transition function. Pure: no clock, no store; the caller passes `now` and whether the
+// provisional code and INS the person gave match (provisionalCodeMatches), and writes the result.
+//
+//   (none) --enrol--> notified --activate / window-ended--> open --close--> closed --archive--> archived --purge--> purged
+//                     notified --object (before the window ends)--> objected
+//
+// The state lives in an extension of Patient (ACCOUNT_EXTENSION); Patient.active is derived from
+// it (true only when open), so that every rule and query that reads `active` reads the account.
+// A Patient without the extension was written before accounts had a lifecycle: its state is read
+// from `active` (false: closed, else open).
+
+import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import type { Extension, Patient } from '@medplum/fhirtypes';
+
+export const ACCOUNT_EXTENSION = 'https://carnet.example.org/fhir/StructureDefinition/account';
+
+export type AccountState = 'notified' | 'open' | 'objected' | 'closed' | 'archived' | 'purged';
+
+export const ACCOUNT_STATES: readonly AccountState[] = ['notified', 'open', 'objected', 'closed', 'archived', 'purged'];
+
+/** The account as stored on the Patient. Instants are ISO strings. */
+export interface Account {
+  state: AccountState;
+  /** When the objection window ends (notified): the scheduler opens the account then. */
+  objectionEnds?: string;
+  /** `scrypt$<salt>$<hash>` of the provisional code (notified only; never the code). */
+  provisionalCode?: string;
+  /** When the account was closed (closed, archived). */
+  closedAt?: string;
+  /** Why: the person, or their death. */
+  closedBy?: 'person' | 'death';
+  /** When the account was archived (archived): the ten years of keeping count from here. */
+  archivedAt?: string;
+}
+
+const DAY = 86_400_000;
+/** The objection window: six weeks from the notification. */
+export const OBJECTION_WINDOW_MS = 42 * DAY;
+/** A closed account stays closed (the person may still export their record) this long, then is archived. */
+export const ARCHIVE_GRACE_MS = 30 * DAY;
+/** An archive is kept ten years (of 365.25 days), then purged. */
+export const ARCHIVE_KEPT_MS = Math.round(10 * 365.25 * DAY);
+
+export type AccountEvent =
+  | { kind: 'enrol'; provisionalCode: string }
+  | { kind: 'activate'; codeMatches: boolean; insMatches: boolean }
+  | { kind: 'object' }
+  | { kind: 'window-ended' }
+  | { kind: 'close'; by: 'person' | 'death' }
+  | { kind: 'archive' }
+  | { kind: 'purge' };
+
+export type AccountEventKind = AccountEvent['kind'];
+
+/** Stable codes of refused transitions (clients match the code, not the sentence). */
+export type AccountRefusalCode = 'ACCOUNT_EXISTS' | 'ACCOUNT_STATE' | 'ACCOUNT_WINDOW_ENDED' | 'ACCOUNT_WINDOW_OPEN' | 'ACCOUNT_PROOF' | 'ACCOUNT_TOO_EARLY';
+
+export type Transition = { ok: true; account: Account } | { ok: false; code: AccountRefusalCode; reason: string; state: AccountState | undefined };
+
+/** The states each event leaves from (undefined: no account yet). */
+const FROM: Record<AccountEventKind, readonly (AccountState | undefined)[]> = {
+  enrol: [undefined],
+  activate: ['notified'],
+  object: ['notified'],
+  'window-ended': ['notified'],
+  close: ['open'],
+  archive: ['closed'],
+  purge: ['archived'],
+};
+
+const at = (ms: number) => new Date(ms).toISOString();
+
+function refuse(code: AccountRefusalCode, reason: string, state: AccountState | undefined): Transition {
+  return { ok: false, code, reason, state };
+}
+
+/**
+ * The next state of `account` after `event` at `now` (epoch ms), or why the event is refused.
+ * Every refusal names the account's state.
+ */
+export function transition(account: Account | undefined, event: AccountEvent, now: number): Transition {
+  const state = account?.state;
+  if (!FROM[event.kind].includes(state)) {
+    if (event.kind === 'enrol') return refuse('ACCOUNT_EXISTS', `the account already exists (${state})`, state);
+    const from = FROM[event.kind].filter((s): s is AccountState => s !== undefined).join(' or ');
+    return refuse('ACCOUNT_STATE', `${event.kind} applies to an account that is ${from}; this one is ${state ?? 'not enrolled'}`, state);
+  }
+  switch (event.kind) {
+    case 'enrol':
+      return { ok: true, account: { state: 'notified', objectionEnds: at(now + OBJECTION_WINDOW_MS), provisionalCode: event.provisionalCode } };
+    case 'activate':
+      // One answer for either mismatch: the refusal does not tell which of the two was wrong.
+      if (!event.codeMatches || !event.insMatches) return refuse('ACCOUNT_PROOF', 'the provisional code or the INS does not match this account (notified)', state);
+      return { ok: true, account: { state: 'open' } };
+    case 'object':
+      if (windowEnded(account as Account, now)) return refuse('ACCOUNT_WINDOW_ENDED', `the objection window ended on ${(account as Account).objectionEnds} (account notified, opening)`, state);
+      return { ok: true, account: { state: 'objected' } };
+    case 'window-ended':
+      if (!windowEnded(account as Account, now)) return refuse('ACCOUNT_WINDOW_OPEN', `the objection window runs until ${(account as Account).objectionEnds} (account notified)`, state);
+      return { ok: true, account: { state: 'open' } };
+    case 'close':
+      return { ok: true, account: { state: 'closed', closedAt: at(now), closedBy: event.by } };
+    case 'archive': {
+      const due = archiveDue(account as Account);
+      if (due === undefined || now < Date.parse(due)) return refuse('ACCOUNT_TOO_EARLY', `a closed account is archived ${ARCHIVE_GRACE_MS / DAY} days after it closed (${due ?? 'closing date unknown'}); account closed`, state);
+      return { ok: true, account: { state: 'archived', closedAt: (account as Account).closedAt as string, archivedAt: at(now) } };
+    }
+    case 'purge': {
+      const due = purgeDue(account as Account);
+      if (due === undefined || now < Date.parse(due)) return refuse('ACCOUNT_TOO_EARLY', `an archive is kept ten years, until ${due ?? 'an unknown date'}; account archived`, state);
+      return { ok: true, account: { state: 'purged' } };
+    }
+  }
+}
+
+function windowEnded(account: Account, now: number): boolean {
+  return account.objectionEnds !== undefined && now >= Date.parse(account.objectionEnds);
+}
+
+/** When a closed account is due to be archived. */
+export function archiveDue(account: Account): string | undefined {
+  return account.closedAt !== undefined ? at(Date.parse(account.closedAt) + ARCHIVE_GRACE_MS) : undefined;
+}
+
+/** When an archived account is due to be purged. */
+export function purgeDue(account: Account): string | undefined {
+  return account.archivedAt !== undefined ? at(Date.parse(account.archivedAt) + ARCHIVE_KEPT_MS) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What each state allows (read by write.ts and decide.ts)
+
+/** Whether documents pushed for the patient are kept: from enrolment until the account closes. */
+export function acceptsPushes(state: AccountState): boolean {
+  return state === 'notified' || state === 'open';
+}
+
+// ---------------------------------------------------------------------------------------------
+// The account as Patient data
+
+/** The account of a Patient: its extension, or for a Patient written before it, `active`. */
+export function accountOf(patient: Patient): Account {
+  const extension = patient.extension?.find((e) => e.url === ACCOUNT_EXTENSION);
+  if (!extension) return { state: patient.active === false ? 'closed' : 'open' };
+  const part = (url: string) => extension.extension?.find((e) => e.url === url);
+  const state = part('state')?.valueCode as AccountState | undefined;
+  if (!state || !ACCOUNT_STATES.includes(state)) throw new Error(`Patient/${patient.id}: the account extension has no valid state`);
+  const account: Account = { state };
+  const objectionEnds = part('objectionEnds')?.valueDateTime;
+  const provisionalCode = part('provisionalCode')?.valueString;
+  const closedAt = part('closedAt')?.valueDateTime;
+  const closedBy = part('closedBy')?.valueCode;
+  const archivedAt = part('archivedAt')?.valueDateTime;
+  if (objectionEnds !== undefined) account.objectionEnds = objectionEnds;
+  if (provisionalCode !== undefined) account.provisionalCode = provisionalCode;
+  if (closedAt !== undefined) account.closedAt = closedAt;
+  if (closedBy === 'person' || closedBy === 'death') account.closedBy = closedBy;
+  if (archivedAt !== undefined) account.archivedAt = archivedAt;
+  return account;
+}
+
+/** The Patient with this account: the extension replaced, `active` derived (true only when open). */
+export function withAccount(patient: Patient, account: Account): Patient {
+  const parts: Extension[] = [{ url: 'state', valueCode: account.state }];
+  if (account.objectionEnds !== undefined) parts.push({ url: 'objectionEnds', valueDateTime: account.objectionEnds });
+  if (account.provisionalCode !== undefined) parts.push({ url: 'provisionalCode', valueString: account.provisionalCode });
+  if (account.closedAt !== undefined) parts.push({ url: 'closedAt', valueDateTime: account.closedAt });
+  if (account.closedBy !== undefined) parts.push({ url: 'closedBy', valueCode: account.closedBy });
+  if (account.archivedAt !== undefined) parts.push({ url: 'archivedAt', valueDateTime: account.archivedAt });
+  const others = (patient.extension ?? []).filter((e) => e.url !== ACCOUNT_EXTENSION);
+  return { ...patient, extension: [...others, { url: ACCOUNT_EXTENSION, extension: parts }], active: account.state === 'open' };
+}
+
+/** Whether a Patient's `active`, when given, is the one its account derives (true only when open). */
+export function activeAgrees(patient: Patient): boolean {
+  return patient.active === undefined || patient.active === (accountOf(patient).state === 'open');
+}
+
+/**
+ * The Patient as stored: `active` set from its account, so that every rule and query reading
+ * `active` reads the account (an update leaving it out does not reopen a notified account).
+ * A Patient without the account extension is left as it is.
+ */
+export function withDerivedActive(patient: Patient): Patient {
+  if (!patient.extension?.some((e) => e.url === ACCOUNT_EXTENSION)) return patient;
+  return { ...patient, active: accountOf(patient).state === 'open' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The provisional code: only a salted scrypt hash is stored
+
+/** The stored form of a provisional code: `scrypt$<salt, base64>$<hash, base64>`. */
+export function hashProvisionalCode(code: string, salt: Buffer = randomBytes(16)): string {
+  return `scrypt$${salt.toString('base64')}$${scryptSync(normalizedCode(code), salt, 32).toString('base64')}`;
+}
+
+/** Whether `code` is the provisional code whose hash is `stored` (constant time). */
+export function provisionalCodeMatches(stored: string | undefined, code: string): boolean {
+  const [scheme, salt, hash] = stored?.split('$') ?? [];
+  if (scheme !== 'scrypt' || !salt || !hash) return false;
+  const expected = Buffer.from(hash, 'base64');
+  const actual = scryptSync(normalizedCode(code), Buffer.from(salt, 'base64'), expected.length);
+  return timingSafeEqual(expected, actual);
+}
+
+/** A code as printed on a letter: case and spaces or dashes do not matter. */
+function normalizedCode(code: string): string {
+  return code.replace(/[\s-]/g, '').toUpperCase();
+}

@@ -1,0 +1,126 @@
+// The account state machine (policy/account.ts) with plain values: every transition, every refused
+// one with its stable code and the state it names, the Patient extension's round trip, and the
+// provisional code's hash.
+import t from 'tap';
+import type { Patient } from '@medplum/fhirtypes';
+import {
+  ACCOUNT_EXTENSION,
+  ACCOUNT_STATES,
+  ARCHIVE_GRACE_MS,
+  ARCHIVE_KEPT_MS,
+  OBJECTION_WINDOW_MS,
+  accountOf,
+  hashProvisionalCode,
+  provisionalCodeMatches,
+  transition,
+  withAccount,
+  type Account,
+  type AccountEvent,
+  type AccountState,
+} from '../../src/policy/account.js';
+
+const T0 = Date.parse('2027-01-04T09:00:00.000Z');
+const DAY = 86_400_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+const notified: Account = { state: 'notified', objectionEnds: iso(T0 + OBJECTION_WINDOW_MS), provisionalCode: 'scrypt$x$y' };
+const open: Account = { state: 'open' };
+const closed: Account = { state: 'closed', closedAt: iso(T0), closedBy: 'person' };
+const archived: Account = { state: 'archived', closedAt: iso(T0), archivedAt: iso(T0 + ARCHIVE_GRACE_MS) };
+const proof = { kind: 'activate', codeMatches: true, insMatches: true } as const;
+
+t.test('enrol makes a notified account whose window ends six weeks later', async (t) => {
+  const next = transition(undefined, { kind: 'enrol', provisionalCode: 'scrypt$a$b' }, T0);
+  t.same(next, { ok: true, account: { state: 'notified', objectionEnds: iso(T0 + 42 * DAY), provisionalCode: 'scrypt$a$b' } });
+});
+
+t.test('activate opens a notified account with the right code and INS, and forgets the code', async (t) => {
+  t.same(transition(notified, proof, T0 + DAY), { ok: true, account: { state: 'open' } });
+});
+
+t.test('activate is refused with a wrong code or a wrong INS, naming neither', async (t) => {
+  for (const event of [{ ...proof, codeMatches: false }, { ...proof, insMatches: false }]) {
+    const next = transition(notified, event, T0 + DAY);
+    t.match(next, { ok: false, code: 'ACCOUNT_PROOF', state: 'notified' });
+    t.match(next, { reason: /provisional code or the INS/ });
+  }
+});
+
+t.test('object makes a notified account objected, until the window ends', async (t) => {
+  t.same(transition(notified, { kind: 'object' }, T0 + 41 * DAY), { ok: true, account: { state: 'objected' } });
+  t.match(transition(notified, { kind: 'object' }, T0 + 42 * DAY), { ok: false, code: 'ACCOUNT_WINDOW_ENDED', state: 'notified' });
+});
+
+t.test('window-ended opens a notified account once the window ended, not before', async (t) => {
+  t.match(transition(notified, { kind: 'window-ended' }, T0 + 42 * DAY - 1), { ok: false, code: 'ACCOUNT_WINDOW_OPEN', state: 'notified' });
+  t.same(transition(notified, { kind: 'window-ended' }, T0 + 42 * DAY), { ok: true, account: { state: 'open' } });
+});
+
+t.test('close closes an open account, by the person or at death', async (t) => {
+  t.same(transition(open, { kind: 'close', by: 'person' }, T0), { ok: true, account: { state: 'closed', closedAt: iso(T0), closedBy: 'person' } });
+  t.same(transition(open, { kind: 'close', by: 'death' }, T0), { ok: true, account: { state: 'closed', closedAt: iso(T0), closedBy: 'death' } });
+});
+
+t.test('archive archives a closed account after the grace period, not before', async (t) => {
+  t.match(transition(closed, { kind: 'archive' }, T0 + ARCHIVE_GRACE_MS - 1), { ok: false, code: 'ACCOUNT_TOO_EARLY', state: 'closed' });
+  t.same(transition(closed, { kind: 'archive' }, T0 + ARCHIVE_GRACE_MS), { ok: true, account: { state: 'archived', closedAt: iso(T0), archivedAt: iso(T0 + ARCHIVE_GRACE_MS) } });
+});
+
+t.test('purge purges an archive after ten years, not before', async (t) => {
+  const since = T0 + ARCHIVE_GRACE_MS;
+  t.ok(ARCHIVE_KEPT_MS >= 3652 * DAY, 'ten years');
+  t.match(transition(archived, { kind: 'purge' }, since + ARCHIVE_KEPT_MS - 1), { ok: false, code: 'ACCOUNT_TOO_EARLY', state: 'archived' });
+  t.same(transition(archived, { kind: 'purge' }, since + ARCHIVE_KEPT_MS), { ok: true, account: { state: 'purged' } });
+});
+
+t.test('every event from a state it does not leave is refused, naming the state', async (t) => {
+  const accounts: Record<AccountState, Account> = { notified, open, objected: { state: 'objected' }, closed, archived, purged: { state: 'purged' } };
+  const events: AccountEvent[] = [
+    { kind: 'enrol', provisionalCode: 'h' },
+    proof,
+    { kind: 'object' },
+    { kind: 'window-ended' },
+    { kind: 'close', by: 'person' },
+    { kind: 'archive' },
+    { kind: 'purge' },
+  ];
+  const allowed: Record<AccountEvent['kind'], AccountState | undefined> = { enrol: undefined, activate: 'notified', object: 'notified', 'window-ended': 'notified', close: 'open', archive: 'closed', purge: 'archived' };
+  let refusals = 0;
+  for (const state of ACCOUNT_STATES) {
+    for (const event of events) {
+      if (allowed[event.kind] === state) continue;
+      const next = transition(accounts[state], event, T0 + 20 * 365 * DAY);
+      t.match(next, { ok: false, code: event.kind === 'enrol' ? 'ACCOUNT_EXISTS' : 'ACCOUNT_STATE', state }, `${event.kind} from ${state}`);
+      if (!next.ok) t.match(next.reason, state);
+      refusals++;
+    }
+  }
+  for (const event of events.filter((e) => e.kind !== 'enrol')) t.match(transition(undefined, event, T0), { ok: false, code: 'ACCOUNT_STATE', reason: /not enrolled/ }, `${event.kind} without an account`);
+  t.equal(refusals, 36);
+});
+
+t.test('the account is stored on the Patient and active is derived from it', async (t) => {
+  const patient: Patient = { resourceType: 'Patient', id: 'p', extension: [{ url: 'http://other', valueString: 'kept' }], active: true };
+  for (const account of [notified, open, closed, archived]) {
+    const written = withAccount(patient, account);
+    t.same(accountOf(written), account, `${account.state} round trip`);
+    t.equal(written.active, account.state === 'open', `active is ${account.state === 'open'} when ${account.state}`);
+    t.same(written.extension?.[0], { url: 'http://other', valueString: 'kept' }, 'other extensions are kept');
+    t.equal(written.extension?.filter((e) => e.url === ACCOUNT_EXTENSION).length, 1, 'one account extension');
+  }
+});
+
+t.test('a Patient written before accounts reads its state from active', async (t) => {
+  t.same(accountOf({ resourceType: 'Patient' }), { state: 'open' });
+  t.same(accountOf({ resourceType: 'Patient', active: true }), { state: 'open' });
+  t.same(accountOf({ resourceType: 'Patient', active: false }), { state: 'closed' });
+});
+
+t.test('the provisional code is kept as a salted hash, matched whatever its case and dashes', async (t) => {
+  const stored = hashProvisionalCode('ABCD-EFGH-JKMN');
+  t.notMatch(stored, /ABCD/);
+  t.not(stored, hashProvisionalCode('ABCD-EFGH-JKMN'), 'salted: two hashes of one code differ');
+  t.ok(provisionalCodeMatches(stored, 'abcd efgh jkmn'));
+  t.notOk(provisionalCodeMatches(stored, 'ABCD-EFGH-JKMP'));
+  t.notOk(provisionalCodeMatches(undefined, 'ABCD-EFGH-JKMN'), 'no code kept: nothing matches');
+});
