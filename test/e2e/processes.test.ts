@@ -79,16 +79,13 @@ const SCRIPT: Step[] = [
   // A read answered by process 2 is in the access log the patient reads through process 0 at once.
   { via: 2, actor: gp, method: 'GET', url: 'DocumentReference/mp-doc-b', expect: { status: 200 } },
   { via: 0, actor: patient, method: 'GET', url: 'AuditEvent?patient=mp-p1&subtype=read&_count=200', expect: { gpReadOf: 'DocumentReference/mp-doc-b' } },
-  // The account closed through process 0 (by the enrolment feed that created it): no professional
-  // reads anything, through any process.
-  { via: 0, actor: loader, method: 'PUT', url: 'Patient/mp-p1', body: patientResource(false), expect: { status: 200 } },
+  // The account closed through process 0 (by the person, $close: docs/accounts.md): no professional
+  // reads anything, and nothing more is pushed into it, through any process.
+  { via: 0, actor: patient, method: 'POST', url: 'Patient/mp-p1/$close', body: () => ({ resourceType: 'Parameters' }) as Resource, expect: { status: 200 } },
   { via: 1, actor: gp, method: 'GET', url: 'DocumentReference/mp-doc-b' },
   { via: 2, actor: gp, method: 'GET', url: 'DocumentReference?patient=mp-p1&_count=50', expect: { ids: [] } },
+  { via: 2, actor: lab, method: 'POST', url: 'DocumentReference', body: () => doc('ignored', 'mp-p1', LAB, 'Organization/mp-lab-org'), expect: { status: 403 } },
   { via: 1, actor: patient, method: 'GET', url: 'DocumentReference?_count=50', expect: { ids: ['mp-doc-a', 'mp-doc-b', '{pushed}'] } },
-  // Reopened through process 2.
-  { via: 2, actor: loader, method: 'PUT', url: 'Patient/mp-p1', body: patientResource(true), expect: { status: 200 } },
-  { via: 1, actor: gp, method: 'GET', url: 'DocumentReference/mp-doc-b', expect: { status: 200 } },
-  { via: 0, actor: gp, method: 'GET', url: 'DocumentReference?patient=mp-p1&_count=50', expect: { ids: ['mp-doc-a', 'mp-doc-b', '{pushed}'] } },
 ];
 
 async function authorization(dataDir: string, actor: TestActor): Promise<string> {
