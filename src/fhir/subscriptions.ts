@@ -19,13 +19,6 @@ import type { Operation } from './operations.js';
 
 const BACKPORT_OPERATIONS = 'http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/';
 
-/** The references a patient-side actor may filter on: their own record(s). */
-function ownPatients(actor: Actor): string[] | undefined {
-  if (actor.kind === 'patient') return [actor.patientId];
-  if (actor.kind === 'representative') return actor.patientIds;
-  return undefined;
-}
-
 /**
  * Called for every permitted write of a Subscription (fhir/access assertWrite), whatever the path
  * (create, update, patch, batch, transaction): checks it (422), sets its status and owner in
@@ -33,14 +26,15 @@ function ownPatients(actor: Actor): string[] | undefined {
  */
 export function subscriptionWrite(ctx: FhirContext, actor: Actor, after: Subscription, before: Subscription | undefined): WriteOp[] {
   const spec = validateSubscription(after, ctx.topics);
-  const own = ownPatients(actor);
+  // A patient-side actor may filter on their own record(s) only: their compartment.
+  const own = actor.kind === 'patient' || actor.kind === 'representative' ? compartmentPatients(actor) : undefined;
   if (own) {
     // A patient (or their representative) subscribes to their own record.
     for (const filter of spec.filters) {
       for (const criterion of filter.criteria) {
         if (criterion.parameter !== 'patient' && criterion.parameter !== 'subject') continue;
         const foreign = criterion.values.filter((v) => !own.some((id) => v === `Patient/${id}` || v === id || v.endsWith(`/Patient/${id}`)));
-        if (foreign.length > 0) throw new Forbidden(`A patient subscribes to their own record: ${foreign.join(', ')} is not (${compartmentPatients(actor).map((id) => `Patient/${id}`).join(', ')})`);
+        if (foreign.length > 0) throw new Forbidden(`A patient subscribes to their own record: ${foreign.join(', ')} is not (${own.map((id) => `Patient/${id}`).join(', ')})`);
       }
     }
   }
