@@ -15,7 +15,8 @@ import type { Patient } from '@medplum/fhirtypes';
 import type { Actor } from '../auth/actor.js';
 import { AUDIT_CREATOR, auditEvent } from '../audit/event.js';
 import { auditEventId } from '../audit/id.js';
-import { accountOf, ARCHIVE_GRACE_MS, transition, withAccount, type AccountEvent, type AccountState } from '../policy/account.js';
+import { accountOf, ARCHIVE_GRACE_MS, ARCHIVE_KEPT_MS, transition, withAccount, type AccountEvent, type AccountState } from '../policy/account.js';
+import { eraseBlobs, purgePerson, type Purged } from './purge.js';
 import { consentStamp } from '../policy/index.js';
 import { indexEntries } from '../search/extract.js';
 import type { Condition, SearchPlan } from '../search/types.js';
@@ -58,6 +59,7 @@ interface Due {
 const DUE: readonly Due[] = [
   { from: 'notified', param: 'account-objection-ends', dueBy: (now) => now, event: { kind: 'window-ended' } },
   { from: 'closed', param: 'account-closed-at', dueBy: (now) => now - ARCHIVE_GRACE_MS, event: { kind: 'archive' } },
+  { from: 'archived', param: 'account-archived-at', dueBy: (now) => now - ARCHIVE_KEPT_MS, event: { kind: 'purge' } },
 ];
 
 const SERVER: Actor = { kind: 'system', clientId: SCHEDULER_CLIENT, grants: [], issuer: 'carnet', subject: SCHEDULER_CLIENT };
@@ -119,7 +121,42 @@ export class AccountScheduler {
         if (page.matches.length < this.settings.batch || batch === 0) break;
       }
     }
+    // The blobs of purged Binaries that nothing points at any more (queued by purges, this round's or an interrupted one's).
+    if (await this.deps.store.lease(ACCOUNTS_LEASE, this.owner, this.deps.now(), this.settings.leaseMs)) await eraseBlobs(this.deps.store, this.owner, this.deps.now, this.settings.leaseMs);
     return moved;
+  }
+
+  /** The access record of a scheduled transition (by the server), about `patients`. */
+  private record(event: AccountEvent, patients: string[], reason?: string) {
+    const id = patients[0];
+    return {
+      ...auditEvent({
+        actor: SERVER,
+        interaction: event.kind === 'purge' ? 'delete' : 'update',
+        outcome: 'success',
+        patients,
+        resources: id !== undefined ? [`Patient/${id}`] : [],
+        type: 'Patient',
+        transaction: { system: 'urn:carnet:interaction', code: `account-${event.kind}`, display: `account ${event.kind} (scheduled)` },
+        ...(reason ? { reason } : {}),
+        recorded: this.deps.now(),
+        server: this.deps.baseUrl(),
+      }),
+      id: auditEventId(),
+    };
+  }
+
+  /** The purge: everything of the person erased (accounts/purge.ts); its access record names no one. */
+  private async purge(id: string): Promise<boolean> {
+    const write = (purged: Purged): WriteOp[] => {
+      // Counts only: the record of a purge keeps nothing of the person, not even their id.
+      const record = this.record({ kind: 'purge' }, []);
+      record.entity = [{ what: { display: 'a purged account' }, detail: [{ type: 'erased', valueString: `${purged.resources} resources, ${purged.redacted} access records redacted, ${purged.blobs.length} blobs` }] }];
+      return [{ kind: 'create', resource: record, index: indexEntries(record), creator: AUDIT_CREATOR }];
+    };
+    const purged = await purgePerson(this.deps.store, id, this.deps.now, write);
+    this.deps.log?.(`accounts: purged an account (${purged.resources} resources, ${purged.redacted} redacted, ${purged.blobs.length} blobs)`);
+    return true;
   }
 
   /** Applies `event` to Patient/`id` if it is still due; false when it is not (or changed meanwhile). */
@@ -130,22 +167,10 @@ export class AccountScheduler {
     const now = this.deps.now();
     const next = transition(accountOf(patient), event, Date.parse(now));
     if (!next.ok) return false;
+    if (event.kind === 'purge') return this.purge(id);
     const { meta: _meta, ...content } = patient;
     const after = { ...withAccount(content, next.account), id } as Patient & { id: string };
-    const record = {
-      ...auditEvent({
-        actor: SERVER,
-        interaction: 'update',
-        outcome: 'success',
-        patients: [id],
-        resources: [`Patient/${id}`],
-        type: 'Patient',
-        transaction: { system: 'urn:carnet:interaction', code: `account-${event.kind}`, display: `account ${event.kind} (scheduled)` },
-        recorded: now,
-        server: this.deps.baseUrl(),
-      }),
-      id: auditEventId(),
-    };
+    const record = this.record(event, [id]);
     const ops: WriteOp[] = [
       { kind: 'update', resource: after, index: indexEntries(after), expectedVersion: read.version.versionId },
       { kind: 'stamp', key: consentStamp(id) },

@@ -10,36 +10,25 @@
 //     {"url": "sha1", "valueBase64Binary": "<SHA-1, base64>"}]}]}
 //
 // Why there: Binary is a Resource, not a DomainResource, so it has no `extension` of its own, and
-// `_data` sits exactly where the bytes would be. It is indexed by no search parameter (a meta.tag
-// would be, through _tag, and clients set tags), and _summary/_elements drop it together with
-// `data`. A client sending this extension is refused (400): nobody can point a Binary at bytes
+// `_data` sits exactly where the bytes would be. Only Carnet's `content-key` search parameter
+// indexes it (the purge of an account checks that no other Binary uses a blob before erasing it,
+// docs/accounts.md); a search by it answers only Binaries the caller may see. _summary/_elements
+// drop it together with `data`. A client sending this extension is refused (400): nobody can point a Binary at bytes
 // they never had. Rows written before blobs existed carry `data` inline and are answered as is.
 
 import type { Readable } from 'node:stream';
 import type { Binary, Bundle, Element, Extension, Resource } from '@medplum/fhirtypes';
 import type { BlobInfo, Store, WriteOp } from '../store/port.js';
+import { CONTENT_POINTER, pointerOf } from '../store/content.js';
+import { indexEntries } from '../search/extract.js';
 import type { Body, FhirContext, FhirRequest, Method, Target } from './context.js';
 import { Invalid, PayloadTooLarge } from '../base/outcome.js';
 import { access } from './access.js';
 import { JSON_TYPES } from './media.js';
 
-export const CONTENT_POINTER = 'urn:carnet:binary-content';
-
 type StoredBinary = Binary & { _data?: Element };
 
 const isBinary = (resource: Resource | undefined): resource is StoredBinary => resource?.resourceType === 'Binary';
-
-/** The blob a stored Binary points at; undefined for a Binary with inline data (or none). */
-export function pointerOf(binary: Binary): BlobInfo | undefined {
-  const pointer = (binary as StoredBinary)._data?.extension?.find((e) => e.url === CONTENT_POINTER);
-  if (!pointer) return undefined;
-  const part = (url: string) => pointer.extension?.find((e) => e.url === url);
-  const key = part('key')?.valueString;
-  const size = part('size')?.valueUnsignedInt;
-  const sha1 = part('sha1')?.valueBase64Binary;
-  if (key === undefined || size === undefined || sha1 === undefined) throw new Error('a Binary content pointer lacks key, size or sha1');
-  return { key, size, sha1 };
-}
 
 /** Refuses a Binary that carries Carnet's content pointer: only the server writes it. */
 export function assertNoPointer(resource: Resource): void {
@@ -81,7 +70,9 @@ export async function storeContent(store: Store, ops: WriteOp[]): Promise<WriteO
   for (const op of ops) {
     if ((op.kind === 'create' || op.kind === 'update') && isBinary(op.resource) && typeof op.resource.data === 'string') {
       const blob = await store.blobs.put(Buffer.from(op.resource.data, 'base64'));
-      stored.push({ ...op, resource: withPointer(op.resource, blob) as Binary & { id: string } });
+      const resource = withPointer(op.resource, blob) as Binary & { id: string };
+      // Its entries again: the pointer is indexed (content-key), the bytes were not.
+      stored.push({ ...op, resource, index: indexEntries(resource) });
     } else stored.push(op);
   }
   return stored;
@@ -167,3 +158,5 @@ export async function receiveContent(ctx: FhirContext, req: FhirRequest, source:
   if (blob.size === 0) return { kind: 'none' };
   return { kind: 'content', blob, mediaType: mediaType || 'application/octet-stream' };
 }
+
+export { CONTENT_POINTER, pointerOf };

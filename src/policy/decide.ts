@@ -58,11 +58,14 @@ export const PERMIT: Decision = { permit: true, emergency: false };
 export const hidden = (reason: string): Decision => ({ permit: false, status: 404, reason });
 export const refused = (reason: string): Decision => ({ permit: false, status: 403, reason });
 
+/** The creator key of what a patient creates themselves. */
+export const patientCreator = (patientId: string) => `patient:${patientId}`;
+
 /** The creator key of an actor, as stored with what it creates. */
 export function creatorKey(actor: Actor): string {
   switch (actor.kind) {
     case 'patient':
-      return `patient:${actor.patientId}`;
+      return patientCreator(actor.patientId);
     case 'representative':
       return `related-person:${actor.relatedPersonId}`;
     case 'practitioner':

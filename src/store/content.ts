@@ -4,7 +4,7 @@
 
 import crypto from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import type { Resource } from '@medplum/fhirtypes';
+import type { Binary, Element, Resource } from '@medplum/fhirtypes';
 import type { BlobInfo } from './port.js';
 
 /** The resource with the server's meta (versionId and lastUpdated), as it is stored. */
@@ -64,3 +64,22 @@ export function instantMs(value: string, what: string): number {
   if (!Number.isFinite(ms)) throw new RangeError(`${what} is not an instant: ${JSON.stringify(value)}`);
   return ms;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Where a stored Binary's bytes are: the server's content pointer (fhir/binary.ts explains it).
+
+/** The extension, on Binary's `_data`, that points at the blob holding the bytes. */
+export const CONTENT_POINTER = 'urn:carnet:binary-content';
+
+/** The blob a stored Binary points at; undefined for a Binary with inline data (or none). */
+export function pointerOf(binary: Binary): BlobInfo | undefined {
+  const pointer = (binary as Binary & { _data?: Element })._data?.extension?.find((e) => e.url === CONTENT_POINTER);
+  if (!pointer) return undefined;
+  const part = (url: string) => pointer.extension?.find((e) => e.url === url);
+  const key = part('key')?.valueString;
+  const size = part('size')?.valueUnsignedInt;
+  const sha1 = part('sha1')?.valueBase64Binary;
+  if (key === undefined || size === undefined || sha1 === undefined) throw new Error('a Binary content pointer lacks key, size or sha1');
+  return { key, size, sha1 };
+}
+

@@ -102,7 +102,24 @@ export type WriteOp =
    * enqueues nothing). `data` is JSON; `due` (an ISO instant) is when it may first be claimed,
    * by default the transaction's `at`.
    */
-  | { kind: 'enqueue'; queue: string; data: unknown; due?: string };
+  | { kind: 'enqueue'; queue: string; data: unknown; due?: string }
+  /**
+   * Erasure (a purged account, docs/accounts.md): removes every version of Type/id, its current
+   * row and its index entries (written or pending), leaving no tombstone and nothing in the change
+   * feed. Only the account purge writes it; no client interaction reaches it.
+   */
+  | { kind: 'expunge'; type: string; id: string }
+  /**
+   * Erasure inside a record that stays: replaces the content and the index entries of the current
+   * version of `resource` in place (same version, lastUpdated and place in the change feed) and
+   * removes its older versions. The purge takes a purged person out of an access record that is
+   * also about other people this way. Absent resource: `absent`.
+   */
+  | { kind: 'redact'; resource: Resource & { id: string }; index: IndexEntry[] }
+  /** Erasure: the stamp `key` is forgotten (read as 0 again), with the data it described. */
+  | { kind: 'unstamp'; key: string }
+  /** Erasure: every item of the durable queue `queue`, and its numbering, are forgotten. */
+  | { kind: 'drop-queue'; queue: string };
 
 export type WriteResult =
   | { kind: 'created'; version: Version }
@@ -119,7 +136,9 @@ export type WriteResult =
   /** A cursor op: the cursor's new value (its `to`). */
   | { kind: 'cursor'; name: string; value: number }
   /** An enqueue op: the item's number in its queue. */
-  | { kind: 'enqueued'; queue: string; number: number };
+  | { kind: 'enqueued'; queue: string; number: number }
+  /** An expunge, redact, unstamp or drop-queue op: whether there was something to erase. */
+  | { kind: 'erased'; found: boolean };
 
 /** Why transact() refused: the fhir layer turns these into 409/412. Nothing was written. */
 export class WriteConflict extends Error {
@@ -214,6 +233,11 @@ export interface BlobStore {
   stat(key: string): Promise<BlobInfo | undefined>;
   /** The bytes, or one range of them; undefined when no such blob exists. */
   get(key: string, range?: ByteRange): Promise<Readable | undefined>;
+  /**
+   * Erases the blob (the purge of an account, once no stored resource points at it any more);
+   * false when there was none. Content-addressed: the caller checks that nothing else uses it.
+   */
+  remove(key: string): Promise<boolean>;
 }
 
 /** A resource created through Store.journal(): a fresh id, version 1 when the engine writes it. */

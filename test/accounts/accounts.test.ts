@@ -9,6 +9,7 @@ import t from 'tap';
 import type { AuditEvent, Bundle, OperationOutcome, Parameters, Patient } from '@medplum/fhirtypes';
 import { authorizationFor, fhir, json, testServer, type TestActor } from '../helpers.js';
 import { seed } from '../seed.js';
+import { documentPush } from './push.js';
 import { ACCOUNT_EXTENSION, accountOf, OBJECTION_WINDOW_MS } from '../../src/policy/account.js';
 import { AccountScheduler } from '../../src/accounts/scheduler.js';
 
@@ -62,31 +63,7 @@ function results(res: { body: string }): Map<string, { id: string; outcome: stri
 
 const enrolled = new Map<string, { id: string; code: string }>();
 
-/** A transaction pushing a document and its bytes (inline) for `patientId`: the push of a vendor system. */
-function push(patientId: string, text: string): Bundle {
-  return {
-    resourceType: 'Bundle',
-    type: 'transaction',
-    entry: [
-      {
-        fullUrl: 'urn:uuid:3f1e5d7a-0000-4000-8000-000000000001',
-        resource: { resourceType: 'Binary', contentType: 'text/plain', data: Buffer.from(text).toString('base64'), securityContext: { reference: 'urn:uuid:3f1e5d7a-0000-4000-8000-000000000002' } },
-        request: { method: 'POST', url: 'Binary' },
-      },
-      {
-        fullUrl: 'urn:uuid:3f1e5d7a-0000-4000-8000-000000000002',
-        resource: {
-          resourceType: 'DocumentReference',
-          status: 'current',
-          type: { coding: [{ system: 'http://loinc.org', code: '11488-4' }] },
-          subject: { reference: `Patient/${patientId}` },
-          content: [{ attachment: { contentType: 'text/plain', url: 'urn:uuid:3f1e5d7a-0000-4000-8000-000000000001' } }],
-        },
-        request: { method: 'POST', url: 'DocumentReference' },
-      },
-    ],
-  };
-}
+const push = (patientId: string, text: string) => documentPush(patientId, text);
 
 /** The id of the DocumentReference a pushed transaction created. */
 function documentOf(res: { body: string }): string {

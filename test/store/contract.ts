@@ -127,6 +127,7 @@ export async function storeContract(t: Test, name: string, open: () => Promise<S
     await groupOf('leases', leases);
     await groupOf('client registry', clients);
     await groupOf('blobs', blobs);
+    await groupOf('erasure (the purge of an account)', erasure);
     await groupOf('close', close);
   });
 }
@@ -910,6 +911,7 @@ const auditEntry = (id: string, patient: string, at: string, agent = 'gp'): Jour
   const resource = auditRecord(id, patient, at, agent);
   return { resource, index: indexEntries(resource), creator: 'carnet:audit' };
 };
+const deferredOf = (entry: JournalEntry) => journalOps([entry])[0];
 const byPatient = (patient: string) => plan('AuditEvent', `patient=Patient/${patient}`);
 const hasReadBy = (agent: string) => plan('Patient', `_has:AuditEvent:entity:agent=Practitioner/${agent}`);
 
@@ -1133,6 +1135,69 @@ async function blobs(t: Test, under: StoreUnderTest): Promise<void> {
     const again = await reopen();
     t.same(await again.blobs.stat(info.key), info);
     t.equal((await bytesOf(await again.blobs.get(info.key))).toString(), 'durable');
+  });
+}
+
+async function erasure(t: Test, under: StoreUnderTest): Promise<void> {
+  const store = under.store;
+  const at = clock('2026-11-01T00:00:00.000Z');
+
+  await t.test('expunge erases every version, the index entries and the feed entries of a resource, and nothing else', async (t) => {
+    await store.transact([create({ resourceType: 'Patient', id: 'ex-1', gender: 'female' }), create({ resourceType: 'Patient', id: 'ex-2', gender: 'female' })], at());
+    await store.transact([{ kind: 'update', resource: { resourceType: 'Patient', id: 'ex-1', gender: 'male' }, index: indexEntries({ resourceType: 'Patient', id: 'ex-1', gender: 'male' }) }], at());
+    await store.transact([deferredOf(auditEntry('ex-r1', 'ex-1', at()))], at());
+    const results = await store.transact([{ kind: 'expunge', type: 'Patient', id: 'ex-1' }, { kind: 'expunge', type: 'AuditEvent', id: 'ex-r1' }, { kind: 'expunge', type: 'Patient', id: 'ex-none' }], at());
+    t.same(results, [{ kind: 'erased', found: true }, { kind: 'erased', found: true }, { kind: 'erased', found: false }]);
+    t.same(await store.read('Patient', 'ex-1'), { kind: 'missing' }, 'no current version, no tombstone');
+    t.same(await store.readVersion('Patient', 'ex-1', 1), { kind: 'missing' }, 'no older version');
+    t.same((await store.history({ level: 'instance', type: 'Patient', id: 'ex-1' }, { count: 10 })).versions, [], 'no history');
+    t.same(ids((await store.search(plan('Patient', 'gender=male,female'), { count: 10 })).matches), ['ex-2'], 'no index entry left');
+    t.same((await store.search(byPatient('ex-1'), { count: 10 })).matches, [], 'the deferred record and its entries are gone');
+    const left = (await feed(store)).filter((c) => c.version.id === 'ex-1' || c.version.id === 'ex-r1');
+    t.same(left, [], 'nothing of it in the change feed');
+    t.equal((await store.read('Patient', 'ex-2')).kind, 'found', 'the other resource stays');
+  });
+
+  await t.test('redact rewrites the current version in place: same version and feed position, new content and entries, older versions gone', async (t) => {
+    const before = { resourceType: 'Patient', id: 'rd-1', gender: 'female', name: [{ family: 'Erased' }] } as Stored;
+    await store.transact([create(before)], at());
+    const dated = { ...(before as Patient), birthDate: '1990-01-01' } as Stored;
+    await store.transact([{ kind: 'update', resource: dated, index: indexEntries(dated) }], at());
+    const current = await store.read('Patient', 'rd-1');
+    const seq = (await feed(store)).filter((c) => c.version.id === 'rd-1').at(-1)?.seq;
+    const after = { resourceType: 'Patient', id: 'rd-1', gender: 'female', birthDate: '1990-01-01' } as Stored;
+    t.same(await store.transact([{ kind: 'redact', resource: after, index: indexEntries(after) }], at()), [{ kind: 'erased', found: true }]);
+    const read = await store.read('Patient', 'rd-1');
+    t.equal(read.kind, 'found');
+    if (read.kind !== 'found' || current.kind !== 'found') return;
+    t.equal(read.version.versionId, current.version.versionId, 'same version');
+    t.equal(read.version.lastUpdated, current.version.lastUpdated, 'same lastUpdated');
+    t.same((read.version.resource as Patient).name, undefined, 'the content is the new one');
+    t.same(await store.readVersion('Patient', 'rd-1', 1), { kind: 'missing' }, 'older versions are gone');
+    t.same((await store.search(plan('Patient', 'family=Erased'), { count: 10 })).matches, [], 'old index entries are gone');
+    t.same(ids((await store.search(plan('Patient', 'birthdate=1990-01-01'), { count: 10 })).matches), ['rd-1'], 'new entries are there');
+    const changes = (await feed(store)).filter((c) => c.version.id === 'rd-1');
+    t.same(changes.map((c) => c.seq), [seq], 'one place in the feed, the one it had');
+    t.same((changes[0].version.resource as Patient).name, undefined, 'the feed gives the new content');
+    t.same(await store.transact([{ kind: 'redact', resource: { resourceType: 'Patient', id: 'rd-none' }, index: [] }], at()), [{ kind: 'erased', found: false }]);
+  });
+
+  await t.test('unstamp forgets a stamp; drop-queue forgets a queue and its numbering', async (t) => {
+    await store.transact([{ kind: 'stamp', key: 'er:s' }, { kind: 'stamp', key: 'er:s' }, { kind: 'enqueue', queue: 'er/q', data: { a: 1 } }, { kind: 'enqueue', queue: 'er/q2', data: { b: 1 } }], at());
+    t.same(await store.transact([{ kind: 'unstamp', key: 'er:s' }, { kind: 'drop-queue', queue: 'er/q' }], at()), [{ kind: 'erased', found: true }, { kind: 'erased', found: true }]);
+    t.same(await store.stamps(['er:s']), [0]);
+    t.same(await store.queue.list('er/q', 0, 10), []);
+    t.equal((await store.queue.status('er/q')).last, 0, 'numbering starts again');
+    t.equal((await store.queue.list('er/q2', 0, 10)).length, 1, 'other queues stay');
+  });
+
+  await t.test('blobs.remove erases a blob; a second remove, or an unknown key, is false', async (t) => {
+    const info = await store.blobs.put(Buffer.from(`erased ${crypto.randomUUID()}`));
+    t.equal(await store.blobs.remove(info.key), true);
+    t.equal(await store.blobs.stat(info.key), undefined);
+    t.equal(await store.blobs.get(info.key), undefined);
+    t.equal(await store.blobs.remove(info.key), false);
+    t.equal(await store.blobs.remove('not-a-key'), false);
   });
 }
 

@@ -67,4 +67,13 @@ export class GridFsBlobs implements BlobStore {
       return this.bucket.openDownloadStream(file._id, range ? { start: range.start, end: range.end + 1 } : {});
     });
   }
+
+  remove(key: string): Promise<boolean> {
+    if (!KEY.test(key)) return Promise.resolve(false);
+    return guarded(async () => {
+      const files = await this.files.find({ filename: key }, { projection: { _id: 1 } }).toArray();
+      for (const file of files) await this.bucket.delete(file._id);
+      return files.length > 0;
+    });
+  }
 }

@@ -303,6 +303,26 @@ export class MongoStore implements Store {
         return { kind: 'cursor', name: op.name, value: op.to };
       case 'enqueue':
         return { kind: 'enqueued', queue: op.queue, number: await this.queue.enqueue(op.queue, op.data, op.due, at, session) };
+      case 'expunge': {
+        const target = `${op.type}/${op.id}`;
+        const current = await this.resources.deleteOne({ _id: target }, { session });
+        const versions = await this.versions.deleteMany({ type: op.type, id: op.id }, { session });
+        return { kind: 'erased', found: current.deletedCount + versions.deletedCount > 0 };
+      }
+      case 'redact': {
+        const { resourceType: type, id } = op.resource;
+        const row = await this.resources.findOne({ _id: `${type}/${id}` }, { session });
+        if (!row || row.deleted) return { kind: 'erased', found: false };
+        const version: Version = { type, id, versionId: row.version, lastUpdated: row.lastUpdated, deleted: false, resource: stamped(op.resource, row.version, row.lastUpdated) };
+        await this.replaceCurrent(currentDocument(version, op.index, row.creator, row.patient), row, session);
+        await this.versions.updateOne({ type, id, version: row.version }, { $set: { resource: version.resource } }, { session });
+        await this.versions.deleteMany({ type, id, version: { $ne: row.version } }, { session });
+        return { kind: 'erased', found: true };
+      }
+      case 'unstamp':
+        return { kind: 'erased', found: (await this.stampDocs.deleteOne({ _id: op.key }, { session })).deletedCount > 0 };
+      case 'drop-queue':
+        return { kind: 'erased', found: await this.queue.drop(op.queue, session) };
       default: {
         const unreachable: never = op;
         throw new Error(`unknown write ${JSON.stringify(unreachable)}`);

@@ -111,6 +111,13 @@ export class MongoDelivery implements DurableQueue {
     return number;
   }
 
+  /** In the transaction: erases every item of `queue` and its numbering (the purge of an account). */
+  async drop(queue: string, session: ClientSession): Promise<boolean> {
+    const items = await this.items.deleteMany({ queue }, { session });
+    const counter = await this.counters.deleteOne({ _id: `queue ${queue}` }, { session });
+    return items.deletedCount + counter.deletedCount > 0;
+  }
+
   list(queue: string, after: number, limit: number): Promise<QueuedItem[]> {
     return guarded(async () => {
       if (limit <= 0) return [];

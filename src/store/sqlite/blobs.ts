@@ -85,6 +85,16 @@ export class FileBlobs implements BlobStore {
     return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
   }
 
+  async remove(key: string): Promise<boolean> {
+    if (!KEY.test(key)) return false;
+    const target = this.pathOf(key);
+    const existed = await this.exists(target);
+    await fsp.rm(target, { force: true });
+    await fsp.rm(`${target}.sha1`, { force: true });
+    if (existed) await syncFolder(path.dirname(target));
+    return existed;
+  }
+
   close(): void {
     if (this.temporary) fs.rmSync(this.dir, { recursive: true, force: true });
   }

@@ -147,6 +147,9 @@ const giveWay = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** Prepared search statements kept per connection. */
 const PREPARED_CACHE = 500;
 
+/** The ops that erase (the purge of an account): secure_delete on, the write-ahead log emptied after. */
+const ERASURES: ReadonlySet<WriteOp['kind']> = new Set(['expunge', 'redact', 'unstamp', 'drop-queue']);
+
 export class SqliteStore implements Store {
   readonly name = 'sqlite';
   readonly clients: SqliteClients;
@@ -178,6 +181,10 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    // What is deleted or replaced is overwritten, not left in free space: an index row of an
+    // earlier version, a freed page. The purge of an account (docs/accounts.md) leaves nothing of
+    // the person in the file this way; docs/performance.md has its cost.
+    this.db.pragma('secure_delete = ON');
     if (options.checkpoints === 'elsewhere') this.db.pragma('wal_autocheckpoint = 10000');
     const existing = this.db.pragma('user_version', { simple: true }) as number;
     if (existing > SCHEMA_VERSION) {
@@ -525,7 +532,8 @@ export class SqliteStore implements Store {
     // commit, so the checks below and the writes form one atomic unit. IMMEDIATE takes the
     // write lock up front, so another process cannot slip in between check and write.
     // Conditional create criteria are searched inside the transaction: every index row first.
-    if (this.pending.length > 0 && ops.some((op) => op.kind === 'create' && op.ifNoneExist)) this.materialisePending();
+    const erasure = ops.some((op) => ERASURES.has(op.kind));
+    if (this.pending.length > 0 && (erasure || ops.some((op) => op.kind === 'create' && op.ifNoneExist))) this.materialisePending();
     const run = this.db.transaction(() => ops.map((op) => this.apply(op, at)));
     this.staged = [];
     let results: WriteResult[];
@@ -536,6 +544,8 @@ export class SqliteStore implements Store {
       this.staged = [];
       throw error;
     }
+    // The write-ahead log still holds the pages as they were before: copied into the database and emptied.
+    if (erasure) this.db.pragma('wal_checkpoint(TRUNCATE)');
     // Committed: they are pending now.
     if (this.staged.length > 0) this.pending.push(...this.staged);
     this.staged = [];
@@ -629,6 +639,16 @@ export class SqliteStore implements Store {
         return { kind: 'cursor', name: op.name, value: op.to };
       case 'enqueue':
         return { kind: 'enqueued', queue: op.queue, number: this.delivery.enqueue(op.queue, op.data, op.due, at) };
+      case 'expunge':
+        return { kind: 'erased', found: this.expunge(op.type, op.id) };
+      case 'redact':
+        return { kind: 'erased', found: this.redact(op.resource, op.index) };
+      case 'unstamp':
+        return { kind: 'erased', found: this.prepare('DELETE FROM stamps WHERE key = ?').run(op.key).changes > 0 };
+      case 'drop-queue': {
+        const items = this.prepare('DELETE FROM queue_item WHERE queue = ?').run(op.queue).changes;
+        return { kind: 'erased', found: this.prepare('DELETE FROM queue_last WHERE queue = ?').run(op.queue).changes + items > 0 };
+      }
       default: {
         const unreachable: never = op;
         throw new Error(`unknown write ${JSON.stringify(unreachable)}`);
@@ -659,6 +679,31 @@ export class SqliteStore implements Store {
       this.staged.push({ seq: Number(info.lastInsertRowid), type, id, index: deferred ?? [] });
     }
     return { type, id, versionId, lastUpdated: at, deleted: false, resource: stored };
+  }
+
+  /** Every version of Type/id, its current row and its index rows (written or pending) erased. */
+  private expunge(type: string, id: string): boolean {
+    const seqs = this.prepare<{ seq: number }>('SELECT seq FROM resource_version WHERE type = ? AND id = ?').all(type, id);
+    for (const { seq } of seqs) this.statements.deletePending.run(seq);
+    for (const statement of this.statements.deleteIndex) statement.run(type, id);
+    this.prepare('DELETE FROM resource_current WHERE type = ? AND id = ?').run(type, id);
+    this.prepare('DELETE FROM resource_version WHERE type = ? AND id = ?').run(type, id);
+    return seqs.length > 0;
+  }
+
+  /** The current version of the resource rewritten in place (content, index rows), its older versions erased. */
+  private redact(resource: Resource & { id: string }, index: IndexEntry[]): boolean {
+    const { resourceType: type, id } = resource;
+    const row = this.statements.current.get(type, id);
+    if (!row || row.deleted === 1) return false;
+    const stored = stamped(resource, row.version, row.last_updated);
+    this.prepare('UPDATE resource_version SET content = ? WHERE seq = ?').run(JSON.stringify(stored), row.seq);
+    for (const { seq } of this.prepare<{ seq: number }>('SELECT seq FROM resource_version WHERE type = ? AND id = ? AND seq <> ?').all(type, id, row.seq)) this.statements.deletePending.run(seq);
+    this.prepare('DELETE FROM resource_version WHERE type = ? AND id = ? AND seq <> ?').run(type, id, row.seq);
+    // Pending rows of the current version would write the old entries later: the new ones now.
+    this.statements.deletePending.run(row.seq);
+    this.replaceIndex(type, id, index, true);
+    return true;
   }
 
   private writeTombstone(type: string, id: string, versionId: number, at: string): Version {

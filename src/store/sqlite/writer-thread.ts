@@ -163,7 +163,10 @@ export class WriterThread {
       case 'update':
         return this.journaledTypes.has(op.resource.resourceType);
       case 'delete':
+      case 'expunge':
         return this.journaledTypes.has(op.type);
+      case 'redact':
+        return this.journaledTypes.has(op.resource.resourceType);
       default:
         return false;
     }
