@@ -49,7 +49,7 @@ export interface AccountSchedulerDeps {
 
 /** A scheduled transition: the accounts it applies to (state, and the date parameter that says when), and its event. */
 interface Due {
-  from: AccountState;
+  from: readonly AccountState[];
   param: string;
   /** The latest date value that is due at `now`. */
   dueBy: (now: number) => number;
@@ -57,9 +57,11 @@ interface Due {
 }
 
 const DUE: readonly Due[] = [
-  { from: 'notified', param: 'account-objection-ends', dueBy: (now) => now, event: { kind: 'window-ended' } },
-  { from: 'closed', param: 'account-closed-at', dueBy: (now) => now - ARCHIVE_GRACE_MS, event: { kind: 'archive' } },
-  { from: 'archived', param: 'account-archived-at', dueBy: (now) => now - ARCHIVE_KEPT_MS, event: { kind: 'purge' } },
+  { from: ['notified'], param: 'account-objection-ends', dueBy: (now) => now, event: { kind: 'window-ended' } },
+  { from: ['closed'], param: 'account-closed-at', dueBy: (now) => now - ARCHIVE_GRACE_MS, event: { kind: 'archive' } },
+  { from: ['archived'], param: 'account-archived-at', dueBy: (now) => now - ARCHIVE_KEPT_MS, event: { kind: 'purge' } },
+  // A minor comes of age: their representatives' access has ended (decide.ts), the young adult is told.
+  { from: ['notified', 'open', 'objected', 'closed', 'archived'], param: 'account-majority', dueBy: (now) => now, event: { kind: 'majority' } },
 ];
 
 const SERVER: Actor = { kind: 'system', clientId: SCHEDULER_CLIENT, grants: [], issuer: 'carnet', subject: SCHEDULER_CLIENT };
@@ -67,7 +69,7 @@ const SERVER: Actor = { kind: 'system', clientId: SCHEDULER_CLIENT, grants: [], 
 function duePlan(due: Due, now: number): SearchPlan {
   const by = due.dueBy(now);
   const where: Condition[] = [
-    { kind: 'token', param: 'account-state', values: [{ code: due.from }] },
+    { kind: 'token', param: 'account-state', values: due.from.map((code) => ({ code })) },
     { kind: 'date', param: due.param, values: [{ prefix: 'le', value: by, low: by, high: by + 1 }] },
   ];
   return { types: ['Patient'], where, sort: [] };

@@ -101,7 +101,7 @@ async function enrol(ctx: FhirContext, req: FhirRequest): Promise<FhirResponse> 
       continue;
     }
     const code = provisionalCode();
-    const next = transition(undefined, { kind: 'enrol', provisionalCode: hashProvisionalCode(code) }, Date.parse(ctx.now()));
+    const next = transition(undefined, { kind: 'enrol', provisionalCode: hashProvisionalCode(code), ...(incoming.birthDate ? { birthDate: incoming.birthDate } : {}) }, Date.parse(ctx.now()));
     if (!next.ok) throw refusal(next);
     const { id: _ignored, ...content } = incoming;
     const patient = { ...withAccount(content as Patient, next.account), id: newId() };

@@ -183,6 +183,8 @@ export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefi
     let response: FhirResponse;
     let answer: Answer;
     try {
+      // A representative acts only for the patients they still represent (a minor's, until their majority).
+      if (fhirRequest.actor) fhirRequest.actor = await ctx.policy.acting(fhirRequest.actor);
       if (upload) fhirRequest.body = await receiveContent(ctx, fhirRequest, upload, mediaTypeOf(header(request, 'content-type')).type, limitOf(request, target));
       response = await dispatch(ctx, fhirRequest);
       answer = answerOf(request, response);

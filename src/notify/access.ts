@@ -38,6 +38,8 @@ export interface Notice {
   at: string;
   /** The access record (`AuditEvent/<id>`), which the patient reads in their access log. */
   record: string;
+  /** For an `account` notice: the transition the server made (window-ended, archive, majority). */
+  transition?: string;
 }
 
 const RESTFUL_INTERACTION = 'http://hl7.org/fhir/restful-interaction';
@@ -45,6 +47,11 @@ const ACT_REASON = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 const PROFESSION = 'https://mos.esante.gouv.fr/NOS/TRE_G15-ProfessionSante/FHIR/TRE-G15-ProfessionSante';
 const SPECIALTY = 'https://mos.esante.gouv.fr/NOS/TRE_R38-SpecialiteOrdinale/FHIR/TRE-R38-SpecialiteOrdinale';
 const CLIENT_SYSTEM = 'urn:carnet:client';
+/** The server's account scheduler (accounts/scheduler.ts SCHEDULER_CLIENT): its transitions are told to the person. */
+const ACCOUNT_SCHEDULER = 'carnet:account-scheduler';
+const INTERACTION_SYSTEM = 'urn:carnet:interaction';
+/** The scheduled transitions the person is told of (a purge names nobody; the others are the person's own acts). */
+const TOLD_TRANSITIONS = new Set(['account-window-ended', 'account-archive', 'account-majority']);
 
 const READS = new Set(['read', 'vread', 'history-instance', 'history-type', 'history-system', 'search-type', 'search-system', 'operation']);
 const WRITES = new Set(['create', 'update', 'patch', 'delete', 'transaction', 'batch']);
@@ -77,6 +84,13 @@ export function noticesOf(event: AuditEvent & { id?: string }): Notice[] {
     const specialty = requestor.role?.flatMap((r) => r.coding ?? []).find((c) => c.system === SPECIALTY)?.code;
     if (profession) extra.profession = profession;
     if (specialty) extra.specialty = specialty;
+  } else if (requestor.who?.identifier?.system === CLIENT_SYSTEM && requestor.who.identifier.value === ACCOUNT_SCHEDULER) {
+    // The server moved the account (docs/accounts.md): the person is told.
+    const transition = event.subtype?.find((c) => c.system === INTERACTION_SYSTEM && TOLD_TRANSITIONS.has(c.code ?? ''))?.code;
+    if (!transition) return [];
+    agent = `client:${ACCOUNT_SCHEDULER}`;
+    kind = 'account';
+    extra.transition = transition.replace(/^account-/, '');
   } else if (who === undefined && requestor.who?.identifier?.system === CLIENT_SYSTEM && requestor.who.identifier.value) {
     // A vendor system: it reads back only what it wrote; what the patient hears of is a new document.
     if (read || !types.has('DocumentReference') || interaction === 'delete') return [];
@@ -127,6 +141,14 @@ const PHRASES: Record<NoticeKind, string> = {
   write: 'wrote into your record',
   'own-permit': 'recorded that you agreed to their access to your record (you can withdraw it at any time)',
   document: 'added a document to your record',
+  account: 'changed your account',
+};
+
+/** What the person is told of a transition of their account the server made. */
+const TRANSITIONS: Record<string, string> = {
+  'window-ended': 'Your health space is open: the six weeks to object have ended. You can close it at any time.',
+  archive: 'Your closed health space has been archived: it is kept ten years, then erased.',
+  majority: 'You are of age: your legal representatives no longer have access to your health space. What was kept confidential from them stays so.',
 };
 
 function describe(who: WhoIs, fallback: string): string {
@@ -136,9 +158,12 @@ function describe(who: WhoIs, fallback: string): string {
 
 /** The notification Communication of a notice (its id given by the caller). */
 export function notificationOf(notice: Notice, who: WhoIs, id: string): Communication & { id: string } {
-  const sender = notice.agent.startsWith('Practitioner/') ? notice.agent : notice.organizationId ? `Organization/${notice.organizationId}` : undefined;
+  const sender = notice.agent.startsWith('Practitioner/') ? notice.agent : notice.organizationId && notice.kind !== 'account' ? `Organization/${notice.organizationId}` : undefined;
   const when = `${notice.at.slice(0, 10)} at ${notice.at.slice(11, 16)} UTC`;
-  const text = `${notice.emergency ? 'Emergency access ("bris de glace"): ' : ''}${describe(who, notice.agent.startsWith('client:') ? 'A health software' : 'A professional')} ${PHRASES[notice.kind]} on ${when}.`;
+  const text =
+    notice.kind === 'account'
+      ? `${TRANSITIONS[notice.transition ?? ''] ?? 'Your account changed.'} (${when})`
+      : `${notice.emergency ? 'Emergency access ("bris de glace"): ' : ''}${describe(who, notice.agent.startsWith('client:') ? 'A health software' : 'A professional')} ${PHRASES[notice.kind]} on ${when}.`;
   return {
     resourceType: 'Communication',
     id,

@@ -32,6 +32,12 @@ export interface Account {
   closedBy?: 'person' | 'death';
   /** When the account was archived (archived): the ten years of keeping count from here. */
   archivedAt?: string;
+  /**
+   * A minor's eighteenth birthday (a date), while it is to come or not yet handled: that day their
+   * representatives' access ends (decide.ts reads the birth date itself, so it ends on time) and
+   * the scheduler tells the young adult (the `majority` event clears it).
+   */
+  majority?: string;
 }
 
 const DAY = 86_400_000;
@@ -43,13 +49,14 @@ export const ARCHIVE_GRACE_MS = 30 * DAY;
 export const ARCHIVE_KEPT_MS = Math.round(10 * 365.25 * DAY);
 
 export type AccountEvent =
-  | { kind: 'enrol'; provisionalCode: string }
+  | { kind: 'enrol'; provisionalCode: string; birthDate?: string }
   | { kind: 'activate'; codeMatches: boolean; insMatches: boolean }
   | { kind: 'object' }
   | { kind: 'window-ended' }
   | { kind: 'close'; by: 'person' | 'death' }
   | { kind: 'archive' }
-  | { kind: 'purge' };
+  | { kind: 'purge' }
+  | { kind: 'majority' };
 
 export type AccountEventKind = AccountEvent['kind'];
 
@@ -67,6 +74,7 @@ const FROM: Record<AccountEventKind, readonly (AccountState | undefined)[]> = {
   close: ['open'],
   archive: ['closed'],
   purge: ['archived'],
+  majority: ['notified', 'open', 'objected', 'closed', 'archived'],
 };
 
 const at = (ms: number) => new Date(ms).toISOString();
@@ -80,6 +88,13 @@ function refuse(code: AccountRefusalCode, reason: string, state: AccountState | 
  * Every refusal names the account's state.
  */
 export function transition(account: Account | undefined, event: AccountEvent, now: number): Transition {
+  const next = step(account, event, now);
+  // A minor's coming of age is still to be told whatever happens to the account meanwhile.
+  if (next.ok && account?.majority !== undefined && event.kind !== 'majority') return { ok: true, account: { ...next.account, majority: account.majority } };
+  return next;
+}
+
+function step(account: Account | undefined, event: AccountEvent, now: number): Transition {
   const state = account?.state;
   if (!FROM[event.kind].includes(state)) {
     if (event.kind === 'enrol') return refuse('ACCOUNT_EXISTS', `the account already exists (${state})`, state);
@@ -87,8 +102,16 @@ export function transition(account: Account | undefined, event: AccountEvent, no
     return refuse('ACCOUNT_STATE', `${event.kind} applies to an account that is ${from}; this one is ${state ?? 'not enrolled'}`, state);
   }
   switch (event.kind) {
-    case 'enrol':
-      return { ok: true, account: { state: 'notified', objectionEnds: at(now + OBJECTION_WINDOW_MS), provisionalCode: event.provisionalCode } };
+    case 'enrol': {
+      const majority = event.birthDate !== undefined ? majorityDate(event.birthDate) : undefined;
+      const minor = majority !== undefined && now < Date.parse(majority);
+      return { ok: true, account: { state: 'notified', objectionEnds: at(now + OBJECTION_WINDOW_MS), provisionalCode: event.provisionalCode, ...(minor ? { majority } : {}) } };
+    }
+    case 'majority': {
+      const { majority, ...rest } = account as Account;
+      if (majority === undefined || now < Date.parse(majority)) return refuse('ACCOUNT_TOO_EARLY', `the person comes of age on ${majority ?? 'an unknown date'}; account ${state}`, state);
+      return { ok: true, account: rest };
+    }
     case 'activate':
       // One answer for either mismatch: the refusal does not tell which of the two was wrong.
       if (!event.codeMatches || !event.insMatches) return refuse('ACCOUNT_PROOF', 'the provisional code or the INS does not match this account (notified)', state);
@@ -112,6 +135,35 @@ export function transition(account: Account | undefined, event: AccountEvent, no
       return { ok: true, account: { state: 'purged' } };
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Minors: majority at eighteen
+
+/** Age of majority in France (Code civil, art. 414). */
+export const MAJORITY_YEARS = 18;
+
+/**
+ * The eighteenth birthday of someone born on `birthDate` (a FHIR date: YYYY, YYYY-MM or
+ * YYYY-MM-DD), as YYYY-MM-DD; a partial date counts from its last possible day (a representative
+ * never loses access before the real birthday). Born on 29 February: 1 March in a common year.
+ * Undefined for a value that is not a FHIR date.
+ */
+export function majorityDate(birthDate: string): string | undefined {
+  const match = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$/.exec(birthDate);
+  if (!match) return undefined;
+  const year = Number(match[1]) + MAJORITY_YEARS;
+  const month = match[2] !== undefined ? Number(match[2]) : 12;
+  const lastDay = new Date(Date.UTC(Number(match[1]), month, 0)).getUTCDate();
+  const day = match[3] !== undefined ? Number(match[3]) : lastDay;
+  // Date.UTC rolls 29 February of a common year over to 1 March.
+  return new Date(Date.UTC(year, month - 1, day)).toISOString().slice(0, 10);
+}
+
+/** Whether the person is of age at `now` (epoch ms); true when their birth date is not known. */
+export function ofAge(patient: Patient | undefined, now: number): boolean {
+  const majority = patient?.birthDate !== undefined ? majorityDate(patient.birthDate) : undefined;
+  return majority === undefined || now >= Date.parse(majority);
 }
 
 function windowEnded(account: Account, now: number): boolean {
@@ -152,11 +204,13 @@ export function accountOf(patient: Patient): Account {
   const closedAt = part('closedAt')?.valueDateTime;
   const closedBy = part('closedBy')?.valueCode;
   const archivedAt = part('archivedAt')?.valueDateTime;
+  const majority = part('majority')?.valueDate;
   if (objectionEnds !== undefined) account.objectionEnds = objectionEnds;
   if (provisionalCode !== undefined) account.provisionalCode = provisionalCode;
   if (closedAt !== undefined) account.closedAt = closedAt;
   if (closedBy === 'person' || closedBy === 'death') account.closedBy = closedBy;
   if (archivedAt !== undefined) account.archivedAt = archivedAt;
+  if (majority !== undefined) account.majority = majority;
   return account;
 }
 
@@ -168,6 +222,7 @@ export function withAccount(patient: Patient, account: Account): Patient {
   if (account.closedAt !== undefined) parts.push({ url: 'closedAt', valueDateTime: account.closedAt });
   if (account.closedBy !== undefined) parts.push({ url: 'closedBy', valueCode: account.closedBy });
   if (account.archivedAt !== undefined) parts.push({ url: 'archivedAt', valueDateTime: account.archivedAt });
+  if (account.majority !== undefined) parts.push({ url: 'majority', valueDate: account.majority });
   const others = (patient.extension ?? []).filter((e) => e.url !== ACCOUNT_EXTENSION);
   return { ...patient, extension: [...others, { url: ACCOUNT_EXTENSION, extension: parts }], active: account.state === 'open' };
 }

@@ -2,12 +2,12 @@
 // arguments (the patient's consent state is loaded by the caller). restrict.ts says the same
 // thing as query conditions; the tests hold the two to agreement.
 
-import type { AuditEvent, Consent, DocumentReference, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Consent, DocumentReference, Patient, Resource } from '@medplum/fhirtypes';
 import type { Actor } from '../auth/actor.js';
 import { inForce, rulesOf, type ConsentRule, type ConsentState } from './consents.js';
 import { DIRECTORY, OWNED_TYPES } from './compartment.js';
 import type { DocumentFacts } from './matrix.js';
-import { accountOf, type AccountState } from './account.js';
+import { accountOf, majorityDate, ofAge, type AccountState } from './account.js';
 
 export type Action = 'read' | 'create' | 'update' | 'delete';
 /** The actions that change something. */
@@ -190,6 +190,16 @@ function decidePractitioner(input: DecideInput & { actor: PractitionerActor }): 
   return { permit: true, emergency: emergencyOnly(care, author) };
 }
 
+/** Whether a representative still acts for this patient at `now`: until their majority (unknown birth date: yes). */
+export function representable(patient: Patient, now: number): boolean {
+  return patient.birthDate === undefined || !ofAge(patient, now);
+}
+
+/** Why a representative no longer reaches a patient's record. */
+export function representationEnded(patient: Patient): string {
+  return `the patient came of age on ${majorityDate(patient.birthDate ?? '') ?? 'their eighteenth birthday'}: a representative's access ended then`;
+}
+
 /** Whether an AuditEvent is about one of these patients' records (an entity names one of them). */
 export function aboutPatients(event: Resource, patientIds: string[]): boolean {
   const entities = (event as AuditEvent).entity ?? [];
@@ -209,6 +219,8 @@ export function decide(input: DecideInput): Decision {
     case 'patient':
     case 'representative': {
       if (actor.kind === 'representative' && hasLabel(resource, CONFIDENTIAL_FROM_REPRESENTATIVES)) return hidden('kept confidential from representatives');
+      // A minor's legal representatives act for them until their eighteenth birthday (docs/accounts.md).
+      if (actor.kind === 'representative' && input.state?.patient && !representable(input.state.patient, input.now)) return hidden(representationEnded(input.state.patient));
       // The access log of their record: the records about it, never one of their own attempts
       // on another record (it would name what they cannot see).
       if (resource.resourceType === 'AuditEvent' && !aboutPatients(resource, actor.kind === 'patient' ? [actor.patientId] : actor.patientIds)) return hidden('this record is not about your record');

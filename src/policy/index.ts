@@ -10,7 +10,8 @@ import type { Store } from '../store/port.js';
 import type { Condition } from '../search/types.js';
 import { patientOf, securityContextOf } from './compartment.js';
 import { rulesOf, stateOf, type ConsentState } from './consents.js';
-import { creatorKey, decide, PERMIT, type Decision, type WriteAction } from './decide.js';
+import { creatorKey, decide, PERMIT, representable, representationEnded, type Decision, type WriteAction } from './decide.js';
+import { Forbidden } from '../base/outcome.js';
 import { decideWrite } from './write.js';
 import type { AccountEventKind } from './account.js';
 import { mayRead, readableTypes } from './matrix.js';
@@ -90,6 +91,23 @@ export class Policy {
     if (!cached && this.states.size >= MAX_STATES) this.states.delete(this.states.keys().next().value as string);
     this.states.set(patientId, { stamp, state });
     return state;
+  }
+
+  /**
+   * The actor as it may act now: a representative reaches only the patients they still represent
+   * (a minor's representatives until the eighteenth birthday: decide.ts `representable`), so that
+   * the compartment every read, search and write is limited to leaves the others out. 403 when
+   * they represent nobody any more. Other actors as they are.
+   */
+  async acting(actor: Actor): Promise<Actor> {
+    if (actor.kind !== 'representative') return actor;
+    const now = this.instant();
+    const states = await Promise.all(actor.patientIds.map((id) => this.stateOf(id)));
+    const kept = actor.patientIds.filter((_id, i) => !states[i].patient || representable(states[i].patient as Patient, now));
+    if (kept.length === actor.patientIds.length) return actor;
+    const ended = states.find((s) => s.patient && !representable(s.patient, now))?.patient as Patient;
+    if (kept.length === 0) throw new Forbidden(`The representation ended: ${representationEnded(ended)}`);
+    return { ...actor, patientIds: kept };
   }
 
   /** May `actor` read `resource` (created by `creator`)? */

@@ -6,8 +6,8 @@
 
 import type { Extension, Patient } from '@medplum/fhirtypes';
 
-export type NoticeKind = 'read' | 'write' | 'own-permit' | 'document';
-export const NOTICE_KINDS: readonly NoticeKind[] = ['read', 'write', 'own-permit', 'document'];
+export type NoticeKind = 'read' | 'write' | 'own-permit' | 'document' | 'account';
+export const NOTICE_KINDS: readonly NoticeKind[] = ['read', 'write', 'own-permit', 'document', 'account'];
 
 /** The extension on Patient that holds the patient's notification choices (docs/notifications.md). */
 export const PREFERENCES_URL = 'https://carnet.example.org/fhir/StructureDefinition/notification-preferences';
@@ -16,7 +16,7 @@ export const PREFERENCES_URL = 'https://carnet.example.org/fhir/StructureDefinit
 export type Delivery = 'none' | 'inbox' | 'push';
 export const DELIVERIES: readonly Delivery[] = ['none', 'inbox', 'push'];
 export type Preferences = Record<NoticeKind, Delivery>;
-export const DEFAULT_PREFERENCES: Preferences = { read: 'push', write: 'push', 'own-permit': 'push', document: 'push' };
+export const DEFAULT_PREFERENCES: Preferences = { read: 'push', write: 'push', 'own-permit': 'push', document: 'push', account: 'push' };
 
 /** The problems of a preferences extension, as 422 issues (an `emergency` choice other than push is one: it cannot be turned off). */
 export function preferenceIssues(patient: Patient): { expression: string; diagnostics: string }[] {

@@ -71,6 +71,7 @@ export const ACCOUNT_ACTORS: Record<AccountEventKind, readonly Actor['kind'][]> 
   'window-ended': [],
   archive: [],
   purge: [],
+  majority: [],
 };
 
 const PERMISSION: Record<WriteAction, Permission> = { create: 'c', update: 'u', delete: 'd' };
