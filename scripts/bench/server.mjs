@@ -34,12 +34,17 @@ function serverEnv(dataDir, settings) {
   return { ...env, PORT: '0', HOST: '127.0.0.1', CARNET_DATA_DIR: dataDir, ...settings };
 }
 
-/** Spawns the server on a fresh data directory with extra environment `settings`; resolves when its listening line is read. */
-export function startServer(settings = {}) {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-bench-'));
-  tempDirs.push(dataDir);
+/**
+ * Spawns the server on a fresh data directory (or `dataDir`, kept) with extra environment
+ * `settings` and Node options `nodeArgs` (--cpu-prof…); resolves when its listening line is read.
+ */
+export function startServer(settings = {}, { nodeArgs = [], dataDir = undefined } = {}) {
+  if (dataDir === undefined) {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-bench-'));
+    tempDirs.push(dataDir);
+  }
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [MAIN], { cwd: PROJECT, env: serverEnv(dataDir, settings), stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...nodeArgs, MAIN], { cwd: PROJECT, env: serverEnv(dataDir, settings), stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => {
     children.delete(proc);
