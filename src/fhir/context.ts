@@ -113,4 +113,9 @@ export interface FhirResponse {
   resource?: Resource;
   /** Raw bytes with their media type, for Binary content served as itself. */
   raw?: { mediaType: string; data: Buffer };
+  /**
+   * Another representation of `resource` the client may ask for by media type (`_format` or
+   * `Accept`, fhir/media negotiate), rendered only when asked: the PDF of a patient summary.
+   */
+  rendition?: { mediaType: string; render: () => Promise<Buffer> };
 }

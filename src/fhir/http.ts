@@ -75,14 +75,15 @@ function toFhirRequest(request: FastifyRequest, target: Target): FhirRequest {
 }
 
 /** How a response goes out, decided before its audit record (so that a 406 or 416 is recorded as such). */
-type Answer = { kind: 'empty' } | { kind: 'json'; mediaType: string; pretty: boolean } | { kind: 'native'; native: NativeAnswer };
+type Answer = { kind: 'empty' } | { kind: 'json'; mediaType: string; pretty: boolean } | { kind: 'native'; native: NativeAnswer } | { kind: 'rendition'; mediaType: string };
 
 function answerOf(request: FastifyRequest, response: FhirResponse): Answer {
   const resource = response.resource;
   if (!resource || response.status === 204 || response.status === 304) return { kind: 'empty' };
   const query = new URLSearchParams(request.url.split('?')[1] ?? '');
   const binary = resource.resourceType === 'Binary' && response.status < 300;
-  const representation = negotiate(query.get('_format') ?? undefined, header(request, 'accept'), binary);
+  const representation = negotiate(query.get('_format') ?? undefined, header(request, 'accept'), binary, response.status < 300 ? response.rendition?.mediaType : undefined);
+  if (representation.kind === 'rendition') return { kind: 'rendition', mediaType: representation.mediaType };
   if (representation.kind === 'raw') {
     const conditions = { range: header(request, 'range'), ifRange: header(request, 'if-range') };
     return { kind: 'native', native: nativeAnswer(response, request.method === 'GET' ? conditions : {}) };
@@ -100,6 +101,9 @@ async function send(ctx: FhirContext, request: FastifyRequest, reply: FastifyRep
       reply.status(answer.native.status).headers(answer.native.headers);
       return reply.send(request.method === 'HEAD' ? undefined : await openContent(ctx.store, answer.native));
     }
+    case 'rendition':
+      // Rendered after the interaction's record is durable, like every other answer.
+      return reply.type(answer.mediaType).send(await response.rendition!.render());
     case 'json': {
       // Binaries stored with a pointer to their bytes get them back in `data` (fhir/binary).
       const resource = await withContent(ctx.store, response.resource!);

@@ -16,8 +16,11 @@ export function mediaTypeOf(header: string | undefined): { type: string; charset
   return charset ? { type, charset } : { type };
 }
 
-/** What to answer with: FHIR JSON (in the media type the client named) or, for a Binary, its own bytes. */
-export type Representation = { kind: 'json'; mediaType: string } | { kind: 'raw' };
+/**
+ * What to answer with: FHIR JSON (in the media type the client named), for a Binary its own bytes,
+ * or the rendition a response offers (a patient summary's PDF).
+ */
+export type Representation = { kind: 'json'; mediaType: string } | { kind: 'raw' } | { kind: 'rendition'; mediaType: string };
 
 interface Accepted {
   type: string;
@@ -43,11 +46,13 @@ function jsonMediaType(type: string): string {
 /**
  * Decides the representation from _format (which wins) and Accept. Only JSON is served: a client
  * that accepts XML or Turtle only gets 406. A Binary is served as itself unless FHIR JSON is
- * explicitly asked for (R4 Binary: "return the content in its native format").
+ * explicitly asked for (R4 Binary: "return the content in its native format"). `rendition`: the
+ * media type of another representation the response offers, served when named by _format or Accept.
  */
-export function negotiate(format: string | undefined, accept: string | undefined, binary: boolean): Representation {
+export function negotiate(format: string | undefined, accept: string | undefined, binary: boolean, rendition?: string): Representation {
   if (format !== undefined) {
     const wanted = format.toLowerCase().replace(/ /g, '+');
+    if (rendition !== undefined && wanted === rendition) return { kind: 'rendition', mediaType: rendition };
     if (wanted === 'json' || JSON_TYPES.has(wanted)) return { kind: 'json', mediaType: jsonMediaType(wanted) };
     if (XML_TYPES.has(wanted) || RDF_TYPES.has(wanted)) throw new NotAcceptable(`_format=${format} is not served; this server speaks FHIR JSON`);
     throw new NotAcceptable(`_format=${format} is not a FHIR format`);
@@ -56,6 +61,7 @@ export function negotiate(format: string | undefined, accept: string | undefined
   if (accepted.length === 0) return binary ? { kind: 'raw' } : { kind: 'json', mediaType: FHIR_JSON };
   for (const { type } of accepted) {
     if (JSON_TYPES.has(type)) return { kind: 'json', mediaType: jsonMediaType(type) };
+    if (rendition !== undefined && type === rendition) return { kind: 'rendition', mediaType: rendition };
     if (binary) return { kind: 'raw' };
     if (type === '*/*' || type === 'application/*') return { kind: 'json', mediaType: FHIR_JSON };
   }

@@ -2,12 +2,13 @@
 // and the CapabilityStatement both read. $validate (R4 Resource-validate) gives the verdict a
 // create or update would give, without storing anything, and with `profile` also the verdict of
 // that profile (docs/profiles.md). The Subscription operations are in fhir/subscriptions, the
-// account operations in fhir/accounts.
+// account operations in fhir/accounts, the patient summary in fhir/summary.
 
 import type { Parameters, Resource } from '@medplum/fhirtypes';
 import type { FhirContext, FhirRequest, FhirResponse, Method } from './context.js';
 import { SUBSCRIPTION_OPERATIONS } from './subscriptions.js';
 import { ACCOUNT_OPERATIONS } from './accounts.js';
+import { SUMMARY_OPERATION } from './summary.js';
 import { FhirError, Invalid, informational, NotFound, operationOutcome, type Issue } from '../base/outcome.js';
 import { resourceFromBody } from './body.js';
 import { access } from './access.js';
@@ -95,7 +96,7 @@ const VALIDATE: Operation = {
 };
 
 /** Every operation the server implements. A new one is a module exporting its Operation, and a line here. */
-export const OPERATIONS: readonly Operation[] = [VALIDATE, ...SUBSCRIPTION_OPERATIONS, ...ACCOUNT_OPERATIONS];
+export const OPERATIONS: readonly Operation[] = [VALIDATE, ...SUBSCRIPTION_OPERATIONS, ...ACCOUNT_OPERATIONS, SUMMARY_OPERATION];
 
 /** The operations declared for a type in the CapabilityStatement. */
 export function operationsOf(type: string): Operation[] {

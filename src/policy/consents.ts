@@ -4,6 +4,7 @@
 
 import type { Consent, ConsentProvision, Patient, Reference } from '@medplum/fhirtypes';
 import { dateRange } from '../search/normalize.js';
+import { PROFILE_TYPES } from './matrix.js';
 
 export const PURPOSE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 export const CONSENT_SCOPE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/consentscope';
@@ -18,12 +19,15 @@ export interface RulePeriod {
 export type ConsentRule = (
   | { kind: 'care-relationship'; practitionerId: string }
   | { kind: 'block'; target: { type: 'Practitioner' | 'Organization'; id: string } }
-  | { kind: 'mask'; documentId: string }
+  /** A masked resource: a document, or an entry of the medical profile (PROFILE_TYPES). */
+  | { kind: 'mask'; resourceType: string; documentId: string }
   | { kind: 'emergency-off' }
 ) & { consentId: string; period?: RulePeriod };
 
 const ID = '[A-Za-z0-9\\-.]{1,64}';
-const REFERENCE = new RegExp(`(?:^|/)(Practitioner|Organization|DocumentReference|Patient)/(${ID})$`);
+/** What a mask may name: a document, or an entry of the medical profile. */
+const MASKABLE: readonly string[] = ['DocumentReference', ...PROFILE_TYPES];
+const REFERENCE = new RegExp(`(?:^|/)(Practitioner|Organization|Patient|${MASKABLE.join('|')})/(${ID})$`);
 
 function target(reference: Reference | undefined): { type: string; id: string } | undefined {
   const match = typeof reference?.reference === 'string' ? REFERENCE.exec(reference.reference) : null;
@@ -55,7 +59,10 @@ export function rulesOf(consent: Consent): ConsentRule[] {
   const base = { consentId: consent.id, ...(provision.period ? { period: periodOf(provision) } : {}) };
   const actors = (provision.actor ?? []).map((a) => target(a.reference) as { type: string; id: string });
   if (provision.type === 'permit') return actors.map((a) => ({ ...base, kind: 'care-relationship', practitionerId: a.id }));
-  if ((provision.data ?? []).length > 0) return (provision.data ?? []).map((d) => ({ ...base, kind: 'mask', documentId: (target(d.reference) as { id: string }).id }));
+  if ((provision.data ?? []).length > 0) return (provision.data ?? []).map((d) => {
+      const named = target(d.reference) as { type: string; id: string };
+      return { ...base, kind: 'mask', resourceType: named.type, documentId: named.id };
+    });
   if (actors.length > 0) return actors.map((a) => ({ ...base, kind: 'block', target: { type: a.type as 'Practitioner' | 'Organization', id: a.id } }));
   return [{ ...base, kind: 'emergency-off' }];
 }
@@ -101,7 +108,7 @@ export function consentIssues(consent: Consent): ConsentIssue[] {
   data.forEach((item, i) => {
     const named = target(item.reference);
     if (item.meaning !== 'instance') issue(`provision.data[${i}].meaning`, 'a mask names documents as instances (meaning "instance"); related, dependents and authoredby are not enforced');
-    if (!named || named.type !== 'DocumentReference') issue(`provision.data[${i}].reference`, 'a mask names DocumentReference resources by a literal reference (DocumentReference/id)');
+    if (!named || !MASKABLE.includes(named.type)) issue(`provision.data[${i}].reference`, `a mask names documents or entries of the medical profile by a literal reference (${MASKABLE.join(', ')}: Type/id)`);
   });
   const etreat = purposes.length > 0 && purposes.every((p) => p.system === PURPOSE_SYSTEM && p.code === 'ETREAT');
   if (purposes.length > 0 && (!etreat || provision.type !== 'deny' || actors.length > 0 || data.length > 0)) {

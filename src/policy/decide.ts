@@ -6,7 +6,7 @@ import type { AuditEvent, Consent, DocumentReference, Patient, Resource } from '
 import type { Actor } from '../auth/actor.js';
 import { inForce, rulesOf, type ConsentRule, type ConsentState } from './consents.js';
 import { DIRECTORY, OWNED_TYPES } from './compartment.js';
-import type { DocumentFacts } from './matrix.js';
+import { isProfileType, type DocumentFacts, type ProfileFacts } from './matrix.js';
 import { accountOf, majorityDate, ofAge, type AccountState } from './account.js';
 
 export type Action = 'read' | 'create' | 'update' | 'delete';
@@ -44,8 +44,8 @@ export interface DecideInput {
   creator?: string;
   /** The time of the decision (epoch milliseconds): Consent periods start and end. */
   now: number;
-  /** The access matrix: may this profession (and specialty) read a document with these facts? */
-  mayRead: (profession: string, specialty: string | undefined, facts: DocumentFacts) => boolean;
+  /** The access matrix: may this profession (and specialty) read a document with these facts, or a profile entry of this type? */
+  mayRead: (profession: string, specialty: string | undefined, facts: DocumentFacts | ProfileFacts) => boolean;
 }
 
 /**
@@ -165,6 +165,11 @@ export function emergencyOnly(care: CareAccess, author = false): boolean {
   return care.emergency && !care.gp && !care.permitted && !author;
 }
 
+/** A mask in force names this resource. */
+function masked(state: ConsentState, now: number, resource: Resource): boolean {
+  return rulesInForce(state, now).some((r) => r.kind === 'mask' && r.resourceType === resource.resourceType && r.documentId === resource.id);
+}
+
 function decidePractitioner(input: DecideInput & { actor: PractitionerActor }): Decision {
   const { actor, resource, state, now } = input;
   const type = resource.resourceType;
@@ -185,7 +190,12 @@ function decidePractitioner(input: DecideInput & { actor: PractitionerActor }): 
     // Retracted by its author (docs/mhd.md): gone from other professionals' view, bytes included.
     if ((resource as DocumentReference).status === 'entered-in-error') return hidden('the document was retracted by its author');
     if (!input.mayRead(actor.profession, actor.specialty, documentFacts(resource as DocumentReference))) return hidden('this document type is not open to the profession');
-    if (rulesInForce(state, now).some((r) => r.kind === 'mask' && r.documentId === resource.id)) return hidden('the patient has masked this document');
+    if (masked(state, now, resource)) return hidden('the patient has masked this document');
+  }
+  // An entry of the medical profile (docs/profile.md): the matrix by its type, and the patient's masks.
+  if (isProfileType(type)) {
+    if (!input.mayRead(actor.profession, actor.specialty, { resourceType: type })) return hidden('this part of the medical profile is not open to the profession');
+    if (masked(state, now, resource)) return hidden('the patient has masked this entry');
   }
   return { permit: true, emergency: emergencyOnly(care, author) };
 }

@@ -178,9 +178,9 @@ export class Policy {
     const patientId = patientOf(consent);
     for (const [i, rule] of rulesOf(consent).entries()) {
       if (rule.kind !== 'mask') continue;
-      const target = await this.store.read('DocumentReference', rule.documentId);
+      const target = await this.store.read(rule.resourceType, rule.documentId);
       if (target.kind !== 'found' || !target.version.resource || patientOf(target.version.resource) !== patientId) {
-        issues.push({ expression: `Consent.provision.data[${i}].reference`, diagnostics: `a mask names documents of the patient's own record; DocumentReference/${rule.documentId} is not one` });
+        issues.push({ expression: `Consent.provision.data[${i}].reference`, diagnostics: `a mask names documents or profile entries of the patient's own record; ${rule.resourceType}/${rule.documentId} is not one` });
       }
     }
     return issues.length > 0 ? { permit: false, status: 422, reason: issues.map((i) => i.diagnostics).join('; '), issues } : undefined;

@@ -1,10 +1,11 @@
-// policy/matrix: the access matrix (profiles/access-matrix.json): which document types each
-// profession and specialty may read. Data, not code.
+// policy/matrix: the access matrix (profiles/access-matrix.json): which document types, and which
+// types of the medical profile (PROFILE_TYPES), each profession and specialty may read. Data, not code.
 //
 // The file is read and validated once (on first use, or by loadMatrix at start-up); an operator
 // changes the rules by editing the file and restarting. Shape and rules: docs/access-matrix.md.
 // Pure lookups after that: no I/O, no knowledge of FHIR resources beyond the codings the caller
-// extracts (DocumentReference.type and .category) and whether the patient authored the document.
+// extracts (DocumentReference.type and .category) and whether the patient authored the document,
+// or the resource type of an entry of the medical profile.
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,24 @@ import { fileURLToPath } from 'node:url';
 
 /** The default file, resolved from this module so it works from src/policy and dist/policy. */
 export const MATRIX_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../profiles/access-matrix.json');
+
+/**
+ * The resource types of the medical profile (docs/profile.md) the matrix governs as a whole: a
+ * category lists them in `resourceTypes`, and a profession reads a resource of one of these types
+ * when a category it reads lists the type ('*' reads them all). A type no category lists is
+ * readable only with '*', as a document type in no category is.
+ */
+export const PROFILE_TYPES: readonly string[] = ['Observation', 'AllergyIntolerance', 'MedicationStatement', 'Immunization', 'Condition', 'FamilyMemberHistory'];
+
+/** Whether the matrix governs resources of this type (besides DocumentReference). */
+export function isProfileType(type: string): boolean {
+  return PROFILE_TYPES.includes(type);
+}
+
+/** What the matrix needs to know about an entry of the medical profile: its type. */
+export interface ProfileFacts {
+  resourceType: string;
+}
 
 /** What the matrix needs to know about a document. */
 export interface DocumentFacts {
@@ -50,10 +69,12 @@ export interface ReadableExceptions {
  * spells the system differently cannot slip a denied document past the rule.
  * Empty lists and false flags mean "nothing": a profession with no rights gets a query that
  * matches no document.
+ * `resourceTypes`: the profile types (PROFILE_TYPES) the profession reads; a profile type not in
+ * it is read by nobody of the profession (but the rules of docs/consent.md say more).
  */
 export type ReadableTypes =
   | { all: true }
-  | { all: false; types: CodingKey[]; classes: CodingKey[]; patientDeposited: boolean; except: ReadableExceptions };
+  | { all: false; types: CodingKey[]; classes: CodingKey[]; patientDeposited: boolean; except: ReadableExceptions; resourceTypes: string[] };
 
 /** A summary of the loaded matrix, for start-up logs. */
 export interface MatrixSummary {
@@ -68,6 +89,8 @@ export interface MatrixSummary {
 
 interface Category {
   name: string;
+  /** Profile types (PROFILE_TYPES) the category holds as a whole. */
+  resourceTypes: string[];
   types: CodingKey[];
   classes: CodingKey[];
   authoredByPatient: boolean;
@@ -128,8 +151,12 @@ function ruleFor(matrix: Matrix, profession: string, specialty: string | undefin
 
 const keyOf = (system: string, code: string): string => `${system}|${code}`;
 
-/** Allow side: a coding matches on system and code. */
-function allows(category: Category, doc: DocumentFacts): boolean {
+const isProfileFacts = (facts: DocumentFacts | ProfileFacts): facts is ProfileFacts => 'resourceType' in facts;
+
+/** Allow side: a coding matches on system and code; a profile entry on its type. */
+function allows(category: Category, facts: DocumentFacts | ProfileFacts): boolean {
+  if (isProfileFacts(facts)) return category.resourceTypes.includes(facts.resourceType);
+  const doc = facts;
   if (category.authoredByPatient && doc.authoredByPatient) return true;
   const hit = (c: { system?: string; code?: string }, keys: Set<string>): boolean => !!c.system && !!c.code && keys.has(keyOf(c.system, c.code));
   return doc.types.some((c) => hit(c, category.typeKeys)) || doc.classes.some((c) => hit(c, category.classKeys));
@@ -140,17 +167,19 @@ function allows(category: Category, doc: DocumentFacts): boolean {
  * typed without a system, or with LOINC's OID (urn:oid:2.16.840.1.113883.6.1) instead of
  * http://loinc.org, is still denied.
  */
-function denies(category: Category, doc: DocumentFacts): boolean {
+function denies(category: Category, facts: DocumentFacts | ProfileFacts): boolean {
+  if (isProfileFacts(facts)) return category.resourceTypes.includes(facts.resourceType);
+  const doc = facts;
   if (category.authoredByPatient && doc.authoredByPatient) return true;
   return doc.types.some((c) => !!c.code && category.typeCodes.has(c.code)) || doc.classes.some((c) => !!c.code && category.classCodes.has(c.code));
 }
 
 /**
  * Whether a professional of `profession` (TRE_G15 code) and `specialty` (TRE_R38 code) may read a
- * document, by the matrix alone (masking, blocking and consent are decided elsewhere). Deny
- * categories beat read categories.
+ * document, or an entry of the medical profile of a type (ProfileFacts), by the matrix alone
+ * (masking, blocking and consent are decided elsewhere). Deny categories beat read categories.
  */
-export function mayRead(profession: string, specialty: string | undefined, doc: DocumentFacts): boolean {
+export function mayRead(profession: string, specialty: string | undefined, doc: DocumentFacts | ProfileFacts): boolean {
   const rule = ruleFor(current(), profession, specialty);
   if (rule.deny.some((c) => denies(c, doc))) return false;
   if (rule.all) return true;
@@ -176,6 +205,7 @@ export function readableTypes(profession: string, specialty?: string): ReadableT
     classes: unique(rule.read.flatMap((c) => c.classes)).filter((c) => !deniedClasses.has(c.code)),
     patientDeposited: rule.read.some((c) => c.authoredByPatient) && !except.patientDeposited,
     except,
+    resourceTypes: PROFILE_TYPES.filter((type) => mayRead(profession, specialty, { resourceType: type })),
   };
 }
 
@@ -190,7 +220,7 @@ function unique(codings: CodingKey[]): CodingKey[] {
 // Reading and validating the file
 
 const TOP_KEYS = ['description', 'sources', 'default', 'defaultReason', 'professionSystem', 'specialtySystem', 'categories', 'professions'];
-const CATEGORY_KEYS = ['description', 'types', 'classes', 'authoredByPatient'];
+const CATEGORY_KEYS = ['description', 'resourceTypes', 'types', 'classes', 'authoredByPatient'];
 const CODING_KEYS = ['system', 'code', 'display', 'note'];
 const PROFESSION_KEYS = ['display', 'read', 'deny', 'reason', 'specialties'];
 const SPECIALTY_KEYS = ['display', 'read', 'deny', 'reason'];
@@ -304,9 +334,15 @@ function compileCategory(check: Checker, where: string, name: string, value: unk
   const types = codings(check, `${where}.types`, entry.types);
   const classes = codings(check, `${where}.classes`, entry.classes);
   const authoredByPatient = entry.authoredByPatient === true;
-  if (types.length === 0 && classes.length === 0 && !authoredByPatient) check.fail(where, 'matches no document: list types, classes, or set "authoredByPatient": true');
+  const resourceTypes = entry.resourceTypes === undefined ? [] : check.array(entry.resourceTypes, `${where}.resourceTypes`).map((type, i) => {
+    if (typeof type !== 'string' || !isProfileType(type)) check.fail(`${where}.resourceTypes[${i}]`, `must be one of the profile types (${PROFILE_TYPES.join(', ')}), not ${JSON.stringify(type)}`);
+    return type;
+  });
+  if (resourceTypes.length > 0 && (types.length > 0 || classes.length > 0 || authoredByPatient)) check.fail(where, 'a category holds either profile types ("resourceTypes") or documents (types, classes, authoredByPatient), not both');
+  if (types.length === 0 && classes.length === 0 && !authoredByPatient && resourceTypes.length === 0) check.fail(where, 'matches nothing: list resourceTypes, types, classes, or set "authoredByPatient": true');
   return {
     name,
+    resourceTypes,
     types,
     classes,
     authoredByPatient,

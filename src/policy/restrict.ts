@@ -7,7 +7,7 @@ import type { Condition, ReferenceValue } from '../search/types.js';
 import { DIRECTORY, OWNED_TYPES, patientParamOf, hasCompartment } from './compartment.js';
 import { PURPOSE_SYSTEM } from './consents.js';
 import { CONFIDENTIAL_FROM_REPRESENTATIVES, creatorKey, NOTIFICATION_CREATOR } from './decide.js';
-import type { ReadableTypes } from './matrix.js';
+import { isProfileType, type ReadableTypes } from './matrix.js';
 import { holdForAll, type KnownPatients } from './known.js';
 
 const NOTHING: Condition = { kind: 'any', of: [] };
@@ -118,6 +118,13 @@ function practitionerConditions(actor: Practitioner, type: string, readable: Rea
   const present = (condition: Condition | undefined): Condition[] => (condition ? [condition] : []);
   // The patient's notifications name who accessed the record: theirs alone (decide.ts).
   const notifications: Condition[] = type === 'Communication' ? [{ kind: 'not', condition: { kind: 'creator', creators: [NOTIFICATION_CREATOR] } }] : [];
+  // Not masked by the patient: no active deny Consent names this resource in its data.
+  const notMasked: Condition = { kind: 'not', condition: { kind: 'has', sourceType: 'Consent', param: 'data', where: [...inForceNow(now), { kind: 'token', param: 'provision-type', values: [{ code: 'deny' }] }] } };
+  if (isProfileType(type)) {
+    // An entry of the medical profile: the matrix by its type, then the patient's masks (decide.ts).
+    if (!readable.all && !readable.resourceTypes.includes(type)) return [NOTHING];
+    return [...present(ofPatient(type, patientConditions(actor, true, now), known)), notMasked];
+  }
   if (type !== 'DocumentReference') return [...present(ofPatient(type, patientConditions(actor, true, now), known)), ...notifications];
   const authored: Condition = { kind: 'all', of: [{ kind: 'reference', param: 'author', values: [{ targetType: 'Practitioner', targetId: actor.practitionerId }] }, ...present(ofPatient(type, patientConditions(actor, false, now), known))] };
   const types = documentTypes(readable);
@@ -128,8 +135,7 @@ function practitionerConditions(actor: Practitioner, type: string, readable: Rea
       ...(types ? [types] : []),
       // Not retracted by its author (decide.ts).
       { kind: 'token', param: 'status', values: [{ code: 'entered-in-error' }], not: true },
-      // Not masked by the patient: no active deny Consent names this document in its data.
-      { kind: 'not', condition: { kind: 'has', sourceType: 'Consent', param: 'data', where: [...inForceNow(now), { kind: 'token', param: 'provision-type', values: [{ code: 'deny' }] }] } },
+      notMasked,
     ],
   };
   return [{ kind: 'any', of: [authored, cared] }];

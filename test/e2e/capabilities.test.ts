@@ -108,7 +108,8 @@ t.test('supported profiles and operations', async (t) => {
   for (const resource of capability.rest![0].resource ?? []) {
     const subscriptions = resource.type === 'Subscription' ? [['status', `${backport}backport-subscription-status`], ['events', `${backport}backport-subscription-events`], ['get-ws-binding-token', `${backport}backport-subscription-get-ws-binding-token`]] : [];
     const accounts = resource.type === 'Patient' ? ['enrol', 'activate', 'object', 'close'].map((name) => [name, `https://carnet.example.org/fhir/OperationDefinition/Patient-${name}`]) : [];
-    t.same(resource.operation?.map((o) => [o.name, o.definition]), [['validate', 'http://hl7.org/fhir/OperationDefinition/Resource-validate'], ...subscriptions, ...accounts], resource.type);
+    const summary = resource.type === 'Patient' ? [['summary', 'http://hl7.org/fhir/uv/ips/OperationDefinition/summary']] : [];
+    t.same(resource.operation?.map((o) => [o.name, o.definition]), [['validate', 'http://hl7.org/fhir/OperationDefinition/Resource-validate'], ...subscriptions, ...accounts, ...summary], resource.type);
   }
   // Each declared operation is served, at type and instance level.
   const condition = { resourceType: 'Condition', subject: { reference: 'Patient/x' } };

@@ -18,8 +18,10 @@ export function permit(id: string, patient: string, practitioner: string): Conse
 export function block(id: string, patient: string, target: string): Consent {
   return { ...base, id, patient: { reference: `Patient/${patient}` }, policyRule: rule('OPTOUT'), provision: { type: 'deny', actor: [{ role: PRCP, reference: { reference: target } }] } };
 }
+/** A mask of a document (its id) or of any maskable resource (Type/id: an entry of the medical profile). */
 export function mask(id: string, patient: string, document: string): Consent {
-  return { ...base, id, patient: { reference: `Patient/${patient}` }, policyRule: rule('OPTOUT'), provision: { type: 'deny', data: [{ meaning: 'instance', reference: { reference: `DocumentReference/${document}` } }] } };
+  const reference = document.includes('/') ? document : `DocumentReference/${document}`;
+  return { ...base, id, patient: { reference: `Patient/${patient}` }, policyRule: rule('OPTOUT'), provision: { type: 'deny', data: [{ meaning: 'instance', reference: { reference } }] } };
 }
 export function emergencyOff(id: string, patient: string): Consent {
   return { ...base, id, patient: { reference: `Patient/${patient}` }, policyRule: rule('OPTOUT'), provision: { type: 'deny', purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'ETREAT' }] } };

@@ -178,7 +178,7 @@ t.test('an unknown profession reads nothing, not even documents the patient depo
   for (const profession of ['99', '', 'constructor', '__proto__']) {
     t.notOk(mayRead(profession, undefined, loinc('57833-6')), `${JSON.stringify(profession)}: prescription`);
     t.notOk(mayRead(profession, undefined, { types: [], classes: [], authoredByPatient: true }), `${JSON.stringify(profession)}: patient document`);
-    t.same(readableTypes(profession), { all: false, types: [], classes: [], patientDeposited: false, except: { types: [], classes: [], patientDeposited: false } });
+    t.same(readableTypes(profession), { all: false, types: [], classes: [], patientDeposited: false, except: { types: [], classes: [], patientDeposited: false }, resourceTypes: [] });
   }
 });
 
@@ -353,7 +353,7 @@ const invalid: [string, unknown, RegExp][] = [
   ['a misspelt key', { ...shipped, defualt: 'deny' }, /\(top level\): unknown key "defualt"/],
   ['a misspelt key in a profession', variant((m) => ((m.professions[PODIATRIST] as FileEntry & { denny?: string[] }).denny = [])), /professions\.80: unknown key "denny"/],
   ['no categories', variant((m) => (m.categories = {})), /categories: must list at least one category/],
-  ['a category that matches nothing', variant((m) => (m.categories['empty'] = { types: [], classes: [], description: 'x' })), /categories\.empty: matches no document/],
+  ['a category that matches nothing', variant((m) => (m.categories['empty'] = { types: [], classes: [], description: 'x' })), /categories\.empty: matches nothing/],
   ['a category without description', variant((m) => (m.categories['x'] = { types: [{ system: LOINC, code: '1-8' }] })), /categories\.x\.description: must be a non-empty string/],
   ['a coding without system', variant((m) => (m.categories['prescription'].types = [{ code: '57833-6' } as Coding])), /categories\.prescription\.types\[0\]\.system: must be a non-empty string/],
   ['a coding whose system is not a URI', variant((m) => (m.categories['prescription'].types = [{ system: 'loinc', code: '57833-6' }])), /categories\.prescription\.types\[0\]\.system: must be an absolute URI/],

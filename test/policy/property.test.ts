@@ -117,7 +117,7 @@ interface ConsentFacts {
   id: string;
   patient: string;
   kind: ConsentKind;
-  /** permit: a practitioner id; block: 'Practitioner/x' or 'Organization/x'; mask: a document id. */
+  /** permit: a practitioner id; block: 'Practitioner/x' or 'Organization/x'; mask: the masked resource, 'DocumentReference/x' or 'Observation/x'. */
   target?: string;
   active: boolean;
 }
@@ -202,9 +202,11 @@ function generate(rng: Rng): World {
     write(content);
   }
   let obsCount = 0;
+  const observations: { id: string; patient: string }[] = [];
   for (const patient of patients) {
     for (let j = rng.int(0, 2); j > 0; j--) {
       const id = `obs-${obsCount++}`;
+      observations.push({ id, patient });
       write({
         resourceType: 'Observation',
         id,
@@ -244,7 +246,7 @@ function generate(rng: Rng): World {
           c = emergencyOff(id, f.patient);
       }
       const provision = { ...(c as unknown as { provision: Record<string, unknown[]> }).provision };
-      if (also !== undefined && f.kind === 'mask') provision.data = [...provision.data, { meaning: 'instance', reference: { reference: `DocumentReference/${also}` } }];
+      if (also !== undefined && f.kind === 'mask') provision.data = [...provision.data, { meaning: 'instance', reference: { reference: also } }];
       else if (also !== undefined) {
         const actor = provision.actor[0] as { role: unknown };
         provision.actor = [...provision.actor, { role: actor.role, reference: { reference: f.kind === 'permit' ? `Practitioner/${also}` : also } }];
@@ -261,8 +263,9 @@ function generate(rng: Rng): World {
     for (const pro of world.professionals) if (rng.chance(0.25)) consent({ patient, kind: 'permit', target: pro.id }, otherPro());
     if (rng.chance(0.3)) consent({ patient, kind: 'block', target: `Practitioner/${rng.pick(world.professionals).id}` }, rng.chance(0.15) ? `Organization/${rng.pick(world.organizations)}` : undefined);
     if (rng.chance(0.25)) consent({ patient, kind: 'block', target: `Organization/${rng.pick(world.organizations)}` });
-    const own = docs.filter((d) => d.patient === patient);
-    for (const d of own) if (rng.chance(0.25)) consent({ patient, kind: 'mask', target: d.id }, rng.chance(0.2) ? rng.pick(own).id : undefined);
+    // Masks of documents and of entries of the medical profile (docs/profile.md).
+    const own = [...docs.filter((d) => d.patient === patient).map((d) => `DocumentReference/${d.id}`), ...observations.filter((o) => o.patient === patient).map((o) => `Observation/${o.id}`)];
+    for (const d of own) if (rng.chance(0.25)) consent({ patient, kind: 'mask', target: d }, rng.chance(0.2) ? rng.pick(own) : undefined);
     if (rng.chance(0.3)) consent({ patient, kind: 'emergency-off' });
   }
   // New versions of some documents, after the consents: a new description, sometimes a new type.
@@ -421,6 +424,11 @@ class Rules {
     const isDocument = r.resourceType === 'DocumentReference';
     const author = isDocument && this.authors(r).includes(`Practitioner/${me}`);
     if (!this.entersRecord(reader, patientId, author)) return false;
+    // The medical profile (docs/profile.md): the matrix by resource type, and the patient's masks.
+    if (r.resourceType === 'Observation') {
+      if (!mayRead(reader.pro.profession, reader.pro.specialty, { resourceType: r.resourceType })) return false;
+      if (choices.some((c) => c.kind === 'mask' && c.target === keyOf(r))) return false;
+    }
     if (isDocument && !author) {
       const doc = r as Resource & { status?: string; type?: { coding?: Coding[] }; category?: { coding?: Coding[] }[] };
       // Retracted by its author (docs/mhd.md): gone from other professionals' view.
@@ -432,7 +440,7 @@ class Rules {
         authoredByPatient: authors.length > 0 && authors.every((a) => /^(Patient|RelatedPerson)\//.test(a)),
       };
       if (!mayRead(reader.pro.profession, reader.pro.specialty, facts)) return false;
-      if (choices.some((c) => c.kind === 'mask' && c.target === r.id)) return false;
+      if (choices.some((c) => c.kind === 'mask' && c.target === keyOf(r))) return false;
     }
     return true;
   }
@@ -809,8 +817,8 @@ function writeVerdict(rules: Rules, world: World, a: Attempt): Verdict {
 function ownMasks(rules: Rules, consent: Resource): boolean {
   const facts = consentFacts(consent);
   if ((consent as { status?: string }).status !== 'active' || facts.kind !== 'mask') return true;
-  return facts.targets.every((id) => {
-    const target = rules.current(`DocumentReference/${id}`);
+  return facts.targets.every((key) => {
+    const target = rules.current(key);
     return target !== undefined && rules.patientOf(target) === facts.patient;
   });
 }
@@ -837,7 +845,7 @@ function consentFacts(r: Resource): { patient: string; kind: ConsentKind; target
   const patient = idFrom(c.patient?.reference, 'Patient') as string;
   const actors = (c.provision?.actor ?? []).map((x) => x.reference?.reference ?? '');
   if (c.provision?.type === 'permit') return { patient, kind: 'permit', targets: actors.map((x) => x.replace('Practitioner/', '')) };
-  if ((c.provision?.data ?? []).length > 0) return { patient, kind: 'mask', targets: (c.provision?.data ?? []).map((d) => (d.reference?.reference ?? '').replace('DocumentReference/', '')) };
+  if ((c.provision?.data ?? []).length > 0) return { patient, kind: 'mask', targets: (c.provision?.data ?? []).map((d) => d.reference?.reference ?? '') };
   if (actors.length > 0) return { patient, kind: 'block', targets: actors };
   return { patient, kind: 'emergency-off', targets: [] };
 }
@@ -882,7 +890,7 @@ function randomAttempt(rng: Rng, world: World, rules: Rules, readers: Reader[]):
     const after: Resource[] = [
       { resourceType: 'Observation', status: 'final', code: { text: 'probe' }, subject: { reference: `Patient/${own}` } } as Resource,
       { resourceType: 'DocumentReference', status: 'current', type: { coding: [randomType(rng)] }, subject: { reference: `Patient/${own}` }, author: [{ reference: docAuthor }], content: [{ attachment: { contentType: 'application/pdf', url: 'Binary/x' } }] } as Resource,
-      rng.pick([permit('x', own, me), block('x', own, `Practitioner/${rng.pick(world.professionals).id}`), mask('x', own, rng.pick(rules.all('DocumentReference')).id as string), emergencyOff('x', own)]) as Resource,
+      rng.pick([permit('x', own, me), block('x', own, `Practitioner/${rng.pick(world.professionals).id}`), mask('x', own, keyOf(rng.pick([...rules.all('DocumentReference'), ...rules.all('Observation')]))), emergencyOff('x', own)]) as Resource,
       { ...permit('x', own, me), provision: { ...permit('x', own, me).provision, provision: [{ type: 'deny' }] } } as Resource,
       { resourceType: 'Patient', identifier: [{ system: INS, value: String(rng.int(1e14, 9e14)) }] } as Resource,
       { resourceType: 'Practitioner', name: [{ family: 'Nouveau' }] } as Resource,
