@@ -9,12 +9,11 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Bundle, BundleEntry, Composition, CompositionSection, Patient, Practitioner, Resource } from '@medplum/fhirtypes';
-import { FhirError } from '../base/outcome.js';
 import { professionDisplay } from '../policy/matrix.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import type { Operation } from './operations.js';
 import { read } from './read.js';
-import { search } from './search.js';
+import { readable } from './readable.js';
 import { bundle } from './bundle.js';
 import { describe, nameOf, type Line, type SummaryView } from './summary-text.js';
 import { renderSummaryPdf } from './summary-pdf.js';
@@ -93,36 +92,12 @@ function inError(r: Resource): boolean {
   return status === 'entered-in-error' || verification === 'entered-in-error';
 }
 
-/**
- * Every resource of `type` the caller may read that matches `params`: the server's own search
- * (scopes, policy restriction, decision on each match), page after page. A type the caller's scopes
- * do not reach gives nothing, as an _include of it would.
- */
-async function readable(ctx: FhirContext, req: FhirRequest, type: string, params: [string, string][]): Promise<Resource[]> {
-  const found: Resource[] = [];
-  let query: [string, string][] = [...params, ['_count', String(ctx.maxPageSize)]];
-  while (found.length < MAX_PER_SECTION) {
-    let page: Bundle;
-    try {
-      page = (await search(ctx, { ...req, method: 'GET', target: { kind: 'type', type }, query, body: { kind: 'none' } }, type, query)).resource as Bundle;
-    } catch (error) {
-      if (error instanceof FhirError && error.status === 403) return found;
-      throw error;
-    }
-    found.push(...(page.entry ?? []).map((e) => e.resource).filter((r): r is Resource => r !== undefined));
-    const next = page.link?.find((l) => l.relation === 'next')?.url;
-    if (!next) break;
-    query = [...new URL(next).searchParams] as [string, string][];
-  }
-  return found.slice(0, MAX_PER_SECTION);
-}
-
 /** Who generated the summary, as a reference and a name for people (French: the PDF's "par …"). */
 async function generator(ctx: FhirContext, req: FhirRequest, patient: Patient): Promise<{ reference: { reference?: string; display: string }; practitioner?: Practitioner }> {
   const actor = req.actor;
   switch (actor?.kind) {
     case 'practitioner': {
-      const [practitioner] = (await readable(ctx, req, 'Practitioner', [['_id', actor.practitionerId]])) as Practitioner[];
+      const [practitioner] = (await readable(ctx, req, 'Practitioner', [['_id', actor.practitionerId]], 1)) as Practitioner[];
       const name = practitioner ? nameOf(practitioner.name?.[0]) : '';
       const profession = professionDisplay(actor.profession);
       const display = [name || `Practitioner/${actor.practitionerId}`, profession ? `(${profession})` : ''].filter(Boolean).join(' ');
@@ -157,7 +132,7 @@ export async function buildSummary(ctx: FhirContext, req: FhirRequest, patientId
   const byType = new Map<string, Promise<Resource[]>>();
   const of = (spec: SectionSpec) => {
     const key = `${spec.type}?${new URLSearchParams(spec.params(patientId)).toString()}`;
-    if (!byType.has(key)) byType.set(key, readable(ctx, plain, spec.type, spec.params(patientId)).then((rs) => rs.filter((r) => !inError(r))));
+    if (!byType.has(key)) byType.set(key, readable(ctx, plain, spec.type, spec.params(patientId), MAX_PER_SECTION).then((rs) => rs.filter((r) => !inError(r))));
     return byType.get(key) as Promise<Resource[]>;
   };
   const sections: { spec: SectionSpec; resources: Resource[] }[] = [];
