@@ -9,6 +9,7 @@ import type { Parameters, Resource } from '@medplum/fhirtypes';
 import type { FhirContext, FhirRequest, FhirResponse, Method } from './context.js';
 import { SUBSCRIPTION_OPERATIONS } from './subscriptions.js';
 import { ACCOUNT_OPERATIONS } from './accounts.js';
+import { AGENDA_OPERATIONS } from './agenda.js';
 import { FhirError, Invalid, informational, NotFound, operationOutcome, type Issue } from '../base/outcome.js';
 import { resourceFromBody } from './body.js';
 import { access } from './access.js';
@@ -124,7 +125,7 @@ const VALIDATE: Operation = {
 };
 
 /** Every operation the server implements. A new one is a module exporting its Operation, and a line here. */
-export const OPERATIONS: readonly Operation[] = [VALIDATE, ...SUBSCRIPTION_OPERATIONS, ...ACCOUNT_OPERATIONS];
+export const OPERATIONS: readonly Operation[] = [VALIDATE, ...SUBSCRIPTION_OPERATIONS, ...ACCOUNT_OPERATIONS, ...AGENDA_OPERATIONS];
 
 /** The operations declared for a type in the CapabilityStatement. */
 export function operationsOf(type: string): Operation[] {

@@ -109,7 +109,7 @@ t.test('supported profiles and operations', async (t) => {
   const backport = 'http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/';
   for (const resource of capability.rest![0].resource?.filter((r) => r.type !== 'OperationDefinition') ?? []) {
     const subscriptions = resource.type === 'Subscription' ? [['status', `${backport}backport-subscription-status`], ['events', `${backport}backport-subscription-events`], ['get-ws-binding-token', `${backport}backport-subscription-get-ws-binding-token`]] : [];
-    const accounts = resource.type === 'Patient' ? ['enrol', 'activate', 'object', 'close'].map((name) => [name, `${BASE}/OperationDefinition/Patient-${name}`]) : [];
+    const accounts = resource.type === 'Patient' ? ['enrol', 'activate', 'object', 'close', 'reminders'].map((name) => [name, `${BASE}/OperationDefinition/Patient-${name}`]) : [];
     t.same(resource.operation?.map((o) => [o.name, o.definition]), [['validate', 'http://hl7.org/fhir/OperationDefinition/Resource-validate'], ...subscriptions, ...accounts], resource.type);
   }
   // Each declared operation is served, at type and instance level.
