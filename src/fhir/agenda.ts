@@ -6,7 +6,7 @@
 
 import type { Appointment, Bundle, Immunization, Observation, Patient } from '@medplum/fhirtypes';
 import { calendar, evidenceOf, remindersFor, type Evidence, type Reminder } from '../agenda/reminders.js';
-import { Invalid } from '../base/outcome.js';
+import { Gone, Invalid, NotFound } from '../base/outcome.js';
 import { parseCriteria } from '../search/plan.js';
 import { access, assertReadable, searchable, visible } from './access.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
@@ -67,7 +67,9 @@ async function reminders(ctx: FhirContext, req: FhirRequest, id: string): Promis
   const granted = access(req, 'Patient', 'r');
   const read = await ctx.store.read('Patient', id);
   await assertReadable(ctx, granted, read, `Patient/${id}`);
-  if (read.kind !== 'found' || !read.version.resource) throw new Invalid(`Patient/${id} is deleted`);
+  // As a read of the Patient would answer (R4: 404 unknown, 410 deleted), after the policy.
+  if (read.kind === 'missing') throw new NotFound(`Patient/${id}`);
+  if (read.kind !== 'found' || !read.version.resource) throw new Gone(`Patient/${id}`);
   const patient = read.version.resource as Patient;
   const due = remindersFor(calendar(), patient, await evidenceOfPatient(ctx, req, id), today);
   const bundle: Bundle = {
