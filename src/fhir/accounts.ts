@@ -16,11 +16,13 @@ import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { newId } from './body.js';
 import { obligations } from './create.js';
 import { applyOne, incomingResource, versionResponse } from './resource.js';
-import type { Operation } from './operations.js';
+import type { Operation, OperationParameter } from './operations.js';
+
+/** What $activate, $object and $close answer. */
+const PATIENT_OUT: OperationParameter = { name: 'return', use: 'out', min: 1, max: '1', type: 'Patient', documentation: 'The Patient, its account in its new state.' };
 
 /** The INS (identifiant national de santé, docs/glossary.md): the identity an account is enrolled by. */
 export const INS_SYSTEM = 'urn:oid:1.2.250.1.213.1.4.8';
-const DEFINITIONS = 'https://carnet.example.org/fhir/OperationDefinition/Patient-';
 /** People in one $enrol call. */
 const MAX_ENROL = 1_000;
 /** The provisional code's alphabet: no 0/O, 1/I/L (it is typed from a letter). */
@@ -163,28 +165,51 @@ const instance = (handler: (ctx: FhirContext, req: FhirRequest, id: string) => P
 export const ACCOUNT_OPERATIONS: readonly Operation[] = [
   {
     name: 'enrol',
-    definition: `${DEFINITIONS}enrol`,
     documentation: `POST [base]/Patient/$enrol (the enrolment feed, a system): a Parameters of "patient" resources, each with an INS; each becomes a notified account with a six-week objection window. Answers a "result" per person: the Patient reference, created or existing (idempotent on the INS), and for a new account its provisional code, given once. At most ${MAX_ENROL} people per call.`,
     types: ['Patient'],
+    affectsState: true,
+    parameters: [
+      { name: 'patient', use: 'in', min: 1, max: String(MAX_ENROL), type: 'Patient', documentation: 'A person to enrol, with their INS.' },
+      {
+        name: 'result',
+        use: 'out',
+        min: 1,
+        max: '*',
+        documentation: 'One per person, in order.',
+        part: [
+          { name: 'ins', use: 'out', min: 1, max: '1', type: 'string' },
+          { name: 'patient', use: 'out', min: 1, max: '1', type: 'Reference' },
+          { name: 'outcome', use: 'out', min: 1, max: '1', type: 'code', documentation: 'created or existing.' },
+          { name: 'provisionalCode', use: 'out', min: 0, max: '1', type: 'string', documentation: 'For a new account: the code of the letter, given once.' },
+        ],
+      },
+    ],
     type: { methods: ['POST'], handler: (ctx, req) => enrol(ctx, req) },
   },
   {
     name: 'activate',
-    definition: `${DEFINITIONS}activate`,
     documentation: 'POST [base]/Patient/[id]/$activate (the person): Parameters "code" (the provisional code of the letter) and "ins"; opens a notified account at once.',
     types: ['Patient'],
+    affectsState: true,
+    parameters: [
+      { name: 'code', use: 'in', min: 1, max: '1', type: 'string', documentation: 'The provisional code of the letter.' },
+      { name: 'ins', use: 'in', min: 1, max: '1', type: 'string', documentation: 'The person\'s INS.' },
+      PATIENT_OUT,
+    ],
     instance: instance(activate),
   },
   {
     name: 'object',
-    definition: `${DEFINITIONS}object`,
+    affectsState: true,
+    parameters: [PATIENT_OUT],
     documentation: 'POST [base]/Patient/[id]/$object (the person): objects to a notified account before its window ends; it is never opened and takes no document.',
     types: ['Patient'],
     instance: instance((ctx, req, id) => transitionOf(ctx, req, id, 'object', () => ({ kind: 'object' }))),
   },
   {
     name: 'close',
-    definition: `${DEFINITIONS}close`,
+    affectsState: true,
+    parameters: [PATIENT_OUT],
     documentation: 'POST [base]/Patient/[id]/$close: the person closes their open account (or, at their death, the feed that enrolled them); professionals read nothing of it any more, and it is archived 30 days later.',
     types: ['Patient'],
     instance: instance((ctx, req, id) => transitionOf(ctx, req, id, 'close', () => ({ kind: 'close', by: req.actor?.kind === 'system' ? 'death' : 'person' }))),

@@ -10,6 +10,7 @@ import { SERVED_TYPES } from '../base/registry.js';
 import { paramsOf } from '../search/params.js';
 import { profiles } from './profiles.js';
 import { operationsOf } from './operations.js';
+import { DEFINITION_SEARCH, definitionUrl, OPERATION_DEFINITION } from './operation-definitions.js';
 import { capabilityExtensions, type TopicRegistry } from '../notify/topics.js';
 import { BACKPORT_SUBSCRIPTION_PROFILE } from '../notify/subscription.js';
 import type { FhirContext, FhirResponse } from './context.js';
@@ -58,7 +59,7 @@ function supportedProfiles(type: string): Pick<CapabilityStatementRestResource, 
   return urls.length ? { supportedProfile: urls } : {};
 }
 
-function resourceEntry(type: ResourceType, topics?: TopicRegistry): CapabilityStatementRestResource {
+function resourceEntry(baseUrl: string, type: ResourceType, topics?: TopicRegistry): CapabilityStatementRestResource {
   return {
     type,
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
@@ -81,7 +82,7 @@ function resourceEntry(type: ResourceType, topics?: TopicRegistry): CapabilitySt
       ...(p.documentation ? { documentation: p.documentation } : {}),
     })),
     ...(type === 'Subscription' && topics ? { extension: capabilityExtensions(topics), supportedProfile: [...(supportedProfiles(type).supportedProfile ?? []), BACKPORT_SUBSCRIPTION_PROFILE] } : {}),
-    operation: operationsOf(type).map((o) => ({ name: o.name, definition: o.definition, documentation: o.documentation })),
+    operation: operationsOf(type).map((o) => ({ name: o.name, definition: definitionUrl(baseUrl, o), documentation: o.documentation })),
   };
 }
 
@@ -93,6 +94,15 @@ function transactionDocumentation(): string {
     .map((p) => p.url);
   return `Transaction Bundles, atomic. A Bundle claiming one of these profiles, or carrying an MHD SubmissionSet, is an IHE MHD ITI-65 Provide Document Bundle, checked whole against the Document Recipient's rules (docs/mhd.md): ${bundles.join(', ')}`;
 }
+
+/** The definitions of the operations above, generated from their table (fhir/operation-definitions): read and search, public, never written. */
+const OPERATION_DEFINITIONS: CapabilityStatementRestResource = {
+  type: OPERATION_DEFINITION,
+  profile: `http://hl7.org/fhir/StructureDefinition/${OPERATION_DEFINITION}`,
+  documentation: 'The definition of each operation this server serves, generated from its table; public (no bearer token), read-only (writes are 405).',
+  interaction: [{ code: 'read' }, { code: 'search-type' }],
+  searchParam: Object.entries(DEFINITION_SEARCH).map(([name, p]) => ({ name, type: p.type, definition: p.definition })),
+};
 
 const cache = new WeakMap<FhirContext, CapabilityStatement>();
 
@@ -106,7 +116,7 @@ export function capabilityStatement(ctx: FhirContext): CapabilityStatement {
       {
         mode: 'server',
         security: security(ctx.baseUrl),
-        resource: SERVED_TYPES.map((type) => resourceEntry(type, ctx.topics)),
+        resource: [...SERVED_TYPES.map((type) => resourceEntry(ctx.baseUrl, type, ctx.topics)), OPERATION_DEFINITIONS],
         interaction: SYSTEM_INTERACTIONS.map((code) => (code === 'transaction' ? { code, documentation: transactionDocumentation() } : { code })),
       },
     ],

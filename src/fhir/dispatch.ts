@@ -16,6 +16,7 @@ import { history } from './history.js';
 import { search } from './search.js';
 import { instanceOperation, typeOperation } from './operations.js';
 import { processBundle } from './batch.js';
+import { definitions, OPERATION_DEFINITION } from './operation-definitions.js';
 
 /** Parses a path below the base ("Patient/1/_history/2") into a target; null if it is none. */
 export function parseTarget(path: string): Target | null {
@@ -54,8 +55,10 @@ function notAllowed(req: FhirRequest, allow: string): never {
 
 export async function dispatch(ctx: FhirContext, req: FhirRequest): Promise<FhirResponse> {
   const { target, method } = req;
-  if ('type' in target && !isServedType(target.type)) throw new NotFound(`Resource type "${target.type}"`);
   if ('id' in target) checkId(target.id);
+  // The definitions of the operations are generated, never stored (fhir/operation-definitions).
+  if ('type' in target && target.type === OPERATION_DEFINITION) return definitions(ctx, req);
+  if ('type' in target && !isServedType(target.type)) throw new NotFound(`Resource type "${target.type}"`);
   const get = method === 'GET' || method === 'HEAD';
   switch (target.kind) {
     case 'metadata':

@@ -210,4 +210,6 @@ export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefi
     app.route({ method: [...methods], url, handler: handle, exposeHeadRoute: false });
   }
   app.route({ method: ['GET', 'HEAD'], url: `${prefix}/metadata`, handler: handle, exposeHeadRoute: false, config: PUBLIC_ROUTE });
+  // The OperationDefinitions the CapabilityStatement points at are as public as it is (no patient data; writes are 405).
+  for (const url of [`${prefix}/OperationDefinition`, `${prefix}/OperationDefinition/:id`]) app.route({ method: [...methods], url, handler: handle, exposeHeadRoute: false, config: PUBLIC_ROUTE });
 }

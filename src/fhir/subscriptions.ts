@@ -165,6 +165,10 @@ export const SUBSCRIPTION_OPERATIONS: readonly Operation[] = [
     definition: `${BACKPORT_OPERATIONS}backport-subscription-status`,
     documentation: 'GET [base]/Subscription/[id]/$status, or [base]/Subscription/$status?id=a,b: the SubscriptionStatus (query-status) of the caller\'s own subscriptions: status, topic, events since start, delivery errors.',
     types: ['Subscription'],
+    parameters: [
+      { name: 'id', use: 'in', min: 0, max: '*', type: 'id', documentation: 'At type level: the subscriptions (comma-separated or repeated), the caller\'s own.' },
+      { name: 'return', use: 'out', min: 1, max: '1', type: 'Bundle', documentation: 'A searchset of SubscriptionStatus (Parameters).' },
+    ],
     type: {
       methods: BOTH,
       handler: async (ctx, req) => {
@@ -180,6 +184,12 @@ export const SUBSCRIPTION_OPERATIONS: readonly Operation[] = [
     definition: `${BACKPORT_OPERATIONS}backport-subscription-events`,
     documentation: 'GET [base]/Subscription/[id]/$events?eventsSinceNumber=&eventsUntilNumber=&content=: the subscription\'s past events by number (at most 100), each one only if the caller may read its focus now.',
     types: ['Subscription'],
+    parameters: [
+      { name: 'eventsSinceNumber', use: 'in', min: 0, max: '1', type: 'string', documentation: 'The first event number (default: the last 100).' },
+      { name: 'eventsUntilNumber', use: 'in', min: 0, max: '1', type: 'string', documentation: 'The last event number (at most 100 after the first).' },
+      { name: 'content', use: 'in', min: 0, max: '1', type: 'code', documentation: 'empty, id-only or full-resource (default: the subscription\'s).' },
+      { name: 'return', use: 'out', min: 1, max: '1', type: 'Bundle', documentation: 'A history Bundle: the SubscriptionStatus, then the focus of each event the caller may read now.' },
+    ],
     instance: { methods: BOTH, handler: async (ctx, req, _type, id) => events(ctx, req, id) },
   },
   {
@@ -187,6 +197,12 @@ export const SUBSCRIPTION_OPERATIONS: readonly Operation[] = [
     definition: `${BACKPORT_OPERATIONS}backport-subscription-get-ws-binding-token`,
     documentation: 'GET [base]/Subscription/[id]/$get-ws-binding-token: a token (valid 5 minutes) and the websocket URL; the client connects and sends `bind-with-token <token>`.',
     types: ['Subscription'],
+    parameters: [
+      { name: 'token', use: 'out', min: 1, max: '1', type: 'string', documentation: 'The binding token.' },
+      { name: 'expiration', use: 'out', min: 1, max: '1', type: 'dateTime', documentation: 'When the token expires.' },
+      { name: 'subscription', use: 'out', min: 0, max: '*', type: 'string', documentation: 'The subscription the token binds.' },
+      { name: 'websocket-url', use: 'out', min: 1, max: '1', type: 'url', documentation: 'Where to connect.' },
+    ],
     instance: { methods: BOTH, handler: async (ctx, req, _type, id) => bindingToken(ctx, req, id) },
   },
 ];

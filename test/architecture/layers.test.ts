@@ -40,9 +40,11 @@ const ALLOWED: Graph = {
   notify: ['base', 'search', 'store', 'auth', 'audit', 'policy'],
   // The account lifecycle's scheduled work (the transitions themselves are policy/account.ts).
   accounts: ['base', 'search', 'store', 'auth', 'audit', 'policy'],
-  fhir: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify', '/generated', '/conformance', '/package.json'],
+  // The reminders of the agenda: rules as data (profiles/reminders/), pure dates.
+  agenda: ['base'],
+  fhir: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify', 'agenda', '/generated', '/conformance', '/package.json'],
   mhd: ['base', 'search', 'store', 'audit', 'fhir'],
-  [APP]: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify', 'accounts', 'fhir', 'mhd'],
+  [APP]: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify', 'accounts', 'agenda', 'fhir', 'mhd'],
   // The operator's commands read config.ts; app.ts and main.ts never import them.
   cli: ['base', 'store', 'auth', APP],
   // The conformance runner talks HTTP to a server; it only mints development tokens.

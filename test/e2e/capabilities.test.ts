@@ -24,8 +24,10 @@ t.test('metadata is a valid R4 CapabilityStatement for this server', async (t) =
 
 t.test('it lists exactly the served types, each with every interaction the routes serve', async (t) => {
   const rest = capability.rest![0];
-  t.same(rest.resource?.map((r) => r.type).sort(), [...SERVED_TYPES].sort());
-  for (const resource of rest.resource ?? []) {
+  // Besides the served types: the generated, read-only definitions of the operations.
+  t.same(rest.resource?.map((r) => r.type).sort(), [...SERVED_TYPES, 'OperationDefinition'].sort());
+  t.same(rest.resource?.find((r) => r.type === 'OperationDefinition')?.interaction?.map((i) => i.code), ['read', 'search-type']);
+  for (const resource of rest.resource?.filter((r) => r.type !== 'OperationDefinition') ?? []) {
     const codes = resource.interaction?.map((i) => i.code);
     t.same(codes, ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'], resource.type);
     t.equal(resource.versioning, 'versioned-update');
@@ -105,10 +107,10 @@ t.test('supported profiles and operations', async (t) => {
   const transaction = capability.rest![0].interaction?.find((i) => i.code === 'transaction');
   for (const profile of ['IHE.MHD.Minimal.ProvideBundle', 'IHE.MHD.Comprehensive.ProvideBundle', 'IHE.MHD.UnContained.Comprehensive.ProvideBundle', 'pdsm-comprehensive-provide-document-bundle']) t.match(transaction?.documentation, profile);
   const backport = 'http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/';
-  for (const resource of capability.rest![0].resource ?? []) {
+  for (const resource of capability.rest![0].resource?.filter((r) => r.type !== 'OperationDefinition') ?? []) {
     const subscriptions = resource.type === 'Subscription' ? [['status', `${backport}backport-subscription-status`], ['events', `${backport}backport-subscription-events`], ['get-ws-binding-token', `${backport}backport-subscription-get-ws-binding-token`]] : [];
-    const accounts = resource.type === 'Patient' ? ['enrol', 'activate', 'object', 'close'].map((name) => [name, `https://carnet.example.org/fhir/OperationDefinition/Patient-${name}`]) : [];
-    const summary = resource.type === 'Patient' ? [['summary', 'http://hl7.org/fhir/uv/ips/OperationDefinition/summary']] : [];
+    const accounts = resource.type === 'Patient' ? ['enrol', 'activate', 'object', 'close'].map((name) => [name, `${BASE}/OperationDefinition/Patient-${name}`]) : [];
+    const summary = resource.type === 'Patient' ? [['summary', 'http://hl7.org/fhir/uv/ips/OperationDefinition/summary'], ['reminders', `${BASE}/OperationDefinition/Patient-reminders`]] : [];
     t.same(resource.operation?.map((o) => [o.name, o.definition]), [['validate', 'http://hl7.org/fhir/OperationDefinition/Resource-validate'], ...subscriptions, ...accounts, ...summary], resource.type);
   }
   // Each declared operation is served, at type and instance level.
