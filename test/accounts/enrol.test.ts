@@ -9,6 +9,7 @@ import type { AuditEvent, OperationOutcome, Parameters, Patient, RelatedPerson }
 import { authorizationFor, fhir, json, testServer, type TestActor } from '../helpers.js';
 import { enrolParameters, people, type GeneratedPerson } from '../../src/accounts/population.js';
 import { accountOf, majorityOf } from '../../src/policy/account.js';
+import { consentStamp } from '../../src/policy/index.js';
 import type { SearchPlan } from '../../src/search/types.js';
 
 const INS = 'urn:oid:1.2.250.1.213.1.4.8';
@@ -82,7 +83,7 @@ t.test('a batch of 10,000 people is enrolled in one call, each with a code and a
   const audit = await auditOf(sample.id);
   t.equal(audit.length, 1, 'the new account has its own AuditEvent');
   t.match(audit[0].subtype, [{ code: 'operation' }]);
-  const [stamp] = await store.stamps([`consent:${sample.id}`]);
+  const [stamp] = await store.stamps([consentStamp(sample.id)]);
   t.ok(stamp > 0, "the patient's consent stamp was bumped with the account");
 });
 
@@ -138,6 +139,16 @@ t.test("a minor's legal representatives are created with the account, until the 
   }
   const [audit] = await auditOf(r.id);
   t.ok(r.representatives.every((id) => audit.entity?.some((e) => e.what?.reference === `RelatedPerson/${id}`)), 'the AuditEvent names the representatives');
+});
+
+t.test('the same INS twice in one call is one account', async (t) => {
+  const twin = others.filter((p) => p.representatives.length === 0)[2];
+  const res = await enrol(enrolParameters([twin, twin]));
+  t.equal(res.statusCode, 200, res.body);
+  const [first, second] = results(res);
+  t.match(first, { ins: twin.ins, outcome: 'created' });
+  t.same(second, { ins: twin.ins, id: first.id, outcome: 'existing', representatives: [] });
+  t.equal(await patientsWith([twin.ins]), 1);
 });
 
 t.test('refusals: nothing of the call is written', async (t) => {
