@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // Enrolment at national scale (not a test). Requires a build:
-//   npm run build && node scripts/bench/enrol.mjs --people 1000000 --batch 10000 [--seed 1] [--out enrol.json]
+//   npm run build && node scripts/bench/enrol.mjs --people 1000000 --batch 10000 [--seed 1] [--concurrency 1] [--out enrol.json]
 //
 // Starts the real server (dist/main.js) on a fresh data directory (file store, default settings),
 // generates --people people with the seeded population (accounts/population: INS with a valid key,
 // French names, birth dates over a century, about a fifth minors with one or two representatives),
 // and enrols them through HTTP in calls of --batch people (POST /fhir/Patient/$enrol, as the
-// insurer's feed: a system token allowed to create Patients and RelatedPersons), one call at a
-// time, a progress bar showing people per second and the ETA. Then sends the first batch again
+// insurer's feed: a system token allowed to create Patients and RelatedPersons), --concurrency
+// calls at a time (distinct people), a progress bar showing people per second and the ETA. Then sends the first batch again
 // (every person answered `existing`), stops the server, and reports people per second, the bytes
 // of the data directory per account, and the SQLite pages of each table (dbstat). Writes a JSON
 // result (--out).
@@ -23,10 +23,11 @@ import cliProgress from 'cli-progress';
 import Database from 'better-sqlite3';
 import { authorizationFor, cleanup, PROJECT, requireBuild, startServer } from './server.mjs';
 
-const { values: opts } = parseArgs({ options: { people: { type: 'string', default: '50000' }, batch: { type: 'string', default: '10000' }, seed: { type: 'string', default: '1' }, out: { type: 'string', default: 'enrol-bench.json' } } });
+const { values: opts } = parseArgs({ options: { people: { type: 'string', default: '50000' }, batch: { type: 'string', default: '10000' }, seed: { type: 'string', default: '1' }, out: { type: 'string', default: 'enrol-bench.json' }, concurrency: { type: 'string', default: '1' } } });
 const total = Number(opts.people);
 const size = Number(opts.batch);
 const seed = Number(opts.seed);
+const concurrency = Math.max(1, Number(opts.concurrency));
 if (!(total > 0 && size > 0 && size <= 10_000)) {
   console.error('--people > 0 and 0 < --batch <= 10000');
   process.exit(2);
@@ -35,7 +36,7 @@ requireBuild();
 const { population, enrolParameters } = await import(pathToFileURL(path.join(PROJECT, 'dist/accounts/population.js')).href);
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' ');
 const today = new Date().toISOString().slice(0, 10);
-console.log(`enrol bench: ${total} people in calls of ${size}, seed ${seed}; ${os.cpus().length} cores (${os.cpus()[0].model}), load ${load()}`);
+console.log(`enrol bench: ${total} people in calls of ${size} (${concurrency} at a time), seed ${seed}; ${os.cpus().length} cores (${os.cpus()[0].model}), load ${load()}`);
 
 const server = await startServer();
 // However the bench ends (a failed call too), the server and its data directory go with it.
@@ -82,20 +83,26 @@ bar.start(total, 0, { rate: '-' });
 const people = population({ seed, today });
 const calls = [];
 let first;
+let sent = 0;
 let done = 0;
 let representatives = 0;
 const t0 = performance.now();
-while (done < total) {
-  const batch = [];
-  while (batch.length < Math.min(size, total - done)) batch.push(people.next().value);
-  first ??= batch;
-  representatives += batch.reduce((n, p) => n + p.representatives.length, 0);
-  const result = await call(batch);
-  if (result.outcomes.created !== batch.length) throw new Error(`expected ${batch.length} created, got ${JSON.stringify(result.outcomes)}`);
-  calls.push(result);
-  done += batch.length;
-  bar.update(done, { rate: Math.round(done / ((performance.now() - t0) / 1000)) });
+/** One feed connection: takes the next batch of the population until every person was sent. */
+async function feed() {
+  while (sent < total) {
+    const batch = [];
+    while (batch.length < Math.min(size, total - sent)) batch.push(people.next().value);
+    sent += batch.length;
+    first ??= batch;
+    representatives += batch.reduce((n, p) => n + p.representatives.length, 0);
+    const result = await call(batch);
+    if (result.outcomes.created !== batch.length) throw new Error(`expected ${batch.length} created, got ${JSON.stringify(result.outcomes)}`);
+    calls.push(result);
+    done += batch.length;
+    bar.update(done, { rate: Math.round(done / ((performance.now() - t0) / 1000)) });
+  }
 }
+await Promise.all(Array.from({ length: concurrency }, () => feed()));
 const seconds = (performance.now() - t0) / 1000;
 bar.stop();
 const again = await call(first);
@@ -137,6 +144,7 @@ const result = {
   machine: { cores: os.cpus().length, model: os.cpus()[0].model, node: process.version, loadAfter: load() },
   people: total,
   batch: size,
+  concurrency,
   seed,
   representatives,
   seconds: Math.round(seconds * 10) / 10,
