@@ -1,7 +1,7 @@
 // app: buildApp(deps) -> FastifyInstance. Wires the modules together; does no I/O itself
 // (the store is opened by the caller, main.ts or a test).
 
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Store } from './store/port.js';
 import type { FhirContext } from './fhir/context.js';
@@ -53,6 +53,12 @@ export interface AppDeps {
   benchmarkWithoutPolicyAndAudit?: boolean;
   notifications?: NotificationSettings;
   accounts?: Partial<AccountSchedulerSettings>;
+  /**
+   * The secret keying the hashes of provisional codes (auth/keys loadOrCreateSecret): main.ts
+   * loads the data directory's, which every process shares. Absent (a test's single app): a fresh
+   * one, which only this app knows.
+   */
+  accountCodeKey?: Buffer;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9\-_.]{1,64}$/;
@@ -89,6 +95,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     now,
     transactionChecks: [provideDocumentBundle],
     topics: (topics ??= loadTopics()),
+    accountCodeKey: deps.accountCodeKey ?? randomBytes(32),
   };
   const hub = new WsHub({ key: deps.auth.signingKey, baseUrl: () => ctx.baseUrl });
   ctx.hub = hub;

@@ -10,7 +10,7 @@ import { SqliteStore } from './store/sqlite/index.js';
 import { StoreUnavailable, type Store } from './store/port.js';
 import { openMongoStore } from './store/mongo/index.js';
 import { redacted } from './store/mongo/errors.js';
-import { KEY_NAMES, loadOrCreateKey } from './auth/keys.js';
+import { ACCOUNT_CODE_SECRET, KEY_NAMES, loadOrCreateKey, loadOrCreateSecret } from './auth/keys.js';
 import { loadMatrix } from './policy/matrix.js';
 import { profiles } from './fhir/profiles.js';
 import { TokenVerifier } from './auth/verify.js';
@@ -36,6 +36,7 @@ async function main(config: Config): Promise<void> {
   // Likewise the profiles (profiles/*.json): compiled once, before the first write needs them.
   const registry = profiles();
   const signingKey = await loadOrCreateKey(config.dataDir, KEY_NAMES.signing);
+  const accountCodeKey = await loadOrCreateSecret(config.dataDir, ACCOUNT_CODE_SECRET);
   const developmentKey = config.production ? undefined : await loadOrCreateKey(config.dataDir, KEY_NAMES.development);
   const verifier = new TokenVerifier(loadIssuers(config.issuersFile), () => baseUrl, Date.now, config.tokenCache ? undefined : 0);
   if (developmentKey) verifier.trust({ issuer: DEVELOPMENT_ISSUER, jwks: { keys: [developmentKey.publicJwk] } });
@@ -53,6 +54,7 @@ async function main(config: Config): Promise<void> {
     store,
     auth,
     baseUrl: () => baseUrl,
+    accountCodeKey,
     bodyLimit: config.bodyLimit,
     bundleBodyLimit: config.bundleBodyLimit,
     defaultPageSize: config.defaultPageSize,

@@ -1,33 +1,25 @@
 // fhir/accounts: the account operations on Patient (docs/accounts.md): $enrol (the insurer's
-// enrolment feed), $activate, $object and $close (the person). Each is a transition of
+// enrolment feed, fhir/enrol.ts), $activate, $object and $close (the person). Each is a transition of
 // policy/account.ts written as a create or update of the Patient through the normal write path:
 // assertWrite with the transition it carries (policy/write.ts decides who may make it), then
 // applyOne, which commits the Patient, the patient's consent stamp and the AuditEvent together.
 
-import { randomInt } from 'node:crypto';
-import type { Identifier, Parameters, ParametersParameter, Patient } from '@medplum/fhirtypes';
-import { accountOf, hashProvisionalCode, provisionalCodeMatches, transition, withAccount, type AccountEvent, type AccountEventKind, type Transition } from '../policy/account.js';
+import type { ParametersParameter, Patient } from '@medplum/fhirtypes';
+import { accountOf, provisionalCodeMatches, transition, withAccount, type AccountEvent, type AccountEventKind, type Transition } from '../policy/account.js';
 import { creatorKey } from '../policy/decide.js';
 import { indexEntries } from '../search/extract.js';
-import type { SearchPlan } from '../search/types.js';
 import { Conflict, Forbidden, Invalid, NotFound, type FhirError } from '../base/outcome.js';
 import { access, assertAllowed, assertWrite, previousOf } from './access.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
-import { newId } from './body.js';
 import { obligations } from './create.js';
-import { applyOne, incomingResource, versionResponse } from './resource.js';
+import { applyOne, versionResponse } from './resource.js';
 import type { Operation, OperationParameter } from './operations.js';
+import { enrol, insOf, MAX_ENROL, parametersOf } from './enrol.js';
+
+export { INS_SYSTEM } from './enrol.js';
 
 /** What $activate, $object and $close answer. */
 const PATIENT_OUT: OperationParameter = { name: 'return', use: 'out', min: 1, max: '1', type: 'Patient', documentation: 'The Patient, its account in its new state.' };
-
-/** The INS (identifiant national de santé, docs/glossary.md): the identity an account is enrolled by. */
-export const INS_SYSTEM = 'urn:oid:1.2.250.1.213.1.4.8';
-/** People in one $enrol call. */
-const MAX_ENROL = 1_000;
-/** The provisional code's alphabet: no 0/O, 1/I/L (it is typed from a letter). */
-const CODE_ALPHABET = '23456789ABCDEFGHJKMNPQRSTUVWXYZ';
-const CODE_LENGTH = 12;
 
 /** A refused transition as an error: 403 when the proof is wrong, else 409 (the account's state). Its stable code leads the diagnostics. */
 function refusal(result: Extract<Transition, { ok: false }>): FhirError {
@@ -35,91 +27,10 @@ function refusal(result: Extract<Transition, { ok: false }>): FhirError {
   return result.code === 'ACCOUNT_PROOF' ? new Forbidden(diagnostics) : new Conflict(diagnostics);
 }
 
-/** The Parameters body of an operation (400 otherwise). */
-function parametersOf(req: FhirRequest, operation: string): ParametersParameter[] {
-  const value = req.body.kind === 'json' ? (req.body.value as Partial<Parameters> | null) : null;
-  if (!value || typeof value !== 'object' || value.resourceType !== 'Parameters') throw new Invalid(`$${operation} takes a Parameters body`);
-  return value.parameter ?? [];
-}
-
 function stringParameter(parameters: ParametersParameter[], name: string, operation: string): string {
   const value = parameters.find((p) => p.name === name)?.valueString;
   if (typeof value !== 'string' || value === '') throw new Invalid(`$${operation} needs the parameter "${name}" (valueString)`, `Parameters.parameter.where(name='${name}')`);
   return value;
-}
-
-function insOf(patient: Patient): string | undefined {
-  return patient.identifier?.find((i: Identifier) => i.system === INS_SYSTEM && typeof i.value === 'string')?.value;
-}
-
-/** A fresh provisional code, printed on the person's letter: 12 characters of 31 (about 59 bits). */
-function provisionalCode(): string {
-  let code = '';
-  for (let i = 0; i < CODE_LENGTH; i++) code += CODE_ALPHABET[randomInt(CODE_ALPHABET.length)];
-  return `${code.slice(0, 4)}-${code.slice(4, 8)}-${code.slice(8)}`;
-}
-
-function byIns(ins: string): SearchPlan {
-  return { types: ['Patient'], where: [{ kind: 'token', param: 'identifier', values: [{ system: INS_SYSTEM, code: ins }] }], sort: [] };
-}
-
-/** The outcome of one person's enrolment, as a `result` part of the answer. */
-function result(ins: string, id: string, outcome: 'created' | 'existing', code?: string): ParametersParameter {
-  return {
-    name: 'result',
-    part: [
-      { name: 'ins', valueString: ins },
-      { name: 'patient', valueReference: { reference: `Patient/${id}` } },
-      { name: 'outcome', valueCode: outcome },
-      ...(code !== undefined ? [{ name: 'provisionalCode', valueString: code }] : []),
-    ],
-  };
-}
-
-/**
- * POST [base]/Patient/$enrol: each `patient` parameter (a Patient with an INS) becomes a notified
- * account, its provisional code answered once (the server keeps only its hash). Idempotent on the
- * INS: a person already enrolled (or known) is answered with their existing id, and nothing changes.
- */
-async function enrol(ctx: FhirContext, req: FhirRequest): Promise<FhirResponse> {
-  const granted = access(req, 'Patient', 'c');
-  const people = parametersOf(req, 'enrol').filter((p) => p.name === 'patient');
-  if (people.length === 0) throw new Invalid('$enrol needs at least one "patient" parameter (resource: a Patient with an INS)');
-  if (people.length > MAX_ENROL) throw new Invalid(`At most ${MAX_ENROL} people in one $enrol`);
-  // Every person is checked before anyone is enrolled: a call refused for one of them enrols nobody.
-  const checked = people.map((parameter, i) => {
-    const incoming = incomingResource(parameter.resource, 'Patient') as Patient;
-    const ins = insOf(incoming);
-    if (ins === undefined) throw new Invalid(`patient ${i}: an account is enrolled by INS (identifier with system ${INS_SYSTEM})`, `Parameters.parameter[${i}].resource.identifier`);
-    return { incoming, ins };
-  });
-  const answers: ParametersParameter[] = [];
-  for (const { incoming, ins } of checked) {
-    // Identity by INS (fhir/access identityMatch): the feed learns the id, not the record.
-    const existing = await ctx.store.search(byIns(ins), { count: 1 });
-    const match = existing.matches[0];
-    if (match) {
-      answers.push(result(ins, match.id, 'existing'));
-      continue;
-    }
-    const code = provisionalCode();
-    const next = transition(undefined, { kind: 'enrol', provisionalCode: hashProvisionalCode(code), ...(incoming.birthDate ? { birthDate: incoming.birthDate } : {}) }, Date.parse(ctx.now()));
-    if (!next.ok) throw refusal(next);
-    const { id: _ignored, ...content } = incoming;
-    const patient = { ...withAccount(content as Patient, next.account), id: newId() };
-    const permit = await assertWrite(ctx, granted, 'create', { after: patient, account: 'enrol' }, `Patient/${patient.id}`);
-    const response = await applyOne(ctx, req, {
-      // Re-checked inside the transaction: two feeds enrolling one INS at once make one account.
-      op: { kind: 'create', resource: patient, index: indexEntries(patient), creator: creatorKey(granted.actor), ifNoneExist: byIns(ins) },
-      extra: obligations(permit),
-      respond: (written) => ({ status: written.kind === 'created' ? 201 : 200, headers: {}, ...(written.kind === 'created' || written.kind === 'existing' ? { resource: { resourceType: 'Patient', id: written.version.id } } : {}) }),
-    });
-    const id = response.resource?.id ?? patient.id;
-    answers.push(response.status === 201 ? result(ins, id, 'created', code) : result(ins, id, 'existing'));
-  }
-  const parameters: Parameters = { resourceType: 'Parameters', parameter: answers };
-  // Each new account's AuditEvent was written with it; the answer itself is recorded as the operation.
-  return { status: 200, headers: {}, resource: parameters };
 }
 
 /**
@@ -155,7 +66,7 @@ function activate(ctx: FhirContext, req: FhirRequest, id: string): Promise<FhirR
   const ins = stringParameter(parameters, 'ins', 'activate');
   return transitionOf(ctx, req, id, 'activate', (patient) => ({
     kind: 'activate',
-    codeMatches: provisionalCodeMatches(accountOf(patient).provisionalCode, code),
+    codeMatches: provisionalCodeMatches(accountOf(patient).provisionalCode, code, ctx.accountCodeKey),
     insMatches: insOf(patient) === ins,
   }));
 }
@@ -165,11 +76,12 @@ const instance = (handler: (ctx: FhirContext, req: FhirRequest, id: string) => P
 export const ACCOUNT_OPERATIONS: readonly Operation[] = [
   {
     name: 'enrol',
-    documentation: `POST [base]/Patient/$enrol (the enrolment feed, a system): a Parameters of "patient" resources, each with an INS; each becomes a notified account with a six-week objection window. Answers a "result" per person: the Patient reference, created or existing (idempotent on the INS), and for a new account its provisional code, given once. At most ${MAX_ENROL} people per call.`,
+    documentation: `POST [base]/Patient/$enrol (the enrolment feed, a system): a Parameters of "patient" resources, each with an INS, a minor's followed by "representative" RelatedPersons (a v3-RoleCode relationship); each becomes a notified account with a six-week objection window. Answers a "result" per person: the Patient reference, created or existing (idempotent on the INS), and for a new account its provisional code, given once, and its representatives. At most ${MAX_ENROL} people per call.`,
     types: ['Patient'],
     affectsState: true,
     parameters: [
       { name: 'patient', use: 'in', min: 1, max: String(MAX_ENROL), type: 'Patient', documentation: 'A person to enrol, with their INS.' },
+      { name: 'representative', use: 'in', min: 0, max: '*', type: 'RelatedPerson', documentation: 'A legal representative of the minor of the "patient" parameter before it (a v3-RoleCode relationship); acts for them until their eighteenth birthday.' },
       {
         name: 'result',
         use: 'out',

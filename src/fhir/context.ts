@@ -29,6 +29,8 @@ export interface FhirContext {
   topics: TopicRegistry;
   /** This process's websocket notification channel (notify/websocket). */
   hub?: WsHub;
+  /** The secret keying the hashes of provisional codes (policy/account.ts), the same in every process. */
+  accountCodeKey: Buffer;
 }
 
 /** One write entry of a transaction once ids are decided and references rewritten. */

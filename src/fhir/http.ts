@@ -16,6 +16,7 @@ import { carriesDocument, isContentUpload, readBody, receiveContent, withContent
 import { nativeAnswer, openContent, type NativeAnswer } from './retrieve.js';
 import { MAX_FORM_BYTES } from '../search/limits.js';
 import { PUBLIC_ROUTE } from '../auth/hook.js';
+import { ENROL_BODY_LIMIT } from './enrol.js';
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -156,7 +157,12 @@ export function registerFhirRoutes(app: FastifyInstance, ctx: FhirContext, prefi
     const pattern = (request.routeOptions.url ?? '').slice(prefix.length).split('/');
     return parseTarget(pattern.map((part) => (part.startsWith(':') ? encodeURIComponent(params[part.slice(1)]) : part)).join('/'));
   };
-  const limitOf = (request: FastifyRequest, target: Target | null) => (target && carriesDocument(request.method as Method, target) ? documentLimit : bodyLimit);
+  // POST Patient/$enrol alone takes up to ENROL_BODY_LIMIT: a batch of 10,000 people (fhir/enrol).
+  const limitOf = (request: FastifyRequest, target: Target | null) => {
+    if (target && carriesDocument(request.method as Method, target)) return documentLimit;
+    if (target?.kind === 'type-operation' && target.type === 'Patient' && target.operation === '$enrol' && request.method === 'POST') return Math.max(bodyLimit, ENROL_BODY_LIMIT);
+    return bodyLimit;
+  };
 
   // Bodies arrive as bytes; parsing happens in bodyOf so that every failure is an OperationOutcome.
   // Binary content (POST/PUT Binary in its own media type) is not read here: the handler streams

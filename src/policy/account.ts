@@ -10,7 +10,7 @@
 // A Patient without the extension was written before accounts had a lifecycle: its state is read
 // from `active` (false: closed, else open).
 
-import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import type { Extension, Patient } from '@medplum/fhirtypes';
 
 export const ACCOUNT_EXTENSION = 'https://carnet.example.org/fhir/StructureDefinition/account';
@@ -24,7 +24,7 @@ export interface Account {
   state: AccountState;
   /** When the objection window ends (notified): the scheduler opens the account then. */
   objectionEnds?: string;
-  /** `scrypt$<salt>$<hash>` of the provisional code (notified only; never the code). */
+  /** `hmac$<salt>$<mac>` (or, for codes issued before, `scrypt$<salt>$<hash>`) of the provisional code (notified only; never the code). */
   provisionalCode?: string;
   /** When the account was closed (closed, archived). */
   closedAt?: string;
@@ -140,7 +140,7 @@ function step(account: Account | undefined, event: AccountEvent, now: number): T
 // ---------------------------------------------------------------------------------------------
 // Minors: majority at eighteen
 
-/** Age of majority in France (Code civil, art. 414). */
+/** The age of majority (Code civil, art. 414): until then a minor's legal representatives act for them. */
 export const MAJORITY_YEARS = 18;
 
 /**
@@ -243,20 +243,39 @@ export function withDerivedActive(patient: Patient): Patient {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The provisional code: only a salted scrypt hash is stored
+// The provisional code: only a salted, keyed hash is stored
+//
+// New codes are stored as `hmac$<salt>$<HMAC-SHA-256(key, salt || code)>`, the key a server secret
+// kept in the data directory (auth/keys.ts loadOrCreateSecret), shared by every process. A slow
+// hash (scrypt, about 50 ms of CPU) would make enrolling a million people take hours; it is not
+// needed here: the code has about 59 bits of entropy (12 characters of 31), it is worthless after
+// the objection window (it is dropped when the account opens), and a stolen database without the
+// key gives nothing to guess against. docs/accounts.md. Codes hashed earlier with scrypt
+// (`scrypt$<salt>$<hash>`) still verify.
 
-/** The stored form of a provisional code: `scrypt$<salt, base64>$<hash, base64>`. */
-export function hashProvisionalCode(code: string, salt: Buffer = randomBytes(16)): string {
-  return `scrypt$${salt.toString('base64')}$${scryptSync(normalizedCode(code), salt, 32).toString('base64')}`;
+/** The stored form of a new provisional code: `hmac$<salt, base64>$<HMAC-SHA-256, base64>`. */
+export function hashProvisionalCode(code: string, key: Buffer, salt: Buffer = randomBytes(16)): string {
+  return `hmac$${salt.toString('base64')}$${codeMac(key, salt, code).toString('base64')}`;
 }
 
-/** Whether `code` is the provisional code whose hash is `stored` (constant time). */
-export function provisionalCodeMatches(stored: string | undefined, code: string): boolean {
+/** Whether `code` is the provisional code whose hash is `stored` (constant time), under the server's `key`. */
+export function provisionalCodeMatches(stored: string | undefined, code: string, key: Buffer): boolean {
   const [scheme, salt, hash] = stored?.split('$') ?? [];
-  if (scheme !== 'scrypt' || !salt || !hash) return false;
+  if (!salt || !hash) return false;
   const expected = Buffer.from(hash, 'base64');
-  const actual = scryptSync(normalizedCode(code), Buffer.from(salt, 'base64'), expected.length);
-  return timingSafeEqual(expected, actual);
+  const saltBytes = Buffer.from(salt, 'base64');
+  switch (scheme) {
+    case 'hmac':
+      return expected.length === 32 && timingSafeEqual(expected, codeMac(key, saltBytes, code));
+    case 'scrypt':
+      return timingSafeEqual(expected, scryptSync(normalizedCode(code), saltBytes, expected.length));
+    default:
+      return false;
+  }
+}
+
+function codeMac(key: Buffer, salt: Buffer, code: string): Buffer {
+  return createHmac('sha256', key).update(salt).update(normalizedCode(code)).digest();
 }
 
 /** A code as printed on a letter: case and spaces or dashes do not matter. */

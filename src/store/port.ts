@@ -49,6 +49,13 @@ export type ResourceOp =
       index: IndexEntry[];
       /** Conditional create: re-checked inside the engine's transaction. */
       ifNoneExist?: SearchPlan;
+      /**
+       * With ifNoneExist: a match fails the whole transaction (WriteConflict 'already-exists',
+       * nothing written) instead of answering `existing`, so that the ops written with the create
+       * (its audit record, resources referring to it) are written only with it. The caller
+       * re-checks and retries (fhir/enrol.ts).
+       */
+      failIfExists?: true;
       /** Who creates it (kept with the resource for the policy's "read back what you wrote"). */
       creator?: string;
       /**

@@ -93,7 +93,7 @@ t.test('the enrolment feed enrols people by INS: notified accounts with a six-we
   const version = await stored(id);
   const patient = version.resource as Patient;
   t.equal(patient.active, false, 'active is false until the account opens');
-  t.match(accountOf(patient), { state: 'notified', objectionEnds: new Date(T0 + OBJECTION_WINDOW_MS).toISOString(), provisionalCode: /^scrypt\$/ });
+  t.match(accountOf(patient), { state: 'notified', objectionEnds: new Date(T0 + OBJECTION_WINDOW_MS).toISOString(), provisionalCode: /^hmac\$/ });
   t.notOk(JSON.stringify(patient).includes(code), 'the code itself is stored nowhere');
   t.equal(version.creator, 'client:cnam-feed');
   const audit = await store.search({ types: ['AuditEvent'], where: [{ kind: 'reference', param: 'entity', values: [{ targetType: 'Patient', targetId: id }] }], sort: [] }, { count: 10 });

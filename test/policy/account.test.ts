@@ -1,6 +1,7 @@
 // The account state machine (policy/account.ts) with plain values: every transition, every refused
 // one with its stable code and the state it names, the Patient extension's round trip, and the
 // provisional code's hash.
+import crypto from 'node:crypto';
 import t from 'tap';
 import type { Patient } from '@medplum/fhirtypes';
 import {
@@ -116,11 +117,30 @@ t.test('a Patient written before accounts reads its state from active', async (t
   t.same(accountOf({ resourceType: 'Patient', active: false }), { state: 'closed' });
 });
 
-t.test('the provisional code is kept as a salted hash, matched whatever its case and dashes', async (t) => {
-  const stored = hashProvisionalCode('ABCD-EFGH-JKMN');
+const KEY = Buffer.alloc(32, 7);
+const OTHER_KEY = Buffer.alloc(32, 8);
+
+t.test('the provisional code is kept as a salted, keyed hash, matched whatever its case and dashes', async (t) => {
+  const stored = hashProvisionalCode('ABCD-EFGH-JKMN', KEY);
+  t.match(stored, /^hmac\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]{44}$/);
   t.notMatch(stored, /ABCD/);
-  t.not(stored, hashProvisionalCode('ABCD-EFGH-JKMN'), 'salted: two hashes of one code differ');
-  t.ok(provisionalCodeMatches(stored, 'abcd efgh jkmn'));
-  t.notOk(provisionalCodeMatches(stored, 'ABCD-EFGH-JKMP'));
-  t.notOk(provisionalCodeMatches(undefined, 'ABCD-EFGH-JKMN'), 'no code kept: nothing matches');
+  t.not(stored, hashProvisionalCode('ABCD-EFGH-JKMN', KEY), 'salted: two hashes of one code differ');
+  t.ok(provisionalCodeMatches(stored, 'abcd efgh jkmn', KEY));
+  t.notOk(provisionalCodeMatches(stored, 'ABCD-EFGH-JKMP', KEY));
+  t.notOk(provisionalCodeMatches(stored, 'ABCD-EFGH-JKMN', OTHER_KEY), 'without the server key the hash matches nothing');
+  t.notOk(provisionalCodeMatches(undefined, 'ABCD-EFGH-JKMN', KEY), 'no code kept: nothing matches');
+  t.notOk(provisionalCodeMatches('md5$x$y', 'ABCD-EFGH-JKMN', KEY), 'an unknown scheme matches nothing');
+});
+
+t.test('the keyed hash is HMAC-SHA-256 of salt and normalised code', async (t) => {
+  const salt = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
+  const expected = crypto.createHmac('sha256', KEY).update(salt).update('ABCDEFGHJKMN').digest('base64');
+  t.equal(hashProvisionalCode('abcd-efgh-jkmn', KEY, salt), `hmac$${salt.toString('base64')}$${expected}`);
+});
+
+t.test('codes hashed with scrypt before the keyed hash still verify', async (t) => {
+  const salt = Buffer.from('0123456789abcdef0123456789abcdef', 'hex');
+  const stored = `scrypt$${salt.toString('base64')}$${crypto.scryptSync('ABCDEFGHJKMN', salt, 32).toString('base64')}`;
+  t.ok(provisionalCodeMatches(stored, 'abcd-efgh-jkmn', KEY));
+  t.notOk(provisionalCodeMatches(stored, 'ABCD-EFGH-JKMP', KEY));
 });

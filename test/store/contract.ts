@@ -307,6 +307,16 @@ async function lockingAndAtomicity(t: Test, under: StoreUnderTest): Promise<void
     t.equal((await store.read('Patient', 'cond-4')).kind, 'missing');
   });
 
+  await t.test('a conditional create with failIfExists refuses the whole transaction on a match', async (t) => {
+    const strict = (id: string, value: string) => create({ resourceType: 'Patient', id, identifier: [{ system: 'urn:cond', value }] }, { ifNoneExist: plan('Patient', `identifier=urn:cond|${value}`), failIfExists: true });
+    const [first] = await store.transact([strict('strict-1', 'strict')], at());
+    t.equal(first.kind, 'created', 'no match: created as usual');
+    const refused = await conflict(store.transact([create({ resourceType: 'Patient', id: 'strict-companion' }), strict('strict-2', 'strict')], at()));
+    t.equal(refused.reason, 'already-exists');
+    t.equal((await store.read('Patient', 'strict-2')).kind, 'missing');
+    t.equal((await store.read('Patient', 'strict-companion')).kind, 'missing', 'the ops written with it were rolled back');
+  });
+
   await t.test('concurrent conditional creates with the same criteria create one resource', async (t) => {
     const criteria = plan('Patient', 'identifier=urn:cond|race');
     const candidate = (id: string) => create({ resourceType: 'Patient', id, identifier: [{ system: 'urn:cond', value: 'race' }] }, { ifNoneExist: criteria });

@@ -251,7 +251,10 @@ export class MongoStore implements Store {
           }
           const found = await this.searchIn(op.ifNoneExist, { count: 2 }, session);
           if (found.matches.length > 1) throw new WriteConflict('multiple-matches', type, 'the conditional create criteria match more than one resource');
-          if (found.matches.length === 1) return { kind: 'existing', version: found.matches[0] };
+          if (found.matches.length === 1) {
+            if (op.failIfExists) throw new WriteConflict('already-exists', type, 'the conditional create criteria match an existing resource');
+            return { kind: 'existing', version: found.matches[0] };
+          }
         }
         try {
           return { kind: 'created', version: await this.writeVersion(op.resource, 1, at, op.index, op.creator, undefined, session, written) };

@@ -603,7 +603,10 @@ export class SqliteStore implements Store {
           if (found.length > 1) {
             throw new WriteConflict('multiple-matches', op.resource.resourceType, 'the conditional create criteria match more than one resource');
           }
-          if (found.length === 1) return { kind: 'existing', version: toVersion(found[0]) };
+          if (found.length === 1) {
+            if (op.failIfExists) throw new WriteConflict('already-exists', op.resource.resourceType, 'the conditional create criteria match an existing resource');
+            return { kind: 'existing', version: toVersion(found[0]) };
+          }
         }
         const current = this.statements.currentEnvelope.get(op.resource.resourceType, op.resource.id);
         if (current) throw new WriteConflict('already-exists', `${op.resource.resourceType}/${op.resource.id}`, 'the id is already taken');
