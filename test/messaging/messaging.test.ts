@@ -189,13 +189,18 @@ t.test('the patient is notified of the GP\'s message; a subscription on the comm
   const created = await send(P1, 'POST', 'Subscription', subscription);
   t.equal(created.statusCode, 201, created.body);
   const id = json(created).id as string;
+  // The representative's subscription: they take part for the patient.
+  const mum = await fhir(app, 'POST', 'Subscription', subscription, await as(MUM, 'patient/*.cruds'));
+  t.equal(mum.statusCode, 201, mum.body);
   const res = await send(GP, 'POST', 'Communication', { ...opening, topic: { text: 'Your appointment' } });
   t.equal(res.statusCode, 201);
   await drain();
-  const events = json<Bundle>(await send(P1, 'GET', `Subscription/${id}/$events?eventsSinceNumber=1`));
-  const status = events.entry?.[0]?.resource as Parameters;
-  t.equal(status.parameter?.filter((p) => p.name === 'notification-event').length, 1, 'one event');
-  t.ok(events.entry?.some((e) => e.fullUrl?.endsWith(`Communication/${json(res).id}`)), 'its focus: the new message');
+  for (const [owner, headers, subscriptionId] of [['the patient', await as(P1), id], ['their representative', await as(MUM, 'patient/*.cruds'), json(mum).id as string]] as const) {
+    const events = json<Bundle>(await fhir(app, 'GET', `Subscription/${subscriptionId}/$events?eventsSinceNumber=1`, undefined, headers));
+    const status = events.entry?.[0]?.resource as Parameters;
+    t.equal(status.parameter?.filter((p) => p.name === 'notification-event').length, 1, `${owner}: one event`);
+    t.ok(events.entry?.some((e) => e.fullUrl?.endsWith(`Communication/${json(res).id}`)), `${owner}: its focus, the new message`);
+  }
 });
 
 t.test('after the patient blocks the GP, the GP can no longer read or write', async (t) => {
