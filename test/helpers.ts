@@ -5,7 +5,7 @@
 // - MONGODB_URI set: the MongoDB engine, on a fresh database per server (dropped at close), so
 //   every HTTP scenario test runs on MongoDB;
 // - otherwise the embedded engine. The scenario suites (test/e2e/search*, test/search/, test/agenda/,
-//   test/policy/, test/mhd/) run it as production does: on a file in a fresh temporary folder
+//   test/policy/, test/mhd/, test/messaging/) run it as production does: on a file in a fresh temporary folder
 //   (removed at close), with its writer thread, audit journal and deferred index rows; the other
 //   suites in memory. CARNET_TEST_STORE=file or =memory puts every suite on one of them.
 // - The scenario suites' store is also wrapped in the mingo shadow that checks every search's
@@ -111,7 +111,7 @@ const defaultTokens = new WeakMap<FastifyInstance, string>();
 
 /** Whether this test process runs one of the scenario suites (see the header). */
 function scenarioSuite(): boolean {
-  return /test[\\/](e2e[\\/]search[^\\/]*|search[\\/].*|policy[\\/].*|mhd[\\/].*|agenda[\\/].*)\.test\.ts$/.test(process.argv[1] ?? '');
+  return /test[\\/](e2e[\\/]search[^\\/]*|search[\\/].*|policy[\\/].*|mhd[\\/].*|agenda[\\/].*|messaging[\\/].*)\.test\.ts$/.test(process.argv[1] ?? '');
 }
 
 /** Whether this test process checks the MongoDB form of its searches with mingo. */

@@ -29,7 +29,7 @@ import type { Bundle, Communication, HumanName, Organization, Patient, Practitio
 import type { Actor } from '../auth/actor.js';
 import { authorize } from '../auth/authorize.js';
 import { compartmentFree, inCompartment, patientOf } from '../policy/compartment.js';
-import { CONFIDENTIAL_FROM_REPRESENTATIVES, hasLabel, NOTIFICATION_CREATOR } from '../policy/decide.js';
+import { CONFIDENTIAL_FROM_REPRESENTATIVES, hasLabel, NOTIFICATION_CREATOR, takesPart } from '../policy/decide.js';
 import type { Policy } from '../policy/index.js';
 import { SUBSCRIPTIONS_STAMP } from '../policy/index.js';
 import { professionDisplay } from '../policy/matrix.js';
@@ -399,14 +399,13 @@ export class Notifier {
     return read.kind === 'found' ? read.version.resource : undefined;
   }
 
-  /** A message of a conversation the owner takes part in (sender or recipient); not the server's own notifications. */
+  /**
+   * A message of a conversation the owner takes part in (its sender or a recipient, as the
+   * policy reads it: a representative for their patients); not the server's own notifications.
+   */
   private participates(owner: Actor, resource: Resource, creator: string | undefined): boolean {
     if (creator === NOTIFICATION_CREATOR) return false;
-    const me = owner.kind === 'patient' ? `Patient/${owner.patientId}` : owner.kind === 'practitioner' ? `Practitioner/${owner.practitionerId}` : owner.kind === 'representative' ? `RelatedPerson/${owner.relatedPersonId}` : undefined;
-    if (!me) return owner.kind === 'system';
-    const communication = resource as Communication;
-    const refs = [communication.sender?.reference, ...(communication.recipient ?? []).map((r) => r.reference)];
-    return refs.some((ref) => ref === me || (ref !== undefined && ref.endsWith(`/${me}`)));
+    return owner.kind === 'system' || takesPart(owner, resource);
   }
 
   private async notices(

@@ -2,7 +2,7 @@
 // arguments (the patient's consent state is loaded by the caller). restrict.ts says the same
 // thing as query conditions; the tests hold the two to agreement.
 
-import type { AuditEvent, Consent, DocumentReference, Patient, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Communication, Consent, DocumentReference, Patient, Resource } from '@medplum/fhirtypes';
 import type { Actor } from '../auth/actor.js';
 import { inForce, rulesOf, type ConsentRule, type ConsentState } from './consents.js';
 import { DIRECTORY, OWNED_TYPES } from './compartment.js';
@@ -75,6 +75,36 @@ export function creatorKey(actor: Actor): string {
     case 'organisation':
       return `organization:${actor.organizationId}`;
   }
+}
+
+/**
+ * Who the actor is in a conversation (docs/messaging.md), as [type, id]: the patient; a
+ * representative, who acts for their patients; a professional. Systems and organisations take
+ * part in none.
+ */
+export function identities(actor: Actor): [string, string][] {
+  switch (actor.kind) {
+    case 'patient':
+      return [['Patient', actor.patientId]];
+    case 'representative':
+      return [['RelatedPerson', actor.relatedPersonId], ...actor.patientIds.map((id): [string, string] => ['Patient', id])];
+    case 'practitioner':
+      return [['Practitioner', actor.practitionerId]];
+    default:
+      return [];
+  }
+}
+
+/** Whether `references` name the actor (one of their identities). */
+export function namesActor(actor: Actor, references: readonly (string | undefined)[]): boolean {
+  const me = identities(actor);
+  return references.some((ref) => me.some(([type, id]) => refersTo(ref, type, id)));
+}
+
+/** Whether the actor takes part in a message: its sender or one of its recipients. */
+export function takesPart(actor: Actor, message: Resource): boolean {
+  const m = message as Communication;
+  return namesActor(actor, [m.sender?.reference, ...(m.recipient ?? []).map((r) => r.reference)]);
 }
 
 /** Whether a literal reference (relative or absolute) names Type/id. Plain string tests: this runs for every read. */
@@ -181,8 +211,12 @@ function decidePractitioner(input: DecideInput & { actor: PractitionerActor }): 
     return names ? PERMIT : hidden('a patient\'s choices are theirs');
   }
   if (type === 'Communication' && input.creator === NOTIFICATION_CREATOR) return hidden('the patient\'s notifications are theirs');
+  // Every other Communication is a message (docs/messaging.md): a professional reads the ones
+  // they send or receive, as an author reads their document (blocks and closed accounts apply).
+  const message = type === 'Communication';
+  if (message && !takesPart(actor, resource)) return hidden('a professional reads only the conversations they take part in');
   if (!state) return PERMIT; // not patient data
-  const author = authors(resource).some((ref) => refersTo(ref, 'Practitioner', actor.practitionerId));
+  const author = message || authors(resource).some((ref) => refersTo(ref, 'Practitioner', actor.practitionerId));
   const care = careAccess(actor, state, now);
   const refusal = recordRefusal(care, author);
   if (refusal) return refusal;

@@ -13,6 +13,7 @@ import { rulesOf, stateOf, type ConsentState } from './consents.js';
 import { creatorKey, decide, PERMIT, representable, representationEnded, type Decision, type WriteAction } from './decide.js';
 import { Forbidden } from '../base/outcome.js';
 import { decideWrite } from './write.js';
+import { threadOf } from './messaging.js';
 import type { AccountEventKind } from './account.js';
 import { mayRead, readableTypes } from './matrix.js';
 import { policyConditions } from './restrict.js';
@@ -158,7 +159,8 @@ export class Policy {
     }
     const patientId = patientOf(subject);
     const state = patientId !== undefined ? await this.stateOf(patientId) : undefined;
-    const decision = decideWrite({ actor, action, ...(before ? { before } : {}), ...(after ? { after } : {}), ...(state ? { state } : {}), ...(account ? { account } : {}), now: this.instant() });
+    const thread = action === 'create' && after?.resourceType === 'Communication' ? await this.threadFor(actor, after) : undefined;
+    const decision = decideWrite({ actor, action, ...(before ? { before } : {}), ...(after ? { after } : {}), ...(state ? { state } : {}), ...(thread ? { thread } : {}), ...(account ? { account } : {}), now: this.instant() });
     if (!decision.permit) return decision;
     if (after?.resourceType === 'Consent') {
       const foreign = await this.foreignMasks(after as Consent);
@@ -166,6 +168,19 @@ export class Policy {
     }
     const stamps = stampsOf([before?.resource, after]);
     return stamps.length > 0 ? { ...decision, stamps } : decision;
+  }
+
+  /**
+   * The conversation a message replies in (policy/messaging.ts): its first message, when the
+   * actor may read it; undefined when it is missing or hidden (the same answer for both).
+   */
+  private async threadFor(actor: Actor, message: Resource): Promise<{ resource: Resource; creator?: string } | undefined> {
+    const id = threadOf(message);
+    if (id === undefined || actor.kind === 'system') return undefined;
+    const read = await this.store.read('Communication', id);
+    if (read.kind !== 'found' || !read.version.resource) return undefined;
+    const first = { resource: read.version.resource, ...(read.version.creator !== undefined ? { creator: read.version.creator } : {}) };
+    return (await this.decide(actor, first.resource, first.creator)).permit ? first : undefined;
   }
 
   /**

@@ -116,16 +116,25 @@ function practitionerConditions(actor: Practitioner, type: string, readable: Rea
   }
   if (!hasCompartment(type)) return [];
   const present = (condition: Condition | undefined): Condition[] => (condition ? [condition] : []);
-  // The patient's notifications name who accessed the record: theirs alone (decide.ts).
-  const notifications: Condition[] = type === 'Communication' ? [{ kind: 'not', condition: { kind: 'creator', creators: [NOTIFICATION_CREATOR] } }] : [];
   // Not masked by the patient: no active deny Consent names this resource in its data.
   const notMasked: Condition = { kind: 'not', condition: { kind: 'has', sourceType: 'Consent', param: 'data', where: [...inForceNow(now), { kind: 'token', param: 'provision-type', values: [{ code: 'deny' }] }] } };
+  if (type === 'Communication') {
+    // The patient's notifications name who accessed the record: theirs alone; every other
+    // Communication is a message, read by the professionals it names as sender or recipient,
+    // without a care relationship but never once blocked or the account closed (decide.ts).
+    const me: ReferenceValue[] = [{ targetType: 'Practitioner', targetId: actor.practitionerId }];
+    return [
+      { kind: 'not', condition: { kind: 'creator', creators: [NOTIFICATION_CREATOR] } },
+      { kind: 'any', of: [{ kind: 'reference', param: 'sender', values: me }, { kind: 'reference', param: 'recipient', values: me }] },
+      ...present(ofPatient(type, patientConditions(actor, false, now), known)),
+    ];
+  }
   if (isProfileType(type)) {
     // An entry of the medical profile: the matrix by its type, then the patient's masks (decide.ts).
     if (!readable.all && !readable.resourceTypes.includes(type)) return [NOTHING];
     return [...present(ofPatient(type, patientConditions(actor, true, now), known)), notMasked];
   }
-  if (type !== 'DocumentReference') return [...present(ofPatient(type, patientConditions(actor, true, now), known)), ...notifications];
+  if (type !== 'DocumentReference') return present(ofPatient(type, patientConditions(actor, true, now), known));
   const authored: Condition = { kind: 'all', of: [{ kind: 'reference', param: 'author', values: [{ targetType: 'Practitioner', targetId: actor.practitionerId }] }, ...present(ofPatient(type, patientConditions(actor, false, now), known))] };
   const types = documentTypes(readable);
   const cared: Condition = {

@@ -18,12 +18,17 @@
 //   the state); otherwise created by a system, by the patient side (a document they deposit names them as author), or
 //   by a professional with a care relationship or emergency access (the patient is notified);
 //   changed or deleted by its author only, and never moved to another record or re-authored.
+// - Communication: the server's notifications are nobody else's; every other one is a message
+//   (policy/messaging.ts): a professional opens a conversation, the patient side replies in it, a
+//   recipient sets the read receipt; vendor systems push messages as other record content.
 // - Binary: with a securityContext, as writable as that resource; its bytes change by their creator.
 // - Subscription: anyone but an organisation creates one; only its owner (creator) changes it.
 // What the patient is told of a write (a notification) is derived from its AuditEvent (notify/).
 
 import type { Consent, Patient, Resource } from '@medplum/fhirtypes';
 import { preferenceIssues } from './preferences.js';
+import { changed, sameJson } from './json.js';
+import { messageWrite } from './messaging.js';
 import { ACCOUNT_EXTENSION, accountOf, acceptsPushes, activeAgrees, type AccountEventKind } from './account.js';
 import type { Actor } from '../auth/actor.js';
 import { grantsFor, type Permission } from '../auth/scopes.js';
@@ -53,6 +58,11 @@ export interface WriteInput {
   after?: Resource;
   /** The consent state of the patient whose record is written (the resource's patient). */
   state?: ConsentState;
+  /**
+   * For a message replying in a conversation (Communication.partOf): the conversation's first
+   * message with its creator, when the actor may read it; absent when it is missing or hidden.
+   */
+  thread?: { resource: Resource; creator?: string };
   /** The account transition this write of a Patient carries: set by the account operations alone (fhir/accounts.ts). */
   account?: AccountEventKind;
   now: number;
@@ -74,26 +84,13 @@ export const ACCOUNT_ACTORS: Record<AccountEventKind, readonly Actor['kind'][]> 
   majority: [],
 };
 
+export { sameJson };
+
 const PERMISSION: Record<WriteAction, Permission> = { create: 'c', update: 'u', delete: 'd' };
 
 /** The directory feed: a system token whose scope names the directory type itself. */
 export function directoryWriter(actor: Actor, type: string, action: WriteAction): boolean {
   return actor.kind === 'system' && grantsFor(actor.grants, type, PERMISSION[action]).some((g) => g.context === 'system' && g.type === type);
-}
-
-/** Deep equality of two JSON values, whatever the order of object keys. */
-export function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => sameJson(x, b[i]));
-  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object' || Array.isArray(b)) return false;
-  const ka = Object.keys(a as object).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
-  const kb = Object.keys(b as object).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
-  return ka.length === kb.length && ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
-}
-
-/** The elements of `before` and `after` that differ, among `elements`. */
-function changed(before: Resource, after: Resource, elements: string[]): string[] {
-  return elements.filter((e) => !sameJson((before as unknown as Record<string, unknown>)[e], (after as unknown as Record<string, unknown>)[e]));
 }
 
 function patientSide(actor: Actor): actor is Extract<Actor, { kind: 'patient' | 'representative' }> {
@@ -191,15 +188,20 @@ function accountRefusal(state: ConsentState | undefined): Decision | undefined {
   return acceptsPushes(account) ? undefined : refused(`the account of Patient/${state.patientId} is ${account}: nothing is written into it`);
 }
 
+/**
+ * The refusal of a write of content into an account that takes none, undefined otherwise. A
+ * professional without access learns nothing of the account: recordRefusal hides it instead.
+ */
+function closedRecord(input: WriteInput): Decision | undefined {
+  return input.after && input.actor.kind !== 'practitioner' ? accountRefusal(input.state) : undefined;
+}
+
 /** Writes of the record's content: documents and every other resource of a patient compartment. */
 function recordWrite(input: WriteInput): Decision {
   const { actor, action, before, after, state, now } = input;
   const type = (after ?? before?.resource)?.resourceType;
-  // A professional without access learns nothing of the account: recordRefusal hides it below.
-  if (after && actor.kind !== 'practitioner') {
-    const closed = accountRefusal(state);
-    if (closed) return closed;
-  }
+  const closed = closedRecord(input);
+  if (closed) return closed;
   if (action === 'create') {
     switch (actor.kind) {
       case 'system':
@@ -269,6 +271,7 @@ export function decideWrite(input: WriteInput): Decision {
   if (OWNED_TYPES.has(type)) return action === 'create' || input.before?.creator === creatorKey(actor) ? PERMIT : refused(`a ${type} is changed by its owner only`);
   if (type === 'Consent') return consentWrite(input);
   if (type === 'Patient') return patientWrite(input);
+  if (type === 'Communication') return messageWrite(input, recordWrite, closedRecord(input));
   return recordWrite(input);
 }
 

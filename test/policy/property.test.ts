@@ -1,5 +1,5 @@
 // Property test of the consent rules through the HTTP API: for each seed, a random world (patients,
-// professionals, organisations, documents of random types, observations, consents) is loaded by a
+// professionals, organisations, documents of random types, observations, messages, consents) is loaded by a
 // vendor system, then every kind of actor reads it every way the API offers (read, vread,
 // history, searches with and without criteria, _summary=count, _include, _revinclude, _has,
 // chains, paging). What each actor may see is re-derived here from the rules as written (the
@@ -220,6 +220,40 @@ function generate(rng: Rng): World {
       } as Resource);
     }
   }
+  // Conversations (docs/messaging.md): opened by a professional, some with a second professional
+  // as recipient, with the patient's replies; a professional reads the messages naming them.
+  let messageCount = 0;
+  for (const patient of patients) {
+    for (let j = rng.int(0, 2); j > 0; j--) {
+      const id = `msg-${messageCount++}`;
+      const sender = `Practitioner/${rng.pick(world.professionals).id}`;
+      const colleague = rng.chance(0.3) ? [`Practitioner/${rng.pick(world.professionals).id}`] : [];
+      write({
+        resourceType: 'Communication',
+        id,
+        status: 'completed',
+        topic: { text: 'a question' },
+        subject: { reference: `Patient/${patient}` },
+        sender: { reference: sender },
+        recipient: [`Patient/${patient}`, ...colleague].map((reference) => ({ reference })),
+        sent: '2026-02-01T10:00:00Z',
+        payload: [{ contentString: 'hello' }],
+        ...(rng.chance(0.15) ? { meta: { security: [CONFIDENTIAL] } } : {}),
+      } as Resource);
+      if (!rng.chance(0.6)) continue;
+      write({
+        resourceType: 'Communication',
+        id: `msg-${messageCount++}`,
+        status: 'completed',
+        partOf: [{ reference: `Communication/${id}` }],
+        subject: { reference: `Patient/${patient}` },
+        sender: { reference: `Patient/${patient}` },
+        recipient: [{ reference: rng.chance(0.5) ? sender : rng.pick([sender, ...colleague]) }],
+        sent: '2026-02-01T11:00:00Z',
+        payload: [{ contentString: 'thanks' }],
+      } as Resource);
+    }
+  }
   // Consents: some inactive; some written twice (status flipped) so the policy sees changes.
   let consentCount = 0;
   // Some choices name two targets (each counts), some have a period: ended, not started yet, or
@@ -349,6 +383,7 @@ class Rules {
         return r.id;
       case 'DocumentReference':
       case 'Observation':
+      case 'Communication':
         return idFrom(ref('subject'), 'Patient');
       case 'Consent':
         return idFrom(ref('patient'), 'Patient');
@@ -361,7 +396,13 @@ class Rules {
     return r.resourceType === 'DocumentReference' ? ((r as Resource & { author?: { reference?: string }[] }).author ?? []).map((a) => a.reference ?? '') : [];
   }
 
-  /** The patient compartment (R4): Patient itself; DocumentReference subject or author; Observation subject or performer; Consent patient. */
+  /** The people a message names: its sender and recipients. */
+  participants(r: Resource): string[] {
+    const m = r as Resource & { sender?: { reference?: string }; recipient?: { reference?: string }[] };
+    return [m.sender?.reference ?? '', ...(m.recipient ?? []).map((x) => x.reference ?? '')];
+  }
+
+  /** The patient compartment (R4): Patient itself; DocumentReference subject or author; Observation subject or performer; Consent patient; Communication subject, sender or recipient. */
   inCompartment(r: Resource, patients: string[]): boolean {
     const refs: string[] = [];
     const any = r as Resource & Record<string, unknown>;
@@ -377,6 +418,9 @@ class Rules {
         break;
       case 'Consent':
         refs.push(ref(any.patient) ?? '');
+        break;
+      case 'Communication':
+        refs.push(ref(any.subject) ?? '', ...this.participants(r));
         break;
       default:
         return false;
@@ -419,6 +463,12 @@ class Rules {
       return [...this.world.consents.values()].some((f) => f.id === r.id && f.active && f.kind === 'permit' && f.target === me);
     }
     const patientId = this.patientOf(r);
+    if (r.resourceType === 'Communication') {
+      // Messages: the professionals they name as sender or recipient, who enter the record as a
+      // document's author does (no relationship needed; never blocked, the account open).
+      if (!this.participants(r).includes(`Practitioner/${me}`)) return false;
+      return patientId === undefined || this.entersRecord(reader, patientId, true);
+    }
     if (patientId === undefined) return true;
     const choices = this.activeConsents(patientId);
     const isDocument = r.resourceType === 'DocumentReference';
@@ -547,6 +597,7 @@ function searches(world: World, rules: Rules, reader: Reader): Expectation[] {
     { url: 'Observation?_count=100', matches: keys(visible('Observation')) },
     { url: 'Patient?_count=100', matches: [...visiblePatients] },
     { url: 'Consent?_count=100', matches: keys(visible('Consent')) },
+    { url: 'Communication?_count=100', matches: keys(visible('Communication')) },
     { url: 'Practitioner?_count=100', matches: keys(visible('Practitioner')) },
     { url: 'Organization?_count=100', matches: keys(visible('Organization')) },
   ];
@@ -564,6 +615,8 @@ function searches(world: World, rules: Rules, reader: Reader): Expectation[] {
     out.push({ url: `DocumentReference?patient=${id}&_count=100`, matches: keys(ofPatient) });
     out.push({ url: `Observation?subject=Patient/${id}&_count=100`, matches: keys(visible('Observation').filter((o) => rules.patientOf(o) === id)) });
     out.push({ url: `Consent?patient=${id}&_count=100`, matches: keys(visible('Consent').filter((c) => rules.patientOf(c) === id)) });
+    out.push({ url: `Communication?patient=${id}&_count=100`, matches: keys(visible('Communication').filter((c) => rules.patientOf(c) === id)) });
+    out.push({ url: `Communication?recipient=Patient/${id}&_count=100`, matches: keys(visible('Communication').filter((c) => rules.participants(c).slice(1).includes(`Patient/${id}`))) });
     out.push({
       url: `DocumentReference?patient=${id}&_include=DocumentReference:subject&_include=DocumentReference:author&_count=100`,
       matches: keys(ofPatient),
@@ -900,7 +953,8 @@ function randomAttempt(rng: Rng, world: World, rules: Rules, readers: Reader[]):
     delete body.id;
     return { reader, kind: 'create', type: body.resourceType, after: body, what: `POST ${body.resourceType}` };
   }
-  const keys = [...world.versions.keys()].filter((k) => !k.startsWith('AuditEvent/'));
+  // Messages have write rules of their own (test/policy/messaging.test.ts, test/messaging/).
+  const keys = [...world.versions.keys()].filter((k) => !k.startsWith('AuditEvent/') && !k.startsWith('Communication/'));
   const key = rng.pick(keys);
   const current = rules.current(key) as Resource & Record<string, unknown>;
   const type = current.resourceType;
@@ -1015,7 +1069,7 @@ for (const seed of SEEDS) {
     const patients = rules.all('Patient').map((p) => p.id as string);
     t.comment(
       `seed ${seed}: ${world.professionals.length} professionals (${world.professionals.map((p) => `${p.id}:${p.profession}${p.specialty ? `/${p.specialty}` : ''}${p.organization ? `@${p.organization}` : ''}`).join(' ')}), ` +
-        `${patients.length} patients, ${rules.all('DocumentReference').length} documents, ${rules.all('Observation').length} observations, ${world.consents.size} consents`,
+        `${patients.length} patients, ${rules.all('DocumentReference').length} documents, ${rules.all('Observation').length} observations, ${rules.all('Communication').length} messages, ${world.consents.size} consents`,
     );
 
     const readers: Reader[] = [];
