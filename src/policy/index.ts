@@ -9,7 +9,7 @@ import type { Actor } from '../auth/actor.js';
 import type { Store } from '../store/port.js';
 import type { Condition } from '../search/types.js';
 import { patientOf, securityContextOf } from './compartment.js';
-import { rulesOf, stateOf, type ConsentState } from './consents.js';
+import { appGranted, rulesOf, stateOf, type ConsentState } from './consents.js';
 import { creatorKey, decide, PERMIT, type Decision, type WriteAction } from './decide.js';
 import { decideWrite } from './write.js';
 import type { AccountEventKind } from './account.js';
@@ -90,6 +90,15 @@ export class Policy {
     if (!cached && this.states.size >= MAX_STATES) this.states.delete(this.states.keys().next().value as string);
     this.states.set(patientId, { stamp, state });
     return state;
+  }
+
+  /**
+   * Whether the patient has granted the app `clientId` (an active permit Consent naming it, in
+   * force now). Read through the stamp-keyed state, so a revocation committed by any process is
+   * seen at the next call: the auth hook asks it on every request of an app's token.
+   */
+  async grantsApp(patientId: string, clientId: string): Promise<boolean> {
+    return appGranted(await this.stateOf(patientId), clientId, this.instant());
   }
 
   /** May `actor` read `resource` (created by `creator`)? */
