@@ -4,7 +4,9 @@ import { admitAppToken, type AppGate } from '../../src/auth/app-tokens.js';
 import type { Actor } from '../../src/auth/actor.js';
 import { formatGrant, parseScopes } from '../../src/auth/scopes.js';
 import type { ClientRecord, ClientRegistry } from '../../src/store/port.js';
-import { TokenRejected } from '../../src/auth/verify.js';
+import { TokenRejected, TokenVerifier } from '../../src/auth/verify.js';
+import { generateSigningKey } from '../../src/auth/keys.js';
+import { mintToken } from '../../src/auth/claims.js';
 
 const app: ClientRecord = { id: 'app-1', name: 'A', kind: 'patient-app', jwks: { keys: [] }, scopes: 'patient/Observation.rs user/Patient.r openid', certified: true, created: '' };
 const registry = (clients: ClientRecord[]): ClientRegistry => ({
@@ -41,4 +43,15 @@ t.test('a representative\'s app token keeps only the patients who granted the ap
   const admitted = await admitAppToken(rep, gate(['c2:app-1']));
   t.same(admitted.kind === 'representative' && admitted.patientIds, ['c2']);
   await t.rejects(admitAppToken(rep, gate([])), /no patient this token acts for/);
+});
+
+t.test('the client of a token: client_id, else azp; an issuer\'s first-party clients are the patient\'s own', async (t) => {
+  const key = await generateSigningKey();
+  const base = 'http://carnet.test/fhir';
+  const verifier = new TokenVerifier([{ issuer: 'urn:idp', jwks: { keys: [key.publicJwk] }, firstPartyClients: ['portal'] }], () => base);
+  const actorOf = async (claims: Record<string, unknown>) =>
+    verifier.actorOf(`Bearer ${await mintToken(key, { issuer: 'urn:idp', audience: base, subject: 's', ttl: 60, claims: { fhirUser: 'Patient/p1', scope: 'patient/*.rs', ...claims } })}`);
+  t.equal((await actorOf({ azp: 'app-1' })).clientId, 'app-1', 'azp');
+  t.equal((await actorOf({ client_id: 'app-2', azp: 'app-1' })).clientId, 'app-2', 'client_id first');
+  t.equal((await actorOf({ azp: 'portal' })).clientId, undefined, 'the portal itself: no app');
 });
