@@ -12,6 +12,7 @@ import { NoPolicyForBenchmark, Policy } from './policy/index.js';
 import { provideDocumentBundle } from './mhd/provide.js';
 import { GroupCommit } from './audit/group-commit.js';
 import { registerAuthHook } from './auth/hook.js';
+import { admitAppToken } from './auth/app-tokens.js';
 import { registerAuthRoutes } from './auth/routes.js';
 import { DEFAULT_BUNDLE_BODY_LIMIT } from './config.js';
 import { loadTopics, type TopicRegistry } from './notify/topics.js';
@@ -136,7 +137,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       'request',
     );
   });
-  registerAuthHook(app, deps.auth.verifier);
+  // A patient's token issued to an app works only while the patient grants the app (a Consent).
+  const appGate = { clients: deps.auth.clients, granted: (patientId: string, clientId: string) => ctx.policy.grantsApp(patientId, clientId) };
+  registerAuthHook(app, deps.auth.verifier, (actor) => admitAppToken(actor, appGate));
   registerAuthRoutes(app, deps.auth);
   hub.register(app);
   registerFhirRoutes(app, ctx, '/fhir', { body: deps.bodyLimit ?? 20 * 1024 * 1024, document: deps.bundleBodyLimit ?? DEFAULT_BUNDLE_BODY_LIMIT });

@@ -17,6 +17,7 @@
 import { isIP } from 'node:net';
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, CodeableConcept, Coding } from '@medplum/fhirtypes';
 import type { Actor, PurposeOfUse } from '../auth/actor.js';
+import { CLIENT_ID_SYSTEM } from '../auth/clients.js';
 import { isServedType } from '../base/registry.js';
 
 export type AuditInteraction =
@@ -81,7 +82,7 @@ export interface AuditFacts {
 }
 
 /** System of `agent.who.identifier` for an OAuth client (the client id is the value). */
-export const AUDIT_SYSTEM_CLIENT = 'urn:carnet:client';
+export const AUDIT_SYSTEM_CLIENT = CLIENT_ID_SYSTEM;
 
 /** System of the organisation roles (OrganisationRole) in `agent.role`. */
 export const AUDIT_SYSTEM_ORGANISATION_ROLE = 'urn:carnet:organisation-role';

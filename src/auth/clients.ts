@@ -30,17 +30,22 @@ export interface NewClient {
   scopes: string;
   certified: boolean;
   organizationId?: string;
+  /** Who makes the app (required for a certified patient app: a patient grants an app knowing whose it is). */
+  editor?: string;
+  /** What the app is for, in the editor's words. */
+  description?: string;
+  /** The date (YYYY-MM-DD) it passed certification; a certified client without one was certified today. */
+  certifiedOn?: string;
 }
 
-/** An entry of the public catalogue: never keys. */
-export interface CatalogueEntry {
-  id: string;
-  name: string;
-  kind: ClientKind;
-  scopes: string;
-}
+/**
+ * The identifier system of client ids: how a Consent names the app a patient grants
+ * (`provision.actor.reference.identifier`) and how an AuditEvent names the client of a request.
+ */
+export const CLIENT_ID_SYSTEM = 'urn:carnet:client';
 
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
 // SMART scopes that grant no data but that apps may legitimately hold.
 const NON_CLINICAL = new Set(['openid', 'fhirUser', 'profile', 'launch', 'launch/patient', 'launch/encounter', 'offline_access', 'online_access']);
 // JWK members that only a private (or symmetric) key has.
@@ -140,6 +145,21 @@ export function validateScopes(kind: ClientKind, scopes: string): string {
   return [...new Set(tokens)].join(' ');
 }
 
+/** A real calendar date written YYYY-MM-DD (2026-02-30 is not one). */
+function isDate(value: string): boolean {
+  const time = Date.parse(`${value}T00:00:00Z`);
+  return DATE.test(value) && !Number.isNaN(time) && new Date(time).toISOString().startsWith(value);
+}
+
+/** A trimmed optional text of at most `max` characters; undefined when absent or blank. */
+function optionalText(value: string | undefined, what: string, max: number): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') fail(`the ${what} must be text`);
+  const text = value.trim();
+  if (text.length > max) fail(`the ${what} must have at most ${max} characters`);
+  return text === '' ? undefined : text;
+}
+
 /** Validates and stores a new client; answers its record with a fresh random id. */
 export async function registerClient(registry: ClientRegistry, input: NewClient, now: () => Date = () => new Date()): Promise<ClientRecord> {
   const name = typeof input.name === 'string' ? input.name.trim() : '';
@@ -149,21 +169,27 @@ export async function registerClient(registry: ClientRegistry, input: NewClient,
   const scopes = validateScopes(kind, typeof input.scopes === 'string' ? input.scopes : '');
   const jwks = await validateJwks(input.jwks);
   if (input.organizationId !== undefined && !FHIR_ID.test(input.organizationId)) fail(`organization "${input.organizationId}" is not a FHIR id`);
+  const certified = input.certified === true;
+  const editor = optionalText(input.editor, 'editor', 200);
+  const description = optionalText(input.description, 'description', 2000);
+  if (certified && kind === 'patient-app' && editor === undefined) fail('a certified patient app needs its editor: patients see who makes the app they grant');
+  if (input.certifiedOn !== undefined && !certified) fail('a certification date is for a certified client');
+  const certifiedOn = certified ? (input.certifiedOn ?? now().toISOString().slice(0, 10)) : undefined;
+  if (certifiedOn !== undefined && !isDate(certifiedOn)) fail(`certification date "${certifiedOn}" is not a date (YYYY-MM-DD)`);
+  if (certifiedOn !== undefined && certifiedOn > now().toISOString().slice(0, 10)) fail(`certification date ${certifiedOn} is in the future`);
   const record: ClientRecord = {
     id: randomUUID(),
     name,
     kind,
     jwks,
     scopes,
-    certified: input.certified === true,
+    certified,
     ...(input.organizationId !== undefined ? { organizationId: input.organizationId } : {}),
+    ...(editor !== undefined ? { editor } : {}),
+    ...(description !== undefined ? { description } : {}),
+    ...(certifiedOn !== undefined ? { certifiedOn } : {}),
     created: now().toISOString(),
   };
   await registry.register(record);
   return record;
-}
-
-/** The certified clients, as the public catalogue shows them (no keys, no organisation). */
-export function publicCatalogue(clients: ClientRecord[]): CatalogueEntry[] {
-  return clients.filter((c) => c.certified).map((c) => ({ id: c.id, name: c.name, kind: c.kind, scopes: c.scopes }));
 }

@@ -10,7 +10,7 @@ import type { SigningKey } from './keys.js';
 
 /** Who a development token speaks for: the fields of an Actor, before verification. */
 export type DevelopmentActor =
-  | { kind: 'patient'; patientId: string }
+  | { kind: 'patient'; patientId: string; /** The app of the catalogue the token is issued to. */ clientId?: string }
   | { kind: 'representative'; relatedPersonId: string; patientIds: string[] }
   | {
       kind: 'practitioner';
@@ -47,7 +47,10 @@ export function developmentClaims(actor: DevelopmentActor, scope: string): { sub
   const base: JWTPayload = { [c.kind]: actor.kind, [c.scope]: scope };
   switch (actor.kind) {
     case 'patient':
-      return { subject: `Patient/${actor.patientId}`, claims: { ...base, [c.fhirUser]: `Patient/${actor.patientId}`, [c.patient]: actor.patientId } };
+      return {
+        subject: `Patient/${actor.patientId}`,
+        claims: { ...base, [c.fhirUser]: `Patient/${actor.patientId}`, [c.patient]: actor.patientId, ...(actor.clientId ? { [c.clientId]: actor.clientId } : {}) },
+      };
     case 'representative':
       return {
         subject: `RelatedPerson/${actor.relatedPersonId}`,

@@ -25,12 +25,16 @@ declare module 'fastify' {
 /** The config of a route anyone may call without a bearer token: `{ config: PUBLIC_ROUTE }`. */
 export const PUBLIC_ROUTE = { public: true };
 
-export function registerAuthHook(app: FastifyInstance, verifier: TokenVerifier): void {
+/**
+ * `admit` runs on every request after the verified (possibly cached) Actor is known: what may
+ * change while a token lives (an app's grant, auth/app-tokens.ts) is checked there, never cached.
+ */
+export function registerAuthHook(app: FastifyInstance, verifier: TokenVerifier, admit: (actor: Actor) => Promise<Actor> = async (actor) => actor): void {
   app.decorateRequest('actor', undefined);
   app.addHook('onRequest', async (request) => {
     if (request.is404 || request.routeOptions.config.public === true) return;
     try {
-      request.actor = await verifier.actorOf(request.headers.authorization);
+      request.actor = await admit(await verifier.actorOf(request.headers.authorization));
     } catch (error) {
       // The reason is logged; the token never is.
       if (error instanceof TokenRejected) request.log.info({ reason: error.reason }, 'token refused');

@@ -22,6 +22,9 @@ export function loadIssuers(file: string | undefined): IssuerConfig[] {
     if (issuer.jwksUri !== undefined && !/^https?:\/\//.test(issuer.jwksUri)) throw new Error(`${where}: "jwksUri" must be an http(s) URL`);
     if (issuer.jwks !== undefined && !Array.isArray(issuer.jwks.keys)) throw new Error(`${where}: "jwks" must be a JWKS ({"keys": [...]})`);
     if (issuer.kind !== undefined && !ACTOR_KINDS.includes(issuer.kind)) throw new Error(`${where}: "kind" must be one of ${ACTOR_KINDS.join(', ')}`);
+    if (issuer.firstPartyClients !== undefined && !(Array.isArray(issuer.firstPartyClients) && issuer.firstPartyClients.every((c) => typeof c === 'string' && c !== ''))) {
+      throw new Error(`${where}: "firstPartyClients" must be a list of client ids`);
+    }
     return issuer;
   });
 }

@@ -6,7 +6,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JWK } from 'jose';
 import { authBase, type AuthContext } from './context.js';
-import { ASSERTION_ALGORITHMS, publicCatalogue } from './clients.js';
+import { ASSERTION_ALGORITHMS } from './clients.js';
+import { publicCatalogue } from './catalogue.js';
 import { clientCredentialsToken, OAuthError } from './token-endpoint.js';
 import { PUBLIC_ROUTE } from './hook.js';
 

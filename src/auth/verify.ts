@@ -26,6 +26,11 @@ export interface IssuerConfig {
   jwksCooldownMs?: number;
   /** How long a fetched remote JWKS is trusted before it is fetched again, in ms (default 10 min). */
   jwksMaxAgeMs?: number;
+  /**
+   * Client ids of this issuer's own apps (the patient portal itself): a patient token issued to
+   * one is the patient's own, not an app's of the catalogue needing the patient's grant.
+   */
+  firstPartyClients?: string[];
 }
 
 interface TrustedIssuer {
@@ -70,7 +75,8 @@ export function actorFromClaims(payload: JWTPayload, names: ClaimNames, fixedKin
   if (!kind && fhirUser) kind = ({ Patient: 'patient', Practitioner: 'practitioner', RelatedPerson: 'representative' } as Record<string, ActorKind>)[fhirUser[0]];
   if (!kind || !ACTOR_KINDS.includes(kind)) throw new TokenRejected(`claim ${names.kind} must name an actor kind (${ACTOR_KINDS.join(', ')})`);
   const grants = parseScopes(claim('scope'));
-  const clientId = claim('clientId');
+  // RFC 9068 access tokens name their client in client_id; OpenID Connect ones in azp.
+  const clientId = claim('clientId') ?? stringClaim(payload, 'azp');
   const common = { grants, issuer, subject, ...(clientId ? { clientId } : {}) };
   const need = (value: string | undefined, what: string): string => {
     if (value === undefined) throw new TokenRejected(`a ${kind} token needs ${what}`);
@@ -196,7 +202,11 @@ export class TokenVerifier {
     } catch (error) {
       throw new TokenRejected(reasonOf(error));
     }
-    const actor = actorFromClaims(payload, trusted.claims, trusted.config.kind);
+    let actor = actorFromClaims(payload, trusted.claims, trusted.config.kind);
+    if (actor.kind !== 'system' && actor.clientId !== undefined && trusted.config.firstPartyClients?.includes(actor.clientId)) {
+      const { clientId: _firstParty, ...own } = actor;
+      actor = own as Actor;
+    }
     this.remember(cacheKey, actor, (payload.exp as number) * 1000);
     return actor;
   }

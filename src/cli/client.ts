@@ -1,7 +1,8 @@
 // cli/client: the operator's command for the app catalogue, on the store CARNET_STORE selects (it
 // may run while the server does: SQLite serialises the writes, MongoDB is shared anyway).
 //   npm run -s client -- register --name <name> --kind system|patient-app|practitioner-app \
-//        --jwks <file> --scope "<scopes>" [--certified] [--organization <id>]
+//        --jwks <file> --scope "<scopes>" [--certified [--certified-on <date>]] [--organization <id>]
+//        [--editor <name>] [--description <text>]
 //   npm run -s client -- list
 // `register` prints a short summary, then the new client id alone on the last line.
 
@@ -9,18 +10,23 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { CLIENT_KINDS, ClientValidationError, registerClient } from '../auth/clients.js';
+import { dataOf } from '../auth/catalogue.js';
 import { SqliteStore } from '../store/sqlite/index.js';
 import { openMongoStore } from '../store/mongo/index.js';
 import type { Store } from '../store/port.js';
 
 const USAGE = `Usage:
   npm run -s client -- register --name <name> --kind ${CLIENT_KINDS.join('|')} \\
-      --jwks <file> --scope "<scopes>" [--certified] [--organization <id>]
+      --jwks <file> --scope "<scopes>" [--certified [--certified-on <YYYY-MM-DD>]] \\
+      [--organization <id>] [--editor <name>] [--description <text>]
   npm run -s client -- list
 
 register  adds an app to the catalogue and prints its client id on the last line. The JWKS file
           holds the app's public keys ({"keys": [...]}, or one JWK), EC P-384 (ES384) or RSA
-          (RS384), each with a kid. Only --certified clients get tokens and appear in GET /apps.
+          (RS384), each with a kid. Only --certified clients get tokens and appear in GET /apps,
+          which shows users the name, --editor (required for a certified patient-app),
+          --description, the certification date (--certified-on, default today) and the
+          data the scopes let it read, in plain words.
 list      prints every registered client: id, kind, certified or not, name, scopes.
 `;
 
@@ -31,6 +37,9 @@ const OPTIONS = {
   scope: { type: 'string' },
   certified: { type: 'boolean' },
   organization: { type: 'string' },
+  editor: { type: 'string' },
+  description: { type: 'string' },
+  'certified-on': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -108,6 +117,9 @@ async function main(argv: string[]): Promise<number> {
       scopes: values.scope as string,
       certified: values.certified === true,
       ...(values.organization !== undefined ? { organizationId: values.organization } : {}),
+      ...(values.editor !== undefined ? { editor: values.editor } : {}),
+      ...(values.description !== undefined ? { description: values.description } : {}),
+      ...(values['certified-on'] !== undefined ? { certifiedOn: values['certified-on'] } : {}),
     };
   } catch (error) {
     if (error instanceof UsageError) return usage(error.message);
@@ -122,6 +134,9 @@ async function main(argv: string[]): Promise<number> {
         `scopes: ${client.scopes}\n` +
         `keys: ${keys}\n` +
         (client.organizationId ? `organization: ${client.organizationId}\n` : '') +
+        (client.editor ? `editor: ${client.editor}\n` : '') +
+        (client.certifiedOn ? `certified on: ${client.certifiedOn}\n` : '') +
+        dataOf(client.scopes).map((line) => `  ${line}\n`).join('') +
         `client id:\n${client.id}\n`,
     );
     return 0;

@@ -12,7 +12,8 @@ const USAGE = `Usage: npm run -s token -- <kind> [options]
 
 Prints one development token (a signed JWT) on stdout.
 
-  patient         --patient <id>
+  patient         --patient <id> [--client <id>]   (--client: a token issued to that app of
+                  the catalogue; it works only while the patient grants the app)
   representative  --related-person <id> --patient <id> [--patient <id>...]
   practitioner    --practitioner <id> --profession <code> [--specialty <code>]
                   [--purpose TREAT|ETREAT] [--rpps <number>] [--organization <id>] [--patient <id>]
@@ -50,7 +51,7 @@ type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { mult
 
 /** The options each kind accepts, besides scope, ttl and audience. */
 const ACCEPTS: Record<string, (keyof typeof OPTIONS)[]> = {
-  patient: ['patient'],
+  patient: ['patient', 'client'],
   representative: ['related-person', 'patient'],
   practitioner: ['practitioner', 'profession', 'specialty', 'purpose', 'rpps', 'organization', 'patient'],
   system: ['client', 'organization'],
@@ -91,7 +92,7 @@ function actorOf(kind: string, values: Values): DevelopmentActor {
   }
   switch (kind) {
     case 'patient':
-      return { kind: 'patient', patientId: patients(values, 1, 1)[0] };
+      return { kind: 'patient', patientId: patients(values, 1, 1)[0], ...(values.client !== undefined ? { clientId: id(values, 'client') } : {}) };
     case 'representative':
       return { kind: 'representative', relatedPersonId: id(values, 'related-person'), patientIds: patients(values, 1, Infinity) };
     case 'practitioner': {

@@ -1,10 +1,11 @@
-// policy/consents: a patient's choices, read from ordinary FHIR Consent resources. Four shapes
-// are understood (docs/consent.md); an active Consent of any other shape is refused when it is
+// policy/consents: a patient's choices, read from ordinary FHIR Consent resources. Five shapes
+// are understood (docs/consent.md), the fifth a patient's grant of an app of the catalogue; an active Consent of any other shape is refused when it is
 // written (consentIssues), so that no choice the patient believes in force is stored and ignored.
 
 import type { Consent, ConsentProvision, Patient, Reference } from '@medplum/fhirtypes';
 import { dateRange } from '../search/normalize.js';
 import { PROFILE_TYPES } from './matrix.js';
+import { CLIENT_ID_SYSTEM } from '../auth/clients.js';
 
 export const PURPOSE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 export const CONSENT_SCOPE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/consentscope';
@@ -22,6 +23,7 @@ export type ConsentRule = (
   /** A masked resource: a document, or an entry of the medical profile (PROFILE_TYPES). */
   | { kind: 'mask'; resourceType: string; documentId: string }
   | { kind: 'emergency-off' }
+  | { kind: 'app'; clientId: string }
 ) & { consentId: string; period?: RulePeriod };
 
 const ID = '[A-Za-z0-9\\-.]{1,64}';
@@ -32,6 +34,27 @@ const REFERENCE = new RegExp(`(?:^|/)(Practitioner|Organization|Patient|${MASKAB
 function target(reference: Reference | undefined): { type: string; id: string } | undefined {
   const match = typeof reference?.reference === 'string' ? REFERENCE.exec(reference.reference) : null;
   return match ? { type: match[1], id: match[2] } : undefined;
+}
+
+/**
+ * The client id of an app of the catalogue, named as a Consent actor: a logical reference to the
+ * Device the app is (R4 Reference.identifier; an app is no FHIR resource of this server), with the
+ * client-id system: `{"type": "Device", "identifier": {"system": "urn:carnet:client", "value": "<client id>"}}`.
+ */
+export function appOf(reference: Reference | undefined): string | undefined {
+  if (!reference || reference.reference !== undefined || (reference.type !== undefined && reference.type !== 'Device')) return undefined;
+  const { system, value } = reference.identifier ?? {};
+  return system === CLIENT_ID_SYSTEM && typeof value === 'string' && /^[A-Za-z0-9\-.]{1,64}$/.test(value) ? value : undefined;
+}
+
+/** Whether a Consent, of any status, names an app among its actors. */
+export function namesApp(consent: Consent): boolean {
+  return (consent.provision?.actor ?? []).some((a) => appOf(a.reference) !== undefined);
+}
+
+/** Whether the patient's grant of the app `clientId` is in force at `now`: an active permit naming it. */
+export function appGranted(state: ConsentState, clientId: string, now: number): boolean {
+  return state.rules.some((r) => r.kind === 'app' && r.clientId === clientId && inForce(r, now));
 }
 
 function periodOf(provision: ConsentProvision): RulePeriod | undefined {
@@ -57,8 +80,13 @@ export function rulesOf(consent: Consent): ConsentRule[] {
   if (consent.status !== 'active' || !consent.id || consentIssues(consent).length > 0) return [];
   const provision = consent.provision as ConsentProvision;
   const base = { consentId: consent.id, ...(provision.period ? { period: periodOf(provision) } : {}) };
+  if (provision.type === 'permit') {
+    return (provision.actor ?? []).map((a) => {
+      const app = appOf(a.reference);
+      return app !== undefined ? { ...base, kind: 'app', clientId: app } : { ...base, kind: 'care-relationship', practitionerId: (target(a.reference) as { id: string }).id };
+    });
+  }
   const actors = (provision.actor ?? []).map((a) => target(a.reference) as { type: string; id: string });
-  if (provision.type === 'permit') return actors.map((a) => ({ ...base, kind: 'care-relationship', practitionerId: a.id }));
   if ((provision.data ?? []).length > 0) return (provision.data ?? []).map((d) => {
       const named = target(d.reference) as { type: string; id: string };
       return { ...base, kind: 'mask', resourceType: named.type, documentId: named.id };
@@ -101,9 +129,15 @@ export function consentIssues(consent: Consent): ConsentIssue[] {
   const data = provision.data ?? [];
   const purposes = provision.purpose ?? [];
   actors.forEach((actor, i) => {
+    if (appOf(actor.reference) !== undefined) {
+      // An app has access only while a permit grants it: there is nothing to deny.
+      if (provision.type !== 'permit') issue(`provision.actor[${i}].reference`, 'an app is granted by a permit and revoked by ending that permit (status inactive, or delete it); a deny naming an app is not enforced');
+      return;
+    }
     const named = target(actor.reference);
     const allowed = provision.type === 'permit' ? ['Practitioner'] : ['Practitioner', 'Organization'];
-    if (!named || !allowed.includes(named.type)) issue(`provision.actor[${i}].reference`, `a ${provision.type ?? ''} names ${allowed.join(' or ')} resources by a literal reference (Type/id)`);
+    const apps = provision.type === 'permit' ? `, or apps of the catalogue by identifier (${CLIENT_ID_SYSTEM})` : '';
+    if (!named || !allowed.includes(named.type)) issue(`provision.actor[${i}].reference`, `a ${provision.type ?? ''} names ${allowed.join(' or ')} resources by a literal reference (Type/id)${apps}`);
   });
   data.forEach((item, i) => {
     const named = target(item.reference);
@@ -114,8 +148,8 @@ export function consentIssues(consent: Consent): ConsentIssue[] {
   if (purposes.length > 0 && (!etreat || provision.type !== 'deny' || actors.length > 0 || data.length > 0)) {
     issue('provision.purpose', 'a purpose is only understood alone, in a deny of emergency access (v3-ActReason#ETREAT)');
   }
-  if (provision.type === 'permit' && actors.length === 0) issue('provision.actor', 'a permit names the professionals it opens the record to');
-  if (provision.type === 'permit' && data.length > 0) issue('provision.data', 'a permit opens the whole record to its actors; a permit limited to some documents is not enforced');
+  if (provision.type === 'permit' && actors.length === 0) issue('provision.actor', 'a permit names the professionals or apps it opens the record to');
+  if (provision.type === 'permit' && data.length > 0) issue('provision.data', 'a permit opens the whole record to its actors (an app: what its registered scopes allow); a permit limited to some documents is not enforced');
   if (provision.type === 'deny' && actors.length > 0 && data.length > 0) issue('provision', 'a deny names either professionals or organisations (a block) or documents (a mask), not both: a mask for some professionals only is not enforced');
   if (provision.type === 'deny' && actors.length === 0 && data.length === 0 && purposes.length === 0) issue('provision', 'a deny names professionals or organisations, documents, or the purpose ETREAT; a deny of everything is not a choice Carnet enforces (close the account instead)');
   const period = provision.period;

@@ -9,7 +9,7 @@ import type { Actor } from '../auth/actor.js';
 import type { Store } from '../store/port.js';
 import type { Condition } from '../search/types.js';
 import { patientOf, securityContextOf } from './compartment.js';
-import { rulesOf, stateOf, type ConsentState } from './consents.js';
+import { appGranted, rulesOf, stateOf, type ConsentState } from './consents.js';
 import { creatorKey, decide, PERMIT, representable, representationEnded, type Decision, type WriteAction } from './decide.js';
 import { Forbidden } from '../base/outcome.js';
 import { decideWrite } from './write.js';
@@ -109,6 +109,15 @@ export class Policy {
     const ended = states.find((s) => s.patient && !representable(s.patient, now))?.patient as Patient;
     if (kept.length === 0) throw new Forbidden(`The representation ended: ${representationEnded(ended)}`);
     return { ...actor, patientIds: kept };
+  }
+
+  /**
+   * Whether the patient has granted the app `clientId` (an active permit Consent naming it, in
+   * force now). Read through the stamp-keyed state, so a revocation committed by any process is
+   * seen at the next call: the auth hook asks it on every request of an app's token.
+   */
+  async grantsApp(patientId: string, clientId: string): Promise<boolean> {
+    return appGranted(await this.stateOf(patientId), clientId, this.instant());
   }
 
   /** May `actor` read `resource` (created by `creator`)? */

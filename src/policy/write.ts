@@ -7,7 +7,8 @@
 // - Directory (Practitioner, PractitionerRole, Organization): the directory feed alone, a system
 //   token whose scope names the type (`system/Practitioner.cu`); a wildcard scope is not enough.
 // - Consent: the patient and their representatives; a professional only records a permit naming
-//   themselves alone (the patient is notified); a Consent the engine would not enforce is 422.
+//   themselves alone (the patient is notified); an app (a patient token issued to a client) never
+//   writes a Consent naming an app; a Consent the engine would not enforce is 422.
 // - Patient: created by a system (identity or enrolment feed); changed by the patient side or by
 //   the system that created it, except `identifier` (the INS) that only that system changes,
 //   `generalPractitioner` that only the patient side changes, and the account (its extension and
@@ -32,7 +33,7 @@ import { messageWrite } from './messaging.js';
 import { ACCOUNT_EXTENSION, accountOf, acceptsPushes, activeAgrees, type AccountEventKind } from './account.js';
 import type { Actor } from '../auth/actor.js';
 import { grantsFor, type Permission } from '../auth/scopes.js';
-import { consentIssues, rulesOf, type ConsentState } from './consents.js';
+import { consentIssues, namesApp, rulesOf, type ConsentState } from './consents.js';
 import { DIRECTORY, OWNED_TYPES, patientOf } from './compartment.js';
 import {
   authors,
@@ -103,9 +104,13 @@ function createdByPatientSide(creator: string | undefined): boolean {
 }
 
 function consentWrite(input: WriteInput): Decision {
-  const { actor, action, after, state } = input;
+  const { actor, action, before, after, state } = input;
   const own = actor.kind === 'practitioner' && action === 'create';
   if (!patientSide(actor) && !own) return refused('a patient\'s choices are written by the patient or their legal representative');
+  // An app never grants apps (itself or another) nor revokes one: the patient does, themselves.
+  if (patientSide(actor) && actor.clientId !== undefined && [before?.resource, after].some((r) => r !== undefined && namesApp(r as Consent))) {
+    return refused('a patient grants and revokes apps themselves, never through an app');
+  }
   if (after) {
     const issues = consentIssues(after as Consent);
     if (issues.length > 0) return { permit: false, status: 422, reason: issues.map((i) => i.diagnostics).join('; '), issues };

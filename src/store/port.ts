@@ -199,6 +199,12 @@ export interface ClientRecord {
   certified: boolean;
   /** The organisation operating it (a vendor system's hospital, lab or pharmacy). */
   organizationId?: string;
+  /** What users see in the catalogue: who makes the app... */
+  editor?: string;
+  /** ...what it is for, in the editor's words... */
+  description?: string;
+  /** ...and the date (YYYY-MM-DD) it passed certification. */
+  certifiedOn?: string;
   created: string;
 }
 

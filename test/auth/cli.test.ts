@@ -231,6 +231,17 @@ t.test('client register: the id alone on the last line, the client in the store 
   const appId = single.stdout.trimEnd().split('\n').pop() as string;
   tt.equal((await serverStore.clients.get(appId))?.certified, false, 'not certified unless --certified');
 
+  // What users see of a certified patient app: editor, description, certification date.
+  const listed = await run(
+    'client',
+    ['register', '--name', 'Tensio', '--kind', 'patient-app', '--jwks', await jwksFile(dir, 'ES384'), '--scope', 'patient/Observation.rs', '--certified', '--certified-on', '2026-10-01', '--editor', 'Tensio SAS', '--description', 'Blood pressure diary'],
+    { CARNET_DATA_DIR: dir },
+  );
+  tt.equal(listed.code, 0, `exit 0${listed.stderr ? `: ${listed.stderr}` : ''}`);
+  tt.match(listed.stdout, /Reads your measurements and test results/, 'the summary says what it reads');
+  const tensio = await serverStore.clients.get(listed.stdout.trimEnd().split('\n').pop() as string);
+  tt.same([tensio?.editor, tensio?.description, tensio?.certifiedOn], ['Tensio SAS', 'Blood pressure diary', '2026-10-01']);
+
   const list = await run('client', ['list'], { CARNET_DATA_DIR: dir });
   tt.equal(list.code, 0);
   tt.match(list.stdout, new RegExp(`^${id}\tsystem\tcertified\tLaboratoire Bio-Sud\t`, 'm'));

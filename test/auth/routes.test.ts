@@ -95,6 +95,7 @@ t.test('GET /apps lists the certified clients only, without their keys', async (
     jwks: { keys: [await publicJwk('RS384')] },
     scopes: 'patient/*.rs launch/patient openid fhirUser',
     certified: true,
+    editor: 'Carnet SAS',
   });
   const uncertified = await registerClient(store.clients, {
     name: 'Unreviewed vendor',
@@ -110,7 +111,18 @@ t.test('GET /apps lists the certified clients only, without their keys', async (
   tt.ok(ids.includes(certified.id), 'the certified system is listed');
   tt.ok(ids.includes(patientApp.id), 'the certified patient app is listed');
   tt.notOk(ids.includes(uncertified.id), 'the uncertified client is not');
-  tt.same(apps.find((a) => a.id === certified.id), { id: certified.id, name: 'Laboratoire Bio-Sud', kind: 'system', scopes: 'system/DocumentReference.cru' }, 'id, name, kind, scopes');
+  tt.same(
+    apps.find((a) => a.id === certified.id),
+    {
+      id: certified.id,
+      name: 'Laboratoire Bio-Sud',
+      kind: 'system',
+      certifiedOn: certified.certifiedOn,
+      scopes: 'system/DocumentReference.cru',
+      data: ['Reads, adds to and changes the documents (reports, prescriptions, letters) of any record the consent policy lets it reach'],
+    },
+    'id, name, kind, certification date, scopes and what they let it do; never the organisation',
+  );
   tt.notOk(response.body.includes('"keys"') || response.body.includes('"kty"'), 'no key material at all');
 });
 

@@ -26,6 +26,17 @@ export function mask(id: string, patient: string, document: string): Consent {
 export function emergencyOff(id: string, patient: string): Consent {
   return { ...base, id, patient: { reference: `Patient/${patient}` }, policyRule: rule('OPTOUT'), provision: { type: 'deny', purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'ETREAT' }] } };
 }
+const IRCP = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP' }] };
+/** The patient's grant of an app of the catalogue (docs/consent.md, "An app's grant"). */
+export function appGrant(id: string, patient: string, clientId: string): Consent {
+  return {
+    ...base,
+    id,
+    patient: { reference: `Patient/${patient}` },
+    policyRule: rule('OPTIN'),
+    provision: { type: 'permit', actor: [{ role: IRCP, reference: { type: 'Device', identifier: { system: 'urn:carnet:client', value: clientId }, display: 'An app' } }] },
+  };
+}
 
 export function doc(id: string, patient: string, loinc: string, author: string, extra: Partial<Record<string, unknown>> = {}): Resource {
   return {

@@ -14,7 +14,10 @@ CREATE TABLE IF NOT EXISTS client (
   scopes    TEXT NOT NULL,
   certified INTEGER NOT NULL,
   organization TEXT,
-  created   TEXT NOT NULL
+  created   TEXT NOT NULL,
+  editor    TEXT,
+  description TEXT,
+  certified_on TEXT
 );
 CREATE TABLE IF NOT EXISTS client_assertion (
   client_id  TEXT NOT NULL,
@@ -23,6 +26,8 @@ CREATE TABLE IF NOT EXISTS client_assertion (
   PRIMARY KEY (client_id, jti)
 );
 `;
+
+const CATALOGUE_COLUMNS = ['editor', 'description', 'certified_on'];
 
 interface ClientRow {
   id: string;
@@ -33,6 +38,9 @@ interface ClientRow {
   certified: number;
   organization: string | null;
   created: string;
+  editor: string | null;
+  description: string | null;
+  certified_on: string | null;
 }
 
 function toRecord(row: ClientRow): ClientRecord {
@@ -44,6 +52,9 @@ function toRecord(row: ClientRow): ClientRecord {
     scopes: row.scopes,
     certified: row.certified === 1,
     ...(row.organization ? { organizationId: row.organization } : {}),
+    ...(row.editor ? { editor: row.editor } : {}),
+    ...(row.description ? { description: row.description } : {}),
+    ...(row.certified_on ? { certifiedOn: row.certified_on } : {}),
     created: row.created,
   };
 }
@@ -51,12 +62,27 @@ function toRecord(row: ClientRow): ClientRecord {
 export class SqliteClients implements ClientRegistry {
   constructor(private readonly db: Database.Database) {
     db.exec(CLIENTS_DDL);
+    // A registry created before the catalogue showed what users see gains those columns.
+    const columns = new Set(db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('client')").all().map((c) => c.name));
+    for (const column of CATALOGUE_COLUMNS) if (!columns.has(column)) db.exec(`ALTER TABLE client ADD COLUMN ${column} TEXT`);
   }
 
   async register(client: ClientRecord): Promise<void> {
     this.db
-      .prepare('INSERT INTO client (id, name, kind, jwks, scopes, certified, organization, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(client.id, client.name, client.kind, JSON.stringify(client.jwks), client.scopes, client.certified ? 1 : 0, client.organizationId ?? null, client.created);
+      .prepare('INSERT INTO client (id, name, kind, jwks, scopes, certified, organization, created, editor, description, certified_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(
+        client.id,
+        client.name,
+        client.kind,
+        JSON.stringify(client.jwks),
+        client.scopes,
+        client.certified ? 1 : 0,
+        client.organizationId ?? null,
+        client.created,
+        client.editor ?? null,
+        client.description ?? null,
+        client.certifiedOn ?? null,
+      );
   }
 
   async get(id: string): Promise<ClientRecord | undefined> {
