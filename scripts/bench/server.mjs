@@ -3,6 +3,7 @@
 // in the bench's own process (to measure inside it), and load the policy benchmark's data.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,10 +35,13 @@ function serverEnv(dataDir, settings) {
   return { ...env, PORT: '0', HOST: '127.0.0.1', CARNET_DATA_DIR: dataDir, ...settings };
 }
 
-/** Spawns the server on a fresh data directory with extra environment `settings`; resolves when its listening line is read. */
-export function startServer(settings = {}) {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-bench-'));
-  tempDirs.push(dataDir);
+/**
+ * Spawns the server with extra environment `settings`, on `existing` (a data directory kept
+ * afterwards, e.g. one `npm run seed` filled) or a fresh one; resolves when its listening line is read.
+ */
+export function startServer(settings = {}, existing = undefined) {
+  const dataDir = existing ?? fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-bench-'));
+  if (!existing) tempDirs.push(dataDir);
   const t0 = performance.now();
   const proc = spawn(process.execPath, [MAIN], { cwd: PROJECT, env: serverEnv(dataDir, settings), stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
@@ -176,3 +180,71 @@ export async function loadPolicyData({ base, token }, docCount) {
   if (masked.status !== 201) throw new Error(`mask: ${masked.status} ${await masked.text()}`);
   return { ids, put };
 }
+
+const INS_SYSTEM = 'urn:oid:1.2.250.1.213.1.4.8';
+const UNIQUE_ID_TYPE = { coding: [{ system: 'https://profiles.ihe.net/ITI/MHD/CodeSystem/IHE.MHD.MHDIdentifierType', code: 'uniqueId' }] };
+
+/** An ITI-65 Provide Document Bundle (MHD Comprehensive) for the patient of INS `ins`, with `bytes` as its one PDF; `__UID__` marks its uniqueIds. */
+export function provideBundle(ins, bytes) {
+  const subject = { reference: `Patient?identifier=${INS_SYSTEM}|${ins}` };
+  return JSON.stringify({
+    resourceType: 'Bundle',
+    type: 'transaction',
+    meta: { profile: ['https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Comprehensive.ProvideBundle'] },
+    entry: [
+      {
+        fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000001',
+        request: { method: 'POST', url: 'List' },
+        resource: {
+          resourceType: 'List',
+          extension: [
+            { url: 'https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-designationType', valueCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '225728007' }] } },
+            { url: 'https://profiles.ihe.net/ITI/MHD/StructureDefinition/ihe-sourceId', valueIdentifier: { value: 'urn:oid:1.2.250.1.999.1' } },
+          ],
+          identifier: [{ use: 'usual', system: 'urn:ietf:rfc:3986', type: UNIQUE_ID_TYPE, value: 'urn:oid:1.2.250.1.999.2.__UID__' }],
+          status: 'current',
+          mode: 'working',
+          code: { coding: [{ system: 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes', code: 'submissionset' }] },
+          subject,
+          date: new Date().toISOString(),
+          entry: [{ item: { reference: 'urn:uuid:00000000-0000-4000-8000-000000000002' } }],
+        },
+      },
+      {
+        fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000002',
+        request: { method: 'POST', url: 'DocumentReference' },
+        resource: {
+          resourceType: 'DocumentReference',
+          masterIdentifier: { system: 'urn:ietf:rfc:3986', type: UNIQUE_ID_TYPE, value: 'urn:oid:1.2.250.1.999.3.__UID__' },
+          status: 'current',
+          securityLabel: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'N' }] }],
+          context: {
+            sourcePatientInfo: subject,
+            facilityType: { coding: [{ system: 'http://snomed.info/sct', code: '82242000' }] },
+            practiceSetting: { coding: [{ system: 'http://snomed.info/sct', code: '408467006' }] },
+          },
+          type: { coding: [{ system: 'http://loinc.org', code: '11502-2', display: 'Laboratory report' }] },
+          category: [{ coding: [{ system: 'http://loinc.org', code: '11502-2' }] }],
+          subject,
+          date: new Date().toISOString(),
+          author: [{ reference: 'Organization/lab' }],
+          content: [
+            {
+              attachment: {
+                contentType: 'application/pdf',
+                language: 'fr-FR',
+                creation: new Date().toISOString(),
+                url: 'urn:uuid:00000000-0000-4000-8000-000000000003',
+                size: bytes.length,
+                hash: crypto.createHash('sha1').update(bytes).digest('base64'),
+              },
+              format: { system: 'http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode', code: 'urn:ihe:iti:xds-sd:pdf:2008' },
+            },
+          ],
+        },
+      },
+      { fullUrl: 'urn:uuid:00000000-0000-4000-8000-000000000003', request: { method: 'POST', url: 'Binary' }, resource: { resourceType: 'Binary', contentType: 'application/pdf', data: bytes.toString('base64') } },
+    ],
+  });
+}
+
