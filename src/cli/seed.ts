@@ -102,7 +102,8 @@ async function main(argv: string[]): Promise<number> {
   else store = await openMongoStore({ uri: config.store.uri, serverSelectionTimeoutMS: config.store.serverSelectionTimeoutMS });
   const shape = shapeOf(options);
   const bar = new cliProgress.SingleBar(
-    { format: '{phase} [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted}', etaBuffer: 50, fps: 4, stream: process.stderr },
+    // Piped (no terminal), a line every 10 s instead of the redrawn bar.
+    { format: '{phase} [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted}', etaBuffer: 50, fps: 4, stream: process.stderr, noTTYOutput: true, notTTYSchedule: 10_000 },
     cliProgress.Presets.shades_classic,
   );
   const started = performance.now();
