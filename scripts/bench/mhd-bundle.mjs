@@ -9,8 +9,8 @@ export const INS = '277076322082910';
 const UNIQUE_ID_TYPE = { coding: [{ system: 'https://profiles.ihe.net/ITI/MHD/CodeSystem/IHE.MHD.MHDIdentifierType', code: 'uniqueId' }] };
 
 /** An ITI-65 Provide Document Bundle (MHD Comprehensive) with `bytes` as its one PDF; `__UID__` marks its uniqueIds. */
-export function provideBundle(bytes) {
-  const subject = { reference: `Patient?identifier=${INS_SYSTEM}|${INS}` };
+export function provideBundle(bytes, ins = INS) {
+  const subject = { reference: `Patient?identifier=${INS_SYSTEM}|${ins}` };
   return JSON.stringify({
     resourceType: 'Bundle',
     type: 'transaction',

@@ -3,6 +3,7 @@
 // in the bench's own process (to measure inside it), and load the policy benchmark's data.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,10 +36,12 @@ function serverEnv(dataDir, settings) {
 }
 
 /**
- * Spawns the server on a fresh data directory (or `dataDir`, kept) with extra environment
+ * Spawns the server on a fresh data directory (or `dataDir`, kept afterwards, e.g. one `npm run seed` filled) with extra environment
  * `settings` and Node options `nodeArgs` (--cpu-prof…); resolves when its listening line is read.
  */
-export function startServer(settings = {}, { nodeArgs = [], dataDir = undefined } = {}) {
+export function startServer(settings = {}, options = {}) {
+  // A data directory alone (a store `npm run seed` filled), or { nodeArgs, dataDir }.
+  let { nodeArgs = [], dataDir = undefined } = typeof options === 'string' ? { dataDir: options } : options;
   if (dataDir === undefined) {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'carnet-bench-'));
     tempDirs.push(dataDir);
@@ -181,3 +184,6 @@ export async function loadPolicyData({ base, token }, docCount) {
   if (masked.status !== 201) throw new Error(`mask: ${masked.status} ${await masked.text()}`);
   return { ids, put };
 }
+
+
+

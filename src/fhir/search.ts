@@ -8,7 +8,7 @@ import { referenceEntries } from '../search/extract.js';
 import { paramsOf } from '../search/params.js';
 import { parseSearch } from '../search/plan.js';
 import { checkSearchSize } from '../search/limits.js';
-import type { Condition, Include, ParsedSearch } from '../search/types.js';
+import type { Condition, Include, ParsedSearch, TotalMode } from '../search/types.js';
 import type { FhirContext, FhirRequest, FhirResponse } from './context.js';
 import { bundle, fullUrl, pageLinks, withCursor } from './bundle.js';
 import { FhirError, Invalid } from '../base/outcome.js';
@@ -106,6 +106,25 @@ function systemTypes(params: [string, string][]): string[] {
   return given.length > 0 ? [...new Set(given)] : [...SERVED_TYPES];
 }
 
+/** The most matches `_total=estimate` counts: beyond, the Bundle has no total (docs/api.md "Totals"). */
+export const TOTAL_ESTIMATE_CAP = 1000;
+
+/**
+ * What the store counts for each `_total` (R4 search 3.1.1.5.6): every match for `accurate`; at
+ * most TOTAL_ESTIMATE_CAP for `estimate` (the default: an exact count of a large record costs
+ * more than its page, docs/performance.md "Totals"); nothing for `none`.
+ */
+function totalQuery(mode: TotalMode): { total?: boolean; totalAtMost?: number } {
+  switch (mode) {
+    case 'accurate':
+      return { total: true };
+    case 'estimate':
+      return { total: true, totalAtMost: TOTAL_ESTIMATE_CAP };
+    case 'none':
+      return {};
+  }
+}
+
 export async function search(ctx: FhirContext, req: FhirRequest, type: string | undefined, params: [string, string][]): Promise<FhirResponse> {
   // A system search reads _type before the parser sees the other parameters: the limits count it too.
   if (type === undefined) checkSearchSize(params);
@@ -115,9 +134,9 @@ export async function search(ctx: FhirContext, req: FhirRequest, type: string | 
   const { plan, granted } = await searchable(ctx, req, parsed.plan);
   const countOnly = parsed.summary === 'count';
   const count = countOnly ? 0 : Math.min(parsed.count ?? ctx.defaultPageSize, ctx.maxPageSize);
-  const page = await withCursor(parsed.cursor, () =>
-    ctx.store.search(plan, { count, total: parsed.total !== 'none', ...(parsed.cursor !== undefined ? { cursor: parsed.cursor } : {}) }),
-  );
+  // Without _total, an estimate; `_count=0` (and `_summary=count`) asks for the count itself.
+  const totalMode = parsed.total ?? (count === 0 ? 'accurate' : 'estimate');
+  const page = await withCursor(parsed.cursor, () => ctx.store.search(plan, { count, ...totalQuery(totalMode), ...(parsed.cursor !== undefined ? { cursor: parsed.cursor } : {}) }));
   const shaping = { ...(parsed.summary ? { summary: parsed.summary } : {}), ...(parsed.elements ? { elements: parsed.elements } : {}) };
   const entry = (v: Version, mode: 'match' | 'include'): BundleEntry => ({ fullUrl: fullUrl(ctx, v), resource: shape(v.resource as Resource, shaping), search: { mode } });
   const matches = await visibleInTurns(ctx, req, granted, page.matches);

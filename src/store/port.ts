@@ -176,13 +176,18 @@ export interface SearchQuery {
   cursor?: string;
   /** Count every match, not only this page's. */
   total?: boolean;
+  /**
+   * With `total`: count at most this many matches, and leave `total` out when more match (the
+   * `_total=estimate` of fhir/search: the count stops early instead of walking every match).
+   */
+  totalAtMost?: number;
 }
 
 export interface SearchPage {
   matches: Version[];
   /** Cursor of the next page, absent on the last page. */
   next?: string;
-  /** Number of matches in all pages, when requested. */
+  /** Number of matches in all pages, when requested (and, with totalAtMost, when no more than that many). */
   total?: number;
 }
 

@@ -45,8 +45,10 @@ const ALLOWED: Graph = {
   fhir: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify', 'agenda', '/generated', '/conformance', '/package.json'],
   mhd: ['base', 'search', 'store', 'audit', 'fhir'],
   [APP]: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify', 'accounts', 'agenda', 'fhir', 'mhd'],
+  // The dataset generator (issue 18): writes as the server does, through the port, without HTTP.
+  seed: ['base', 'search', 'store', 'auth', 'policy', 'audit', 'notify'],
   // The operator's commands read config.ts; app.ts and main.ts never import them.
-  cli: ['base', 'store', 'auth', APP],
+  cli: ['base', 'store', 'auth', 'seed', APP],
   // The conformance runner talks HTTP to a server; it only mints development tokens.
   conformance: ['base', 'auth'],
   // Data fhir/ requires: what `npm run build` generates, the CapabilityStatement's fixed parts

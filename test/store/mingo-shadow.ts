@@ -59,7 +59,11 @@ export async function compareSearch(docs: CurrentDoc[], plan: SearchPlan, query:
   const rows = mingoAggregate(docs, compiled.pipeline);
   const mongo: Comparison['mongo'] = { ids: rows.slice(0, query.count).map((r) => `${r.type as string}/${r.id as string}`) };
   if (rows.length > query.count && query.count > 0) mongo.next = encodeKeys(compiled.cursorOf(rows[query.count - 1]));
-  if (query.total) mongo.total = mingoFind(docs, compiled.filter).length;
+  if (query.total) {
+    const n = mingoFind(docs, compiled.filter).length;
+    // SearchQuery.totalAtMost: no total when more match.
+    if (query.totalAtMost === undefined || n <= query.totalAtMost) mongo.total = n;
+  }
   const sqlite: Comparison['sqlite'] = { ids: page.matches.map((m) => `${m.type}/${m.id}`) };
   if (page.next !== undefined) sqlite.next = page.next;
   if (page.total !== undefined) sqlite.total = page.total;

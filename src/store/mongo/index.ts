@@ -197,7 +197,13 @@ export class MongoStore implements Store {
     const rows = await this.resources.aggregate<CurrentDoc & Record<string, unknown>>(compiled.pipeline, session ? { session } : { allowDiskUse: true }).toArray();
     const page: SearchPage = { matches: rows.slice(0, query.count).map((row) => toVersion(row, row.creator)) };
     if (rows.length > query.count && query.count > 0) page.next = encodeKeys(compiled.cursorOf(rows[query.count - 1]));
-    if (query.total) page.total = await this.resources.countDocuments(compiled.filter, session ? { session } : {});
+    if (query.total && query.cursor === undefined && query.count > 0 && rows.length <= query.count) {
+      // A first page that holds every match counts them itself.
+      page.total = page.matches.length;
+    } else if (query.total && query.totalAtMost !== undefined) {
+      const n = await this.resources.countDocuments(compiled.filter, { ...(session ? { session } : {}), limit: query.totalAtMost + 1 });
+      if (n <= query.totalAtMost) page.total = n;
+    } else if (query.total) page.total = await this.resources.countDocuments(compiled.filter, session ? { session } : {});
     return page;
   }
 

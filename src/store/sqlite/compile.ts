@@ -373,6 +373,8 @@ export interface CompiledSearch {
   select: Sql;
   /** The count of every match. */
   count: Sql;
+  /** The count of the matches, stopping at `limit` (SearchQuery.totalAtMost). */
+  countAtMost(limit: number): Sql;
   keys: SortKey[];
 }
 
@@ -411,6 +413,10 @@ export function compileSearch(plan: SearchPlan, after?: unknown[], limit?: numbe
   return {
     select: anonymous(`SELECT m.*, v.version, v.last_updated, v.deleted, v.content FROM (${inner}) m JOIN resource_version v ON v.seq = m.seq ${keyset} ORDER BY ${order}${limitSql}`, compiler.params),
     count: anonymous(`SELECT count(*) AS n FROM resource_current c WHERE ${conditions.join(' AND ')}`, compiler.params),
+    countAtMost: (at) => {
+      const counted = anonymous(`SELECT count(*) AS n FROM (SELECT 1 FROM resource_current c WHERE ${conditions.join(' AND ')} LIMIT ?)`, compiler.params);
+      return { sql: counted.sql, params: [...counted.params, at] };
+    },
     keys,
   };
 }

@@ -507,7 +507,15 @@ export class SqliteStore implements Store {
       const last = rows[query.count - 1];
       page.next = encodeKeys(compiled.keys.map((_k, i) => last[`k${i}`]));
     }
-    if (query.total) {
+    if (query.total && query.cursor === undefined && query.count > 0 && rows.length <= query.count) {
+      // A first page that holds every match counts them itself.
+      page.total = page.matches.length;
+    } else if (query.total && query.totalAtMost !== undefined) {
+      await giveWay();
+      const counted = compiled.countAtMost(query.totalAtMost + 1);
+      const n = this.prepare<{ n: number }>(counted.sql).get(counted.params)?.n ?? 0;
+      if (n <= query.totalAtMost) page.total = n;
+    } else if (query.total) {
       await giveWay();
       page.total = this.prepare<{ n: number }>(compiled.count.sql).get(compiled.count.params)?.n ?? 0;
     }
