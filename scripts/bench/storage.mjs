@@ -212,6 +212,10 @@ try {
   line('current DocumentReference', total(docs), documents, docIndexRows, sumWhere(docs, isIndex));
   if (versions > 0) line('version (update)', total(vers), documents * versions, undefined, undefined);
   if (accesses > 0) line('AuditEvent (all-in)', total(audit), auditCount, auditIndexRows, sumWhere(audit, isIndex));
+  const byParam = ['idx_token', 'idx_string', 'idx_date', 'idx_reference', 'idx_uri']
+    .flatMap((table) => db.prepare(`SELECT param, count(*) AS n FROM ${table} WHERE type = 'AuditEvent' GROUP BY param`).all())
+    .sort((a, b) => b.n - a.n);
+  console.log(`\nAuditEvent index rows by parameter: ${byParam.map((r) => `${r.param} ${(r.n / auditCount).toFixed(2)}`).join(', ')}`);
   console.log('\nAuditEvent bytes by table and index:');
   for (const [name, bytes] of [...audit].sort((a, b) => b[1] - a[1])) console.log(`  ${name.padEnd(40)} ${String(Math.round(bytes / Math.max(auditCount, 1))).padStart(6)} B/record`);
 
