@@ -144,11 +144,13 @@ interface Registry {
  * representatives' `_security`; purge finds a person's records by `patient` and `entity`) and what
  * filters it by interaction and outcome (`subtype`: read, search-type, create...; `outcome`: 0 or 4).
  * Not `type` (always `rest`) nor `action` (the subtype's C/R/U/D/E), nor `agent:identifier` (the
- * token subject and client id: `agent` is searched by reference). `_id` is always searchable (the
- * engine's own column). A code listed as "<code>:identifier" would keep that modifier.
+ * token subject and client id: `agent` is searched by reference). The parameters of every resource
+ * stay (`_id`, `_lastUpdated`: the engine's own columns; `_tag`, `_profile`, `_source`: no
+ * AuditEvent the server writes has them, so they cost no row), so a search of all types keeps
+ * them. A code listed as "<code>:identifier" would keep that modifier.
  */
 export const SEARCHABLE_ONLY: Readonly<Record<string, readonly string[]>> = {
-  AuditEvent: ['_id', 'date', 'patient', 'entity', 'agent', 'subtype', 'outcome', '_security'],
+  AuditEvent: ['_id', '_lastUpdated', '_security', '_tag', '_profile', '_source', 'date', 'patient', 'entity', 'agent', 'subtype', 'outcome'],
 };
 
 const registry: Registry = { byType: new Map(SERVED_TYPES.map((t) => [t, new Map()])), byUrl: new Map() };
