@@ -141,3 +141,9 @@ t.test('a database of schema 6 is converted at open and answers as before', asyn
   t.equal((db.prepare("SELECT count(*) AS n FROM idx_token WHERE type = 'AuditEvent' AND param IN ('type', 'entity-type', 'agent:identifier')").get() as { n: number }).n, 0, 'the rows of parameters no longer searched are gone');
   t.ok((db.prepare("SELECT count(*) AS n FROM idx_token WHERE type = 'AuditEvent' AND param = 'subtype'").get() as { n: number }).n >= 3, 'the subtype rows stay');
 });
+
+t.test('a search of several types keeps the parameters of every resource on AuditEvent', async (t) => {
+  const parsed = parseSearch(['AuditEvent', 'Patient'], [['_lastUpdated', 'gt2020-01-01'], ['_tag', 'x'], ['_security', 'y']], false);
+  t.same(parsed.plan.where.map((c) => (c as { param?: string }).param), ['_lastUpdated', '_tag', '_security']);
+  t.throws(() => parseSearch(['AuditEvent', 'Patient'], [['address', 'x']], false), /AuditEvent is searched by/, 'an AuditEvent parameter no longer searched is refused');
+});
