@@ -135,6 +135,24 @@ interface Registry {
   byUrl: Map<string, SearchParam>;
 }
 
+/**
+ * Types searched by fewer parameters than R4 defines, each kept to what its queries need, so that
+ * no index row is written for the others (a search naming one is a 400 that lists these). An
+ * AuditEvent is written for every interaction and kept for years: its index rows were most of its
+ * bytes (docs/performance.md, Storage). These are what the access log is read by (docs/consent.md:
+ * the patient's `patient`, newest first by `date`, `_include` of `agent`; the policy's `entity` and
+ * representatives' `_security`; purge finds a person's records by `patient` and `entity`) and what
+ * filters it by interaction and outcome (`subtype`: read, search-type, create...; `outcome`: 0 or 4).
+ * Not `type` (always `rest`) nor `action` (the subtype's C/R/U/D/E), nor `agent:identifier` (the
+ * token subject and client id: `agent` is searched by reference). The parameters of every resource
+ * stay (`_id`, `_lastUpdated`: the engine's own columns; `_tag`, `_profile`, `_source`: no
+ * AuditEvent the server writes has them, so they cost no row), so a search of all types keeps
+ * them. A code listed as "<code>:identifier" would keep that modifier.
+ */
+export const SEARCHABLE_ONLY: Readonly<Record<string, readonly string[]>> = {
+  AuditEvent: ['_id', '_lastUpdated', '_security', '_tag', '_profile', '_source', 'date', 'patient', 'entity', 'agent', 'subtype', 'outcome'],
+};
+
 const registry: Registry = { byType: new Map(SERVED_TYPES.map((t) => [t, new Map()])), byUrl: new Map() };
 
 /**
@@ -150,7 +168,7 @@ export function addSearchParameters(definitions: SearchParameter[]): void {
     byUrl.set(param.url, param);
     if (param.type === 'composite') composites.push([def, param]);
     const bases = param.base.includes('Resource') || param.base.includes('DomainResource') ? SERVED_TYPES : param.base;
-    for (const base of bases) byType.get(base)?.set(param.code, param);
+    for (const base of bases) if (SEARCHABLE_ONLY[base]?.includes(param.code) !== false) byType.get(base)?.set(param.code, param);
   }
   // Components refer to other definitions by URL: resolve them once the batch is loaded.
   for (const [def, param] of composites) {

@@ -34,7 +34,7 @@
 import { FhirError, Invalid } from '../base/outcome.js';
 import { isServedType } from '../base/registry.js';
 import { dateRange, normalizeString } from './normalize.js';
-import { findParam, type SearchParam } from './params.js';
+import { findParam, SEARCHABLE_ONLY, type SearchParam } from './params.js';
 import { checkSearchSize, MAX_DEPTH, MAX_INCLUDES, MAX_LINKS, MAX_SORT_KEYS, SearchTooCostly, tooCostly } from './limits.js';
 import type {
   Condition,
@@ -140,7 +140,10 @@ function lookup(types: string[], code: string, ctx: Ctx): Def {
   let def: Def | undefined;
   for (const type of types) {
     const param = findParam(type, code);
-    if (!param) fail(ctx, types.length === 1 ? `"${code}" is not a search parameter of ${type}` : `"${code}" is not a search parameter of ${type} (a search across several types accepts only parameters defined on all of them)`, 'not-supported');
+    if (!param) {
+      const only = SEARCHABLE_ONLY[type] ? `; ${type} is searched by ${SEARCHABLE_ONLY[type].join(', ')}` : '';
+      fail(ctx, types.length === 1 ? `"${code}" is not a search parameter of ${type}${only}` : `"${code}" is not a search parameter of ${type} (a search across several types accepts only parameters defined on all of them${only})`, 'not-supported');
+    }
     if (!def) {
       def = toDef(param);
       continue;
@@ -368,6 +371,9 @@ function condition(types: string[], name: string, raw: string, ctx: Ctx, depth: 
   if (dot >= 0) return chain(types, name.slice(0, dot), name.slice(dot + 1), raw, ctx, depth);
   const [code, modifier] = splitModifier(name, ctx);
   const def = lookup(types, code, ctx);
+  // A type searched by few parameters (search/params SEARCHABLE_ONLY) has no ":identifier" entries unless it lists them.
+  const noIdentifiers = types.find((type) => SEARCHABLE_ONLY[type] && !SEARCHABLE_ONLY[type].includes(`${code}:identifier`));
+  if (modifier === 'identifier' && noIdentifiers) fail(ctx, `":identifier" is not searchable on ${noIdentifiers}: search "${code}" by reference`, 'not-supported');
   if (modifier === 'missing') {
     if (raw !== 'true' && raw !== 'false') fail(ctx, `:missing takes true or false, not "${raw}"`);
     if (def.type === 'id') fail(ctx, 'a resource always has an id: _id:missing is not supported', 'not-supported');

@@ -1,7 +1,7 @@
 // The audit trail: every interaction on patient data leaves an AuditEvent (IHE BALP) the patient
 // reads; a write and its record commit together.
 import t from 'tap';
-import type { AuditEvent, Bundle, Resource } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { authorizationFor, fhir, json, testServer, type TestActor } from '../helpers.js';
 import { doc, emergencyOff, mask, PRESCRIPTION } from '../policy/fixture.js';
 import { seed } from '../seed.js';
@@ -61,6 +61,23 @@ t.test('a search is recorded with its query', async (t) => {
   t.equal(latest.action, 'E');
   const query = latest.entity?.find((e) => e.query)?.query;
   t.match(Buffer.from(query ?? '', 'base64').toString(), /patient=pa/);
+});
+
+t.test('the log is searched by its own parameters; another AuditEvent parameter is a 400 naming them', async (t) => {
+  await fhir(app, 'GET', 'DocumentReference/d1', undefined, await as(gp));
+  const reads = (await log('&subtype=read&outcome=0&agent=Practitioner/gp')).events;
+  t.ok(reads.length > 0 && reads.every((e) => subtype(e) === 'read' && e.outcome === '0' && who(e) === 'Practitioner/gp'), 'subtype, outcome and agent filter the log');
+  const [latest] = reads;
+  const again = await fhir(app, 'GET', `AuditEvent/${latest.id}`, undefined, await as(patient));
+  t.same(json<AuditEvent>(again), latest, 'a record reads as the search lists it');
+  t.equal((await log(`&date=${latest.recorded}`)).events.some((e) => e.id === latest.id), true, 'date finds it');
+  for (const query of ['entity-type=2', 'action=R', 'type=rest', 'site=carnet.example', 'agent:identifier=urn:carnet:client|x', 'address=192.0.2.1']) {
+    const res = await fhir(app, 'GET', `AuditEvent?patient=pa&${query}`, undefined, await as(patient));
+    t.equal(res.statusCode, 400, `${query}: 400`);
+    const outcome = json<OperationOutcome>(res).issue[0];
+    t.equal(outcome.code, 'not-supported', `${query}: not-supported`);
+    t.match(outcome.diagnostics, query.startsWith('agent:') ? /search "agent" by reference/ : /AuditEvent is searched by _id, _lastUpdated, _security, _tag, _profile, _source, date, patient, entity, agent, subtype, outcome/, `${query}: the supported parameters are named`);
+  }
 });
 
 t.test('a refused read is recorded as refused, and the professional still learns nothing', async (t) => {

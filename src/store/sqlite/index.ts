@@ -29,7 +29,8 @@ import { JOURNAL_LIMITS, journalDir, journalFiles, journalSize, orphanFiles, rea
 import { FileBlobs } from './blobs.js';
 import { SqliteClients } from './clients.js';
 import { QueueTables, SqliteQueue, type QueueAnswers, type QueueCall } from './queue.js';
-import { DDL, INDEX_TABLES, SCHEMA_VERSION } from './schema.js';
+import { DDL, INDEX_TABLES, isIndexed, migrate, SCHEMA_VERSION } from './schema.js';
+import { packContent, unpackContent } from './compact.js';
 import { WriterThread } from './writer-thread.js';
 
 export interface SqliteOptions {
@@ -72,7 +73,8 @@ interface VersionRow {
   version: number;
   last_updated: string;
   deleted: number;
-  content: string | null;
+  /** The resource JSON, or its compact form (compact.ts). */
+  content: string | Buffer | null;
   /** Present when the query joins resource_current. */
   creator?: string | null;
 }
@@ -91,7 +93,7 @@ function toVersion(row: VersionRow): Version {
     lastUpdated: row.last_updated,
     deleted: row.deleted === 1,
   };
-  if (row.content !== null) version.resource = JSON.parse(row.content) as Resource;
+  if (row.content !== null) version.resource = JSON.parse(unpackContent(row.content)) as Resource;
   if (row.creator) version.creator = row.creator;
   return version;
 }
@@ -197,6 +199,7 @@ export class SqliteStore implements Store {
     // Likewise before the pending rows kept their entries (rows left by such a server have none: recoverPending).
     const pendingColumns = this.db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('index_pending')").all();
     if (!pendingColumns.some((c) => c.name === 'entries')) this.db.exec('ALTER TABLE index_pending ADD COLUMN entries TEXT');
+    migrate(this.db, existing);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     this.clients = new SqliteClients(this.db);
     this.blobs = new FileBlobs(options.dataDir);
@@ -682,7 +685,7 @@ export class SqliteStore implements Store {
   ): Version {
     const stored = stamped(resource, versionId, at);
     const { type, id } = { type: resource.resourceType, id: resource.id };
-    const info = this.statements.insertVersion.run(type, id, versionId, at, 0, JSON.stringify(stored));
+    const info = this.statements.insertVersion.run(type, id, versionId, at, 0, packContent(type, JSON.stringify(stored)));
     this.statements.upsertCurrent.run(type, id, versionId, at, 0, info.lastInsertRowid, creator ?? null);
     if (index) this.replaceIndex(type, id, index, existed);
     else {
@@ -730,7 +733,7 @@ export class SqliteStore implements Store {
   }
 
   private insertIndex(type: string, id: string, index: IndexEntry[]): void {
-    for (const entry of index) this.statements.insertIndex[entry.kind].run(type, id, entry.param, entry.group, ...indexValues(entry));
+    for (const entry of index) if (isIndexed(type, entry.param)) this.statements.insertIndex[entry.kind].run(type, id, entry.param, entry.group, ...indexValues(entry));
   }
 
   async close(): Promise<void> {

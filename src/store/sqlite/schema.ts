@@ -3,9 +3,14 @@
 // newest; one idx_* table per search parameter type holds the index entries of current,
 // non-deleted resources (computed above the port by search/extract).
 
+import type Database from 'better-sqlite3';
 import type { IndexEntry } from '../../search/types.js';
+import { SEARCHABLE_ONLY } from '../../search/params.js';
+import { COMPACT_TYPES, packContent } from './compact.js';
 
-export const SCHEMA_VERSION = 6;
+// 7: AuditEvents stored compact (compact.ts) and indexed by the access log's parameters only
+// (search/params SEARCHABLE_ONLY): migrate() converts a database of an earlier version.
+export const SCHEMA_VERSION = 7;
 
 /** The index table of each entry kind, and the value columns it stores besides type, id, param, grp. */
 export const INDEX_TABLES = {
@@ -106,3 +111,51 @@ ${indexTable('quantity', ['type, param, value'])}
 ${indexTable('reference', ['type, param, target_id, target_type', 'target_type, target_id, param', 'type, param, url'])}
 ${indexTable('uri', ['type, param, value'])}
 `;
+
+/**
+ * Whether index entries of `param` ("<code>", "<code>:identifier", "<code>#<i>") are written for
+ * `type`: not for the parameters a type is no longer searched by (search/params SEARCHABLE_ONLY),
+ * which entries computed by an older server (its journal lines, pending rows) may still carry.
+ */
+export function isIndexed(type: string, param: string): boolean {
+  const only = SEARCHABLE_ONLY[type];
+  if (only === undefined || only.includes(param)) return true;
+  // "<code>#<i>" components go with their composite; derived "<code>:identifier" entries only when listed.
+  return !param.includes(':') && only.includes(param.split('#')[0]);
+}
+
+/** Rows converted per transaction by migrate(), so that no request waits long behind one. */
+const MIGRATE_BATCH = 5000;
+
+/**
+ * Brings a database of schema version `from` to SCHEMA_VERSION (6 and earlier: to 7, the compact
+ * AuditEvent). Idempotent and in batches of transactions, each taking only rows not yet converted:
+ * a second process opening the same old database meanwhile does the rest, or nothing. The pages
+ * freed are reused by later writes; `VACUUM` (server stopped) gives them back to the file system.
+ */
+export function migrate(db: Database.Database, from: number): void {
+  if (from >= 7 || from === 0) return; // 0: a new database, created by DDL as it is now
+  for (const type of COMPACT_TYPES) {
+    const select = db.prepare<[string, number], { seq: number; content: string }>(
+      "SELECT seq, content FROM resource_version WHERE type = ? AND seq > ? AND typeof(content) = 'text' ORDER BY seq LIMIT " + MIGRATE_BATCH,
+    );
+    const update = db.prepare<[Buffer | string, number]>('UPDATE resource_version SET content = ? WHERE seq = ?');
+    let after = 0;
+    const batch = db.transaction(() => {
+      const rows = select.all(type, after);
+      for (const row of rows) update.run(packContent(type, row.content), row.seq);
+      if (rows.length > 0) after = rows[rows.length - 1].seq;
+      return rows.length;
+    });
+    while (batch.immediate() === MIGRATE_BATCH);
+  }
+  for (const type of Object.keys(SEARCHABLE_ONLY)) {
+    db.transaction(() => {
+      for (const { table } of Object.values(INDEX_TABLES)) {
+        const params = db.prepare<[string], { param: string }>(`SELECT DISTINCT param FROM ${table} WHERE type = ?`).all(type);
+        const remove = db.prepare<[string, string]>(`DELETE FROM ${table} WHERE type = ? AND param = ?`);
+        for (const { param } of params) if (!isIndexed(type, param)) remove.run(type, param);
+      }
+    }).immediate();
+  }
+}
