@@ -711,7 +711,7 @@ export class SqliteStore implements Store {
     const row = this.statements.current.get(type, id);
     if (!row || row.deleted === 1) return false;
     const stored = stamped(resource, row.version, row.last_updated);
-    this.prepare('UPDATE resource_version SET content = ? WHERE seq = ?').run(JSON.stringify(stored), row.seq);
+    this.prepare('UPDATE resource_version SET content = ? WHERE seq = ?').run(packContent(type, JSON.stringify(stored)), row.seq);
     for (const { seq } of this.prepare<{ seq: number }>('SELECT seq FROM resource_version WHERE type = ? AND id = ? AND seq <> ?').all(type, id, row.seq)) this.statements.deletePending.run(seq);
     this.prepare('DELETE FROM resource_version WHERE type = ? AND id = ? AND seq <> ?').run(type, id, row.seq);
     // Pending rows of the current version would write the old entries later: the new ones now.
