@@ -10,6 +10,7 @@ import type { FhirContext, FhirRequest, FhirResponse, Method } from './context.j
 import { SUBSCRIPTION_OPERATIONS } from './subscriptions.js';
 import { ACCOUNT_OPERATIONS } from './accounts.js';
 import { SUMMARY_OPERATION } from './summary.js';
+import { EVERYTHING_OPERATION } from './everything.js';
 import { AGENDA_OPERATIONS } from './agenda.js';
 import { FhirError, Invalid, informational, NotFound, operationOutcome, type Issue } from '../base/outcome.js';
 import { resourceFromBody } from './body.js';
@@ -126,7 +127,7 @@ const VALIDATE: Operation = {
 };
 
 /** Every operation the server implements. A new one is a module exporting its Operation, and a line here. */
-export const OPERATIONS: readonly Operation[] = [VALIDATE, ...SUBSCRIPTION_OPERATIONS, ...ACCOUNT_OPERATIONS, SUMMARY_OPERATION, ...AGENDA_OPERATIONS];
+export const OPERATIONS: readonly Operation[] = [VALIDATE, ...SUBSCRIPTION_OPERATIONS, ...ACCOUNT_OPERATIONS, SUMMARY_OPERATION, EVERYTHING_OPERATION, ...AGENDA_OPERATIONS];
 
 /** The operations declared for a type in the CapabilityStatement. */
 export function operationsOf(type: string): Operation[] {

@@ -38,6 +38,11 @@ export function compartmentFree(type: string): boolean {
   return DIRECTORY.has(type) || OWNED_TYPES.has(type);
 }
 
+/** The reference parameters that put a resource of `type` in a patient's compartment (none for Patient itself). */
+export function compartmentParams(type: string): readonly string[] {
+  return PARAMS.get(type) ?? [];
+}
+
 /** Whether resources of `type` can belong to a patient compartment at all. */
 export function hasCompartment(type: string): boolean {
   return type === 'Patient' || PARAMS.has(type);

@@ -110,7 +110,7 @@ t.test('supported profiles and operations', async (t) => {
   for (const resource of capability.rest![0].resource?.filter((r) => r.type !== 'OperationDefinition') ?? []) {
     const subscriptions = resource.type === 'Subscription' ? [['status', `${backport}backport-subscription-status`], ['events', `${backport}backport-subscription-events`], ['get-ws-binding-token', `${backport}backport-subscription-get-ws-binding-token`]] : [];
     const accounts = resource.type === 'Patient' ? ['enrol', 'activate', 'object', 'close'].map((name) => [name, `${BASE}/OperationDefinition/Patient-${name}`]) : [];
-    const summary = resource.type === 'Patient' ? [['summary', 'http://hl7.org/fhir/uv/ips/OperationDefinition/summary'], ['reminders', `${BASE}/OperationDefinition/Patient-reminders`]] : [];
+    const summary = resource.type === 'Patient' ? [['summary', 'http://hl7.org/fhir/uv/ips/OperationDefinition/summary'], ['everything', 'http://hl7.org/fhir/OperationDefinition/Patient-everything'], ['reminders', `${BASE}/OperationDefinition/Patient-reminders`]] : [];
     t.same(resource.operation?.map((o) => [o.name, o.definition]), [['validate', 'http://hl7.org/fhir/OperationDefinition/Resource-validate'], ...subscriptions, ...accounts, ...summary], resource.type);
   }
   // Each declared operation is served, at type and instance level.
