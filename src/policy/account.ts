@@ -33,11 +33,13 @@ export interface Account {
   /** When the account was archived (archived): the ten years of keeping count from here. */
   archivedAt?: string;
   /**
-   * A minor's eighteenth birthday (a date), while it is to come or not yet handled: that day their
-   * representatives' access ends (decide.ts reads the birth date itself, so it ends on time) and
-   * the scheduler tells the young adult (the `majority` event clears it).
+   * The eighteenth birthday (a date) of a person enrolled as a minor: that day their legal
+   * representatives' access ends (decide.ts `representable`). Kept for good. An account enrolled
+   * for an adult has none: their representatives, if any (a guardianship), are not ended by it.
    */
   majority?: string;
+  /** The same date while the young adult has not been told yet (the scheduler's `majority` event clears it). */
+  majorityNotice?: string;
 }
 
 const DAY = 86_400_000;
@@ -90,7 +92,10 @@ function refuse(code: AccountRefusalCode, reason: string, state: AccountState | 
 export function transition(account: Account | undefined, event: AccountEvent, now: number): Transition {
   const next = step(account, event, now);
   // A minor's coming of age is still to be told whatever happens to the account meanwhile.
-  if (next.ok && account?.majority !== undefined && event.kind !== 'majority') return { ok: true, account: { ...next.account, majority: account.majority } };
+  if (next.ok && account?.majority !== undefined) {
+    const notice = event.kind !== 'majority' && account.majorityNotice !== undefined ? { majorityNotice: account.majorityNotice } : {};
+    return { ok: true, account: { ...next.account, majority: account.majority, ...notice } };
+  }
   return next;
 }
 
@@ -105,11 +110,11 @@ function step(account: Account | undefined, event: AccountEvent, now: number): T
     case 'enrol': {
       const majority = event.birthDate !== undefined ? majorityDate(event.birthDate) : undefined;
       const minor = majority !== undefined && now < Date.parse(majority);
-      return { ok: true, account: { state: 'notified', objectionEnds: at(now + OBJECTION_WINDOW_MS), provisionalCode: event.provisionalCode, ...(minor ? { majority } : {}) } };
+      return { ok: true, account: { state: 'notified', objectionEnds: at(now + OBJECTION_WINDOW_MS), provisionalCode: event.provisionalCode, ...(minor ? { majority, majorityNotice: majority } : {}) } };
     }
     case 'majority': {
-      const { majority, ...rest } = account as Account;
-      if (majority === undefined || now < Date.parse(majority)) return refuse('ACCOUNT_TOO_EARLY', `the person comes of age on ${majority ?? 'an unknown date'}; account ${state}`, state);
+      const { majorityNotice, ...rest } = account as Account;
+      if (majorityNotice === undefined || now < Date.parse(majorityNotice)) return refuse('ACCOUNT_TOO_EARLY', `the person comes of age on ${majorityNotice ?? 'an unknown date'}; account ${state}`, state);
       return { ok: true, account: rest };
     }
     case 'activate':
@@ -160,10 +165,14 @@ export function majorityDate(birthDate: string): string | undefined {
   return new Date(Date.UTC(year, month - 1, day)).toISOString().slice(0, 10);
 }
 
-/** Whether the person is of age at `now` (epoch ms); true when their birth date is not known. */
-export function ofAge(patient: Patient | undefined, now: number): boolean {
-  const majority = patient?.birthDate !== undefined ? majorityDate(patient.birthDate) : undefined;
-  return majority === undefined || now >= Date.parse(majority);
+/**
+ * Whether a legal representative still acts for the patient at `now` (epoch ms): until the
+ * majority recorded on an account enrolled for a minor. Without one (an adult's account, a
+ * guardianship), the representation is not ended by age.
+ */
+export function representedAt(patient: Patient, now: number): boolean {
+  const majority = accountOf(patient).majority;
+  return majority === undefined || now < Date.parse(majority);
 }
 
 function windowEnded(account: Account, now: number): boolean {
@@ -205,12 +214,14 @@ export function accountOf(patient: Patient): Account {
   const closedBy = part('closedBy')?.valueCode;
   const archivedAt = part('archivedAt')?.valueDateTime;
   const majority = part('majority')?.valueDate;
+  const majorityNotice = part('majorityNotice')?.valueDate;
   if (objectionEnds !== undefined) account.objectionEnds = objectionEnds;
   if (provisionalCode !== undefined) account.provisionalCode = provisionalCode;
   if (closedAt !== undefined) account.closedAt = closedAt;
   if (closedBy === 'person' || closedBy === 'death') account.closedBy = closedBy;
   if (archivedAt !== undefined) account.archivedAt = archivedAt;
   if (majority !== undefined) account.majority = majority;
+  if (majorityNotice !== undefined) account.majorityNotice = majorityNotice;
   return account;
 }
 
@@ -223,6 +234,7 @@ export function withAccount(patient: Patient, account: Account): Patient {
   if (account.closedBy !== undefined) parts.push({ url: 'closedBy', valueCode: account.closedBy });
   if (account.archivedAt !== undefined) parts.push({ url: 'archivedAt', valueDateTime: account.archivedAt });
   if (account.majority !== undefined) parts.push({ url: 'majority', valueDate: account.majority });
+  if (account.majorityNotice !== undefined) parts.push({ url: 'majorityNotice', valueDate: account.majorityNotice });
   const others = (patient.extension ?? []).filter((e) => e.url !== ACCOUNT_EXTENSION);
   return { ...patient, extension: [...others, { url: ACCOUNT_EXTENSION, extension: parts }], active: account.state === 'open' };
 }

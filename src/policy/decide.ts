@@ -7,7 +7,7 @@ import type { Actor } from '../auth/actor.js';
 import { inForce, rulesOf, type ConsentRule, type ConsentState } from './consents.js';
 import { DIRECTORY, OWNED_TYPES } from './compartment.js';
 import { isProfileType, type DocumentFacts, type ProfileFacts } from './matrix.js';
-import { accountOf, majorityDate, ofAge, type AccountState } from './account.js';
+import { accountOf, representedAt, type AccountState } from './account.js';
 
 export type Action = 'read' | 'create' | 'update' | 'delete';
 /** The actions that change something. */
@@ -234,14 +234,14 @@ function decidePractitioner(input: DecideInput & { actor: PractitionerActor }): 
   return { permit: true, emergency: emergencyOnly(care, author) };
 }
 
-/** Whether a representative still acts for this patient at `now`: until their majority (unknown birth date: yes). */
+/** Whether a representative still acts for this patient at `now`: a minor's, until the majority their account records. */
 export function representable(patient: Patient, now: number): boolean {
-  return patient.birthDate === undefined || !ofAge(patient, now);
+  return representedAt(patient, now);
 }
 
 /** Why a representative no longer reaches a patient's record. */
 export function representationEnded(patient: Patient): string {
-  return `the patient came of age on ${majorityDate(patient.birthDate ?? '') ?? 'their eighteenth birthday'}: a representative's access ended then`;
+  return `the patient came of age on ${accountOf(patient).majority ?? 'their eighteenth birthday'}: a representative's access ended then`;
 }
 
 /** Whether an AuditEvent is about one of these patients' records (an entity names one of them). */

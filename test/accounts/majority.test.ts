@@ -10,7 +10,7 @@ import type { Bundle, Communication, OperationOutcome, Parameters, Patient } fro
 import { authorizationFor, fhir, json, testServer, type TestActor } from '../helpers.js';
 import { seed } from '../seed.js';
 import { documentPush } from './push.js';
-import { accountOf, majorityDate, ofAge, transition } from '../../src/policy/account.js';
+import { accountOf, majorityDate, representedAt, transition, withAccount } from '../../src/policy/account.js';
 import { decide, type DecideInput } from '../../src/policy/decide.js';
 import type { ConsentState } from '../../src/policy/consents.js';
 
@@ -24,20 +24,23 @@ t.test('majority dates: the eighteenth birthday, 29 February, partial dates', as
   t.equal(majorityDate('2010-06'), '2028-06-30', 'a month: its last day');
   t.equal(majorityDate('2010'), '2028-12-31', 'a year: its last day');
   t.equal(majorityDate('15/06/2010'), undefined, 'not a FHIR date');
-  t.equal(ofAge({ resourceType: 'Patient', birthDate: '2010-06-15' }, Date.parse('2028-06-14T23:59:59Z')), false);
-  t.equal(ofAge({ resourceType: 'Patient', birthDate: '2010-06-15' }, Date.parse('2028-06-15T00:00:00Z')), true);
   const enrolled = transition(undefined, { kind: 'enrol', provisionalCode: 'x', birthDate: '2010-06-15' }, Date.parse('2027-01-01T00:00:00Z'));
-  t.match(enrolled, { ok: true, account: { state: 'notified', majority: '2028-06-15' } }, 'a minor\'s account records the day');
+  t.match(enrolled, { ok: true, account: { state: 'notified', majority: '2028-06-15', majorityNotice: '2028-06-15' } }, 'a minor\'s account records the day, and that it is to be told');
   const adult = transition(undefined, { kind: 'enrol', provisionalCode: 'x', birthDate: '1980-01-01' }, Date.parse('2027-01-01T00:00:00Z'));
   t.ok(adult.ok && adult.account.majority === undefined, 'an adult\'s does not');
   if (!enrolled.ok) return;
   t.match(transition(enrolled.account, { kind: 'majority' }, Date.parse('2028-06-14T00:00:00Z')), { ok: false, code: 'ACCOUNT_TOO_EARLY' });
   const after = transition({ ...enrolled.account, state: 'open' }, { kind: 'majority' }, Date.parse('2028-06-15T00:00:00Z'));
-  t.same(after, { ok: true, account: { state: 'open', objectionEnds: enrolled.account.objectionEnds, provisionalCode: 'x' } }, 'the event clears the date, nothing else');
+  t.same(after, { ok: true, account: { state: 'open', objectionEnds: enrolled.account.objectionEnds, provisionalCode: 'x', majority: '2028-06-15' } }, 'the event clears the notice, nothing else: the majority stays');
+  t.match(transition({ state: 'open', majority: '2028-06-15', majorityNotice: '2028-06-15' }, { kind: 'close', by: 'person' }, Date.parse('2027-06-01T00:00:00Z')), { ok: true, account: { state: 'closed', majority: '2028-06-15', majorityNotice: '2028-06-15' } }, 'other transitions keep both');
+  const minor = withAccount({ resourceType: 'Patient', birthDate: '2010-06-15' }, { state: 'open', majority: '2028-06-15' });
+  t.equal(representedAt(minor, Date.parse('2028-06-14T23:59:59Z')), true);
+  t.equal(representedAt(minor, Date.parse('2028-06-15T00:00:00Z')), false);
+  t.equal(representedAt(withAccount({ resourceType: 'Patient', birthDate: '1950-01-01' }, { state: 'open' }), Date.parse('2028-06-15T00:00:00Z')), true, 'an adult\'s account (a guardianship): not ended by age');
 });
 
-t.test('decide: a representative reads a minor\'s record, not an adult\'s; unknown birth date: as before', async (t) => {
-  const state = (birthDate?: string): ConsentState => ({ patientId: 'p', patient: { resourceType: 'Patient', id: 'p', ...(birthDate ? { birthDate } : {}) }, rules: [], consents: [], complete: true }) as unknown as ConsentState;
+t.test('decide: a representative reads a minor\'s record until the majority the account records; an account without one: as before', async (t) => {
+  const state = (birthDate?: string): ConsentState => ({ patientId: 'p', patient: withAccount({ resourceType: 'Patient', id: 'p', ...(birthDate ? { birthDate } : {}) }, { state: 'open', ...(birthDate ? { majority: majorityDate(birthDate) } : {}) }), rules: [], consents: [], complete: true }) as unknown as ConsentState;
   const input = (birthDate: string | undefined, now: string): DecideInput => ({
     actor: { kind: 'representative', relatedPersonId: 'r', patientIds: ['p'], grants: [], issuer: 'i', subject: 's' },
     action: 'read',
