@@ -72,6 +72,8 @@ async function system(key: ClientKey, options: { scopes?: string; certified?: bo
     scopes: options.scopes ?? 'system/DocumentReference.cru system/Patient.rs system/Binary.cr',
     certified: options.certified ?? true,
     ...(options.organizationId ? { organizationId: options.organizationId } : {}),
+    // A certified patient app names its editor (docs/auth.md, the app catalogue).
+    ...(options.kind === 'patient-app' ? { editor: 'Editeur SAS' } : {}),
   });
 }
 
