@@ -57,7 +57,7 @@ t.test('the definitions are listed and searched, and need no token', async (t) =
   t.equal(new Set(bundle.entry?.map((e) => e.resource?.id)).size, OPERATIONS.length, 'ids are unique');
   const enrol = json<Bundle<OperationDefinition>>(await fhir(app, 'GET', 'OperationDefinition?code=enrol'));
   t.same(enrol.entry?.map((e) => e.resource?.id), ['Patient-enrol']);
-  t.match(enrol.entry?.[0].resource, { affectsState: true, type: true, instance: false, parameter: [{ name: 'patient', use: 'in', min: 1, type: 'Patient' }, { name: 'result', use: 'out', part: [{ name: 'ins' }] }] });
+  t.match(enrol.entry?.[0].resource, { affectsState: true, type: true, instance: false, parameter: [{ name: 'patient', use: 'in', min: 1, type: 'Patient' }, { name: 'representative', use: 'in', min: 0, type: 'RelatedPerson' }, { name: 'result', use: 'out', part: [{ name: 'ins' }] }] });
   const instances = json<Bundle<OperationDefinition>>(await fhir(app, 'GET', 'OperationDefinition?instance=true&code=validate,close'));
   t.same(instances.entry?.map((e) => e.resource?.code).sort(), ['close', 'validate']);
   const unknown = await fhir(app, 'GET', 'OperationDefinition?publisher=x');
