@@ -7,6 +7,9 @@
 import type { ParametersParameter, Patient } from '@medplum/fhirtypes';
 import { accountOf, provisionalCodeMatches, transition, withAccount, type AccountEvent, type AccountEventKind, type Transition } from '../policy/account.js';
 import { creatorKey } from '../policy/decide.js';
+import { consentStamp } from '../policy/index.js';
+import { ACCOUNT_ACTORS } from '../policy/write.js';
+import { WriteConflict } from '../store/port.js';
 import { indexEntries } from '../search/extract.js';
 import { Conflict, Forbidden, Invalid, NotFound, type FhirError } from '../base/outcome.js';
 import { access, assertAllowed, assertWrite, previousOf } from './access.js';
@@ -24,7 +27,7 @@ const PATIENT_OUT: OperationParameter = { name: 'return', use: 'out', min: 1, ma
 /** A refused transition as an error: 403 when the proof is wrong, else 409 (the account's state). Its stable code leads the diagnostics. */
 function refusal(result: Extract<Transition, { ok: false }>): FhirError {
   const diagnostics = `${result.code}: ${result.reason}`;
-  return result.code === 'ACCOUNT_PROOF' ? new Forbidden(diagnostics) : new Conflict(diagnostics);
+  return result.code === 'ACCOUNT_PROOF' || result.code === 'ACCOUNT_LOCKED' ? new Forbidden(diagnostics) : new Conflict(diagnostics);
 }
 
 function stringParameter(parameters: ParametersParameter[], name: string, operation: string): string {
@@ -47,7 +50,20 @@ async function transitionOf(ctx: FhirContext, req: FhirRequest, id: string, kind
   await assertAllowed(ctx, granted, previous.resource, previous.creator, what);
   const patient = previous.resource as Patient;
   const next = transition(accountOf(patient), eventOf(patient), Date.parse(ctx.now()));
-  if (!next.ok) throw refusal(next);
+  if (!next.ok) {
+    // A wrong $activate attempt is counted on the account before it is answered (and recorded as
+    // refused): with the version read, so that concurrent attempts cannot share one count.
+    if (next.record && ACCOUNT_ACTORS[kind].includes(granted.actor.kind)) {
+      const counted = { ...withAccount(patient, next.record), id };
+      try {
+        await ctx.store.transact([{ kind: 'update', resource: counted, index: indexEntries(counted), expectedVersion: read.version.versionId }, { kind: 'stamp', key: consentStamp(id) }], ctx.now());
+      } catch (error) {
+        if (error instanceof WriteConflict) throw new Conflict('ACCOUNT_BUSY: the account changed meanwhile; try again');
+        throw error;
+      }
+    }
+    throw refusal(next);
+  }
   const after = { ...withAccount(patient, next.account), id };
   const permit = await assertWrite(ctx, granted, 'update', { before: previous, after, account: kind }, what);
   return applyOne(ctx, req, {

@@ -40,6 +40,8 @@ export interface Account {
   majority?: string;
   /** The same date while the young adult has not been told yet (the scheduler's `majority` event clears it). */
   majorityNotice?: string;
+  /** Wrong $activate attempts so far (notified); at MAX_ACTIVATION_ATTEMPTS the provisional code is dropped. */
+  failedAttempts?: number;
 }
 
 const DAY = 86_400_000;
@@ -63,9 +65,15 @@ export type AccountEvent =
 export type AccountEventKind = AccountEvent['kind'];
 
 /** Stable codes of refused transitions (clients match the code, not the sentence). */
-export type AccountRefusalCode = 'ACCOUNT_EXISTS' | 'ACCOUNT_STATE' | 'ACCOUNT_WINDOW_ENDED' | 'ACCOUNT_WINDOW_OPEN' | 'ACCOUNT_PROOF' | 'ACCOUNT_TOO_EARLY';
+export type AccountRefusalCode = 'ACCOUNT_EXISTS' | 'ACCOUNT_STATE' | 'ACCOUNT_WINDOW_ENDED' | 'ACCOUNT_WINDOW_OPEN' | 'ACCOUNT_PROOF' | 'ACCOUNT_LOCKED' | 'ACCOUNT_TOO_EARLY';
 
-export type Transition = { ok: true; account: Account } | { ok: false; code: AccountRefusalCode; reason: string; state: AccountState | undefined };
+export type Transition =
+  | { ok: true; account: Account }
+  /** `record`: the account as it must be stored even so (a wrong $activate attempt is counted). */
+  | { ok: false; code: AccountRefusalCode; reason: string; state: AccountState | undefined; record?: Account };
+
+/** Wrong $activate attempts after which the provisional code no longer works (the account still opens at the end of its window). */
+export const MAX_ACTIVATION_ATTEMPTS = 5;
 
 /** The states each event leaves from (undefined: no account yet). */
 const FROM: Record<AccountEventKind, readonly (AccountState | undefined)[]> = {
@@ -117,10 +125,18 @@ function step(account: Account | undefined, event: AccountEvent, now: number): T
       if (majorityNotice === undefined || now < Date.parse(majorityNotice)) return refuse('ACCOUNT_TOO_EARLY', `the person comes of age on ${majorityNotice ?? 'an unknown date'}; account ${state}`, state);
       return { ok: true, account: rest };
     }
-    case 'activate':
+    case 'activate': {
+      const current = account as Account;
+      if (current.provisionalCode === undefined) return refuse('ACCOUNT_LOCKED', `the provisional code no longer works after ${MAX_ACTIVATION_ATTEMPTS} wrong attempts; the account opens at the end of its window (${current.objectionEnds ?? 'unknown'}), or the insurer sends a new letter (account notified)`, state);
       // One answer for either mismatch: the refusal does not tell which of the two was wrong.
-      if (!event.codeMatches || !event.insMatches) return refuse('ACCOUNT_PROOF', 'the provisional code or the INS does not match this account (notified)', state);
+      if (!event.codeMatches || !event.insMatches) {
+        const failedAttempts = (current.failedAttempts ?? 0) + 1;
+        const { provisionalCode: _code, ...withoutCode } = current;
+        const record = failedAttempts >= MAX_ACTIVATION_ATTEMPTS ? { ...withoutCode, failedAttempts } : { ...current, failedAttempts };
+        return { ...refuse('ACCOUNT_PROOF', `the provisional code or the INS does not match this account (notified); attempt ${failedAttempts} of ${MAX_ACTIVATION_ATTEMPTS}`, state), record } as Transition;
+      }
       return { ok: true, account: { state: 'open' } };
+    }
     case 'object':
       if (windowEnded(account as Account, now)) return refuse('ACCOUNT_WINDOW_ENDED', `the objection window ended on ${(account as Account).objectionEnds} (account notified, opening)`, state);
       return { ok: true, account: { state: 'objected' } };
@@ -215,6 +231,7 @@ export function accountOf(patient: Patient): Account {
   const archivedAt = part('archivedAt')?.valueDateTime;
   const majority = part('majority')?.valueDate;
   const majorityNotice = part('majorityNotice')?.valueDate;
+  const failedAttempts = part('failedAttempts')?.valueInteger;
   if (objectionEnds !== undefined) account.objectionEnds = objectionEnds;
   if (provisionalCode !== undefined) account.provisionalCode = provisionalCode;
   if (closedAt !== undefined) account.closedAt = closedAt;
@@ -222,6 +239,7 @@ export function accountOf(patient: Patient): Account {
   if (archivedAt !== undefined) account.archivedAt = archivedAt;
   if (majority !== undefined) account.majority = majority;
   if (majorityNotice !== undefined) account.majorityNotice = majorityNotice;
+  if (failedAttempts !== undefined) account.failedAttempts = failedAttempts;
   return account;
 }
 
@@ -235,6 +253,7 @@ export function withAccount(patient: Patient, account: Account): Patient {
   if (account.archivedAt !== undefined) parts.push({ url: 'archivedAt', valueDateTime: account.archivedAt });
   if (account.majority !== undefined) parts.push({ url: 'majority', valueDate: account.majority });
   if (account.majorityNotice !== undefined) parts.push({ url: 'majorityNotice', valueDate: account.majorityNotice });
+  if (account.failedAttempts !== undefined) parts.push({ url: 'failedAttempts', valueInteger: account.failedAttempts });
   const others = (patient.extension ?? []).filter((e) => e.url !== ACCOUNT_EXTENSION);
   return { ...patient, extension: [...others, { url: ACCOUNT_EXTENSION, extension: parts }], active: account.state === 'open' };
 }

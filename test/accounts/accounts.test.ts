@@ -180,6 +180,26 @@ t.test('activation needs the provisional code and the INS', async (t) => {
   t.match(diagnostics(again), /ACCOUNT_STATE.*this one is open/);
 });
 
+t.test('wrong activation attempts are counted on the account; after five the code no longer works, even the right one', async (t) => {
+  const res = await call(FEED, 'POST', 'Patient/$enrol', { resourceType: 'Parameters', parameter: [{ name: 'patient', resource: personOf('100000000000009', 'Guessed') }] });
+  const { id, code } = results(res).get('100000000000009') as { id: string; code: string };
+  t.equal((await call(GP, 'POST', `Patient/${id}/$activate`, params({ code: 'AAAA-AAAA-AAAA', ins: '100000000000009' }))).statusCode, 404, 'a professional does not even see the notified account');
+  t.equal(accountOf((await stored(id)).resource as Patient).failedAttempts, undefined, 'and counts for nothing (nobody else can use up the person\'s attempts)');
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const wrong = await call(person(id), 'POST', `Patient/${id}/$activate`, params({ code: 'AAAA-AAAA-AAAA', ins: '100000000000009' }));
+    t.equal(wrong.statusCode, 403);
+    t.match(diagnostics(wrong), new RegExp(`ACCOUNT_PROOF.*attempt ${attempt} of 5`));
+  }
+  const account = accountOf((await stored(id)).resource as Patient);
+  t.equal(account.failedAttempts, 5, 'every attempt is on the account (every process sees it)');
+  t.equal(account.provisionalCode, undefined, 'the code is dropped');
+  const right = await call(person(id), 'POST', `Patient/${id}/$activate`, params({ code, ins: '100000000000009' }));
+  t.equal(right.statusCode, 403);
+  t.match(diagnostics(right), /ACCOUNT_LOCKED/);
+  t.equal(await accountState(id), 'notified', 'still notified: it would open at the end of its window');
+  t.equal((await call(person(id), 'POST', `Patient/${id}/$object`, params({}))).statusCode, 200, 'and the person may still object');
+});
+
 t.test('once open, professionals with a relationship read what was pushed meanwhile', async (t) => {
   const { id } = enrolled.get('100000000000001') as { id: string };
   t.equal((await call(GP, 'GET', `Patient/${id}`)).statusCode, 200);
