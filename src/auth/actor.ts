@@ -10,8 +10,9 @@ import type { Grant } from './scopes.js';
 export type PurposeOfUse = 'TREAT' | 'ETREAT';
 
 /** Organisations that authenticate but must never read content, whatever a consent says. */
-export type OrganisationRole = 'mandatory-insurer' | 'complementary-insurer' | 'employer' | 'state';
-export const ORGANISATION_ROLES: readonly OrganisationRole[] = ['mandatory-insurer', 'complementary-insurer', 'employer', 'state'];
+export type OrganisationRole = 'mandatory-insurer' | 'complementary-insurer' | 'employer' | 'state' | 'archive';
+/** `archive`: the service keeping closed accounts' records for ten years (docs/accounts.md): reads archived records, nothing else. */
+export const ORGANISATION_ROLES: readonly OrganisationRole[] = ['mandatory-insurer', 'complementary-insurer', 'employer', 'state', 'archive'];
 
 interface Common {
   /** Granted SMART scopes, parsed. */

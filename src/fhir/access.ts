@@ -22,8 +22,9 @@ export type { Access };
 export function access(req: FhirRequest, type: string, permission: Permission): Access {
   // Defence in depth: the auth hook refuses unauthenticated requests before they get here.
   if (!req.actor) throw new Unauthorized('Authentication is required');
-  // Organisations never read or write record content, whatever their scopes or a consent say.
-  if (req.actor.kind === 'organisation') throw new Forbidden(`A ${req.actor.role} never accesses record content`);
+  // Organisations never read or write record content, whatever their scopes or a consent say; the
+  // archive service reads (only) archived records, as the policy decides (decide.ts decideArchive).
+  if (req.actor.kind === 'organisation' && (req.actor.role !== 'archive' || (permission !== 'r' && permission !== 's'))) throw new Forbidden(`A ${req.actor.role} never ${req.actor.role === 'archive' ? 'changes' : 'accesses'} record content`);
   // The directory of professionals and organisations is no patient's data: a compartment-limited
   // token reads it too (to see who accessed the record); reaches() and restrict() let it through.
   return authorize(req.actor, type, permission);

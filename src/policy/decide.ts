@@ -234,6 +234,19 @@ function decidePractitioner(input: DecideInput & { actor: PractitionerActor }): 
   return { permit: true, emergency: emergencyOnly(care, author) };
 }
 
+/**
+ * The archive service (organisation role `archive`, docs/accounts.md): it reads the records of
+ * archived accounts, and nothing else: no open, closed or objected record, no access log, no
+ * resource outside a patient's record but the directory. It writes nothing (write.ts).
+ */
+function decideArchive(input: DecideInput): Decision {
+  const { resource, state } = input;
+  if (DIRECTORY.has(resource.resourceType)) return PERMIT;
+  if (resource.resourceType === 'AuditEvent') return hidden('the access log is the patient\'s');
+  if (!state?.patient) return hidden('the archive service reads archived records only');
+  return accountOf(state.patient).state === 'archived' ? PERMIT : hidden(`the patient's account is ${accountOf(state.patient).state}, not archived`);
+}
+
 /** Whether a representative still acts for this patient at `now`: a minor's, until the majority their account records. */
 export function representable(patient: Patient, now: number): boolean {
   return representedAt(patient, now);
@@ -259,6 +272,7 @@ export function decide(input: DecideInput): Decision {
   if (actor.kind !== 'organisation' && OWNED_TYPES.has(resource.resourceType)) return input.creator === creatorKey(actor) ? PERMIT : hidden(`a ${resource.resourceType} is its owner's`);
   switch (actor.kind) {
     case 'organisation':
+      if (actor.role === 'archive') return decideArchive(input);
       return refused(`a ${actor.role} never reads record content`);
     case 'patient':
     case 'representative': {

@@ -71,6 +71,17 @@ function ofPatient(type: string, where: Condition[], known: KnownPatients | unde
   return { kind: 'any', of: [{ kind: 'chain', param, targetTypes: ['Patient'], where, perRow: true }, { kind: 'missing', param, missing: true }] };
 }
 
+/** What the archive service reads (decide.ts decideArchive): the records of archived accounts, the directory. */
+function archiveConditions(type: string): Condition[] {
+  if (DIRECTORY.has(type)) return [];
+  if (type === 'AuditEvent' || !hasCompartment(type)) return [NOTHING];
+  const archived: Condition[] = [{ kind: 'token', param: 'account-state', values: [{ code: 'archived' }] }];
+  if (type === 'Patient') return archived;
+  const param = patientParamOf(type) as string;
+  // Every resource it reads belongs to an archived patient's record: one without a patient is nobody's.
+  return [{ kind: 'chain', param, targetTypes: ['Patient'], where: archived, perRow: true }];
+}
+
 /** AuditEvents about these patients' records (decide.ts aboutPatients): an entity names one of them. */
 function aboutRecords(patientIds: string[]): Condition {
   return { kind: 'reference', param: 'entity', values: patientIds.map((targetId) => ({ targetType: 'Patient', targetId })) };
@@ -159,6 +170,7 @@ export function policyConditions(actor: Actor, type: string, readableTypes: (pro
   if (actor.kind !== 'organisation' && OWNED_TYPES.has(type)) return [{ kind: 'creator', creators: [creatorKey(actor)] }];
   switch (actor.kind) {
     case 'organisation':
+      if (actor.role === 'archive') return archiveConditions(type);
       throw new Forbidden(`A ${actor.role} never reads record content`);
     case 'patient':
       return type === 'AuditEvent' ? [aboutRecords([actor.patientId])] : [];

@@ -95,6 +95,16 @@ t.test('purge: ten years after archiving, nothing of the person is left in the d
 
   clock += 31 * DAY;
   t.equal(await app.accounts.run(), 1, 'archived 30 days after closing');
+  // The archive service reads the archived record, and nothing else (docs/accounts.md).
+  const ARCHIVE: TestActor = { kind: 'organisation', role: 'archive', organization: 'archive-service' };
+  t.equal((await call(ARCHIVE, 'GET', `Patient/${a}`)).statusCode, 200, 'the archive reads the archived Patient');
+  t.equal(json<Bundle>(await call(ARCHIVE, 'GET', `DocumentReference?patient=${a}`)).entry?.length, 2, 'and its documents');
+  t.equal((await call(ARCHIVE, 'GET', `Patient/${b}`)).statusCode, 404, 'not an open account');
+  t.equal(json<Bundle>(await call(ARCHIVE, 'GET', `DocumentReference?patient=${b}`)).entry, undefined, 'nor its documents');
+  t.same((json<Bundle>(await call(ARCHIVE, 'GET', 'DocumentReference')).entry ?? []).map((e) => (e.resource as { subject?: { reference?: string } }).subject?.reference), [`Patient/${a}`, `Patient/${a}`], 'an unpinned search: the archived record only');
+  t.equal(json<Bundle>(await call(ARCHIVE, 'GET', `AuditEvent?patient=${a}`)).entry, undefined, 'nor the access log');
+  t.equal((await call(ARCHIVE, 'POST', 'Observation', { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: `Patient/${a}` } })).statusCode, 403, 'it writes nothing');
+  t.equal(json<Bundle>(await call(GP, 'GET', `DocumentReference?patient=${a}`)).entry, undefined, 'the GP reads nothing of the archive');
   clock += ARCHIVE_KEPT_MS - DAY;
   t.equal(await app.accounts.run(), 0, 'not purged before ten years');
   clock += 2 * DAY;

@@ -3,7 +3,11 @@
 // provisional code's hash.
 import crypto from 'node:crypto';
 import t from 'tap';
-import type { Patient } from '@medplum/fhirtypes';
+import type { Patient, Resource } from '@medplum/fhirtypes';
+import { decide } from '../../src/policy/decide.js';
+import type { Actor } from '../../src/auth/actor.js';
+import { policyConditions } from '../../src/policy/restrict.js';
+import type { ConsentState } from '../../src/policy/consents.js';
 import {
   ACCOUNT_EXTENSION,
   ACCOUNT_STATES,
@@ -143,4 +147,18 @@ t.test('codes hashed with scrypt before the keyed hash still verify', async (t) 
   const stored = `scrypt$${salt.toString('base64')}$${crypto.scryptSync('ABCDEFGHJKMN', salt, 32).toString('base64')}`;
   t.ok(provisionalCodeMatches(stored, 'abcd-efgh-jkmn', KEY));
   t.notOk(provisionalCodeMatches(stored, 'ABCD-EFGH-JKMP', KEY));
+});
+
+t.test('the archive service reads archived records only, never the access log, and its query says the same', async (t) => {
+  const archive: Actor = { kind: 'organisation', role: 'archive', organizationId: 'arch', grants: [], issuer: 'i', subject: 's' };
+  const stateOf = (account: Account) => ({ patientId: 'p', patient: withAccount({ resourceType: 'Patient', id: 'p' }, account), rules: [], consents: [], complete: true }) as unknown as ConsentState;
+  const doc: Resource = { resourceType: 'DocumentReference', status: 'current', content: [], subject: { reference: 'Patient/p' } } as Resource;
+  const input = (account: Account, resource: Resource = doc) => ({ actor: archive, action: 'read' as const, resource, state: stateOf(account), now: 0, mayRead: () => true });
+  t.match(decide(input(archived)), { permit: true });
+  for (const account of [notified, open, closed]) t.match(decide(input(account)), { permit: false, status: 404 }, account.state);
+  t.match(decide(input(archived, { resourceType: 'AuditEvent' } as Resource)), { permit: false });
+  t.match(decide({ ...input(archived, { resourceType: 'Practitioner', id: 'x' } as Resource), state: undefined }), { permit: true }, 'the directory');
+  t.same(policyConditions(archive, 'Patient', () => ({ all: true }), 0), [{ kind: 'token', param: 'account-state', values: [{ code: 'archived' }] }]);
+  t.match(policyConditions(archive, 'DocumentReference', () => ({ all: true }), 0), [{ kind: 'chain', param: 'subject', targetTypes: ['Patient'], where: [{ param: 'account-state' }] }]);
+  t.match(policyConditions(archive, 'AuditEvent', () => ({ all: true }), 0), [{ kind: 'any', of: [] }], 'nothing of the access log');
 });

@@ -459,11 +459,11 @@ t.test('_has: reverse chaining, nested', async (t) => {
     param: 'patient',
     where: [{ kind: 'token', param: 'code', values: [{ code: '1234' }] }],
   });
-  t.strictSame(one('Patient', '_has:Observation:patient:_has:AuditEvent:entity:type=rest'), {
+  t.strictSame(one('Patient', '_has:Observation:patient:_has:AuditEvent:entity:subtype=read'), {
     kind: 'has',
     sourceType: 'Observation',
     param: 'patient',
-    where: [{ kind: 'has', sourceType: 'AuditEvent', param: 'entity', where: [{ kind: 'token', param: 'type', values: [{ code: 'rest' }] }] }],
+    where: [{ kind: 'has', sourceType: 'AuditEvent', param: 'entity', where: [{ kind: 'token', param: 'subtype', values: [{ code: 'read' }] }] }],
   });
   t.strictSame(one('Patient', '_has:Observation:subject:code:text=Pression'), {
     kind: 'has',
