@@ -81,6 +81,8 @@ export class AccountScheduler {
   private readonly settings: AccountSchedulerSettings;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
+  /** A purge ran in this round: the store's files are reclaimed at its end. */
+  private purged = false;
 
   constructor(private readonly deps: AccountSchedulerDeps) {
     this.settings = { ...DEFAULT_ACCOUNT_SCHEDULER, ...deps.settings };
@@ -123,6 +125,11 @@ export class AccountScheduler {
         if (page.matches.length < this.settings.batch || batch === 0) break;
       }
     }
+    // Once per round that purged: nothing erased stays readable in the store's files.
+    if (this.purged) {
+      this.purged = false;
+      await this.deps.store.reclaim?.();
+    }
     // The blobs of purged Binaries that nothing points at any more (queued by purges, this round's or an interrupted one's).
     if (await this.deps.store.lease(ACCOUNTS_LEASE, this.owner, this.deps.now(), this.settings.leaseMs)) await eraseBlobs(this.deps.store, this.owner, this.deps.now, this.settings.leaseMs);
     return moved;
@@ -157,6 +164,7 @@ export class AccountScheduler {
       return [{ kind: 'create', resource: record, index: indexEntries(record), creator: AUDIT_CREATOR }];
     };
     const purged = await purgePerson(this.deps.store, id, this.deps.now, write);
+    this.purged = true;
     this.deps.log?.(`accounts: purged an account (${purged.resources} resources, ${purged.redacted} redacted, ${purged.blobs.length} blobs)`);
     return true;
   }

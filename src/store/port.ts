@@ -380,5 +380,11 @@ export interface Store {
    * test/store/contract.ts checks all of it on every engine that has it.
    */
   journal?(entries: JournalEntry[], at: string): Promise<void>;
+  /**
+   * Optional capability, after erasures (the purge of accounts): rewrites the engine's files so
+   * that nothing erased stays readable in them, e.g. as a copy of an index key left in an interior
+   * page (SQLite: VACUUM, O(database), so the scheduler runs it once per round that purged).
+   */
+  reclaim?(): Promise<void>;
   close(): Promise<void>;
 }

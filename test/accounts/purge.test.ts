@@ -56,6 +56,9 @@ t.test('purge: ten years after archiving, nothing of the person is left in the d
   const LAB: TestActor = { kind: 'system', client: 'lab-system' };
   const GP: TestActor = { kind: 'practitioner', practitioner: 'dr-purge-gp', profession: '10' };
   await seed(store, [{ resourceType: 'Practitioner', id: 'dr-purge-gp', name: [{ family: 'Martin' }] }]);
+  // Other people, enough for the indexes to have interior pages (which hold copies of keys: the
+  // purge must not leave the person's INS or id in one of them).
+  await seed(store, Array.from({ length: 3000 }, (_, i) => ({ resourceType: 'Patient', id: `other-${i}`, identifier: [{ system: INS, value: String(190000000000000 + i * 7919) }], name: [{ family: `Autre${i}` }] }) as Patient));
   const call = async (actor: TestActor, method: 'GET' | 'POST', url: string, body?: unknown) => fhir(app, method, url, body, await as(actor));
 
   // Unusual strings, so that a hit in the scan can only be this person's.

@@ -14,7 +14,12 @@ export type QueueCall =
   | { call: 'claim'; owner: string; now: string; leaseMs: number; limit: number; prefix?: string }
   | { call: 'settle'; queue: string; number: number; owner: string; now: string; outcome: Settlement }
   | { call: 'resume'; queue: string; now: string }
-  | { call: 'lease'; name: string; owner: string; now: string; ms: number };
+  | { call: 'lease'; name: string; owner: string; now: string; ms: number }
+  /** Not a queue call: Store.reclaim (VACUUM), run where the store's writes run. */
+  | { call: 'vacuum' };
+
+/** The calls this file answers (the others are the store's: SqliteStore.callNow). */
+export type DeliveryCall = Exclude<QueueCall, { call: 'vacuum' }>;
 
 /** What each call answers. */
 export interface QueueAnswers {
@@ -22,6 +27,7 @@ export interface QueueAnswers {
   settle: boolean;
   resume: number;
   lease: boolean;
+  vacuum: boolean;
 }
 
 interface ItemRow {
@@ -123,13 +129,13 @@ export class QueueTables {
   }
 
   /** Runs a call in its own IMMEDIATE transaction on this connection. */
-  run<C extends QueueCall>(call: C): QueueAnswers[C['call']];
-  run(call: QueueCall): QueueAnswers[QueueCall['call']] {
+  run<C extends DeliveryCall>(call: C): QueueAnswers[C['call']];
+  run(call: DeliveryCall): QueueAnswers[QueueCall['call']] {
     const transaction = this.db.transaction(() => this.apply(call));
     return transaction.immediate();
   }
 
-  private apply(call: QueueCall): QueueAnswers[QueueCall['call']] {
+  private apply(call: DeliveryCall): QueueAnswers[QueueCall['call']] {
     switch (call.call) {
       case 'claim': {
         const now = instantMs(call.now, 'now');
